@@ -1,0 +1,126 @@
+//! The authenticated caller, as handlers see it.
+
+use tonic::{Request, Status};
+
+use crate::error::{permission_denied, unauthenticated};
+
+const DOMAIN: &str = "auth.timetravelers.dev";
+
+/// A role a principal holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Learner,
+    Admin,
+    Service,
+    ContentEditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Learner => "learner",
+            Self::Admin => "admin",
+            Self::Service => "service",
+            Self::ContentEditor => "content_editor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "learner" => Self::Learner,
+            "admin" => Self::Admin,
+            "service" => Self::Service,
+            "content_editor" => Self::ContentEditor,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether the caller is a person or a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    User,
+    Service,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// User id or service-account id.
+    pub subject: String,
+    pub kind: PrincipalKind,
+    pub roles: Vec<Role>,
+    /// The session of a user token.
+    pub session_id: Option<String>,
+    /// The raw bearer token, for forwarding to peers on the caller's behalf.
+    pub token: String,
+    /// Token expiry, unix millis.
+    pub expires_at_ms: i64,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.kind == PrincipalKind::User && self.has_role(Role::Admin)
+    }
+
+    pub fn is_service(&self) -> bool {
+        self.kind == PrincipalKind::Service && self.has_role(Role::Service)
+    }
+}
+
+/// The caller, or UNAUTHENTICATED when the method was reached without a verified token.
+pub fn principal<T>(request: &Request<T>) -> Result<&Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .ok_or_else(|| unauthenticated(DOMAIN, "MISSING_TOKEN", "this method needs a bearer access token"))
+}
+
+/// A signed-in person (not a service account).
+pub fn require_user<T>(request: &Request<T>) -> Result<&Principal, Status> {
+    let p = principal(request)?;
+    if p.kind != PrincipalKind::User {
+        return Err(permission_denied(DOMAIN, "this method is for signed-in users"));
+    }
+    Ok(p)
+}
+
+/// An administrator.
+pub fn require_admin<T>(request: &Request<T>) -> Result<&Principal, Status> {
+    let p = principal(request)?;
+    if !p.is_admin() {
+        return Err(permission_denied(DOMAIN, "this method needs the admin role"));
+    }
+    Ok(p)
+}
+
+/// A service account.
+pub fn require_service<T>(request: &Request<T>) -> Result<&Principal, Status> {
+    let p = principal(request)?;
+    if !p.is_service() {
+        return Err(permission_denied(DOMAIN, "this method needs a service token"));
+    }
+    Ok(p)
+}
+
+/// An administrator or a service account.
+pub fn require_admin_or_service<T>(request: &Request<T>) -> Result<&Principal, Status> {
+    let p = principal(request)?;
+    if !(p.is_admin() || p.is_service()) {
+        return Err(permission_denied(DOMAIN, "this method needs the admin role or a service token"));
+    }
+    Ok(p)
+}
+
+/// The user `user_id` themself, or an administrator.
+pub fn require_self_or_admin<'a, T>(request: &'a Request<T>, user_id: &str) -> Result<&'a Principal, Status> {
+    let p = principal(request)?;
+    if !((p.kind == PrincipalKind::User && p.subject == user_id) || p.is_admin()) {
+        return Err(permission_denied(DOMAIN, "only the owner or an admin may do this"));
+    }
+    Ok(p)
+}

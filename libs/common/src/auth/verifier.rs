@@ -1,0 +1,256 @@
+//! Local verification of access tokens with keys fetched from identity.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use super::{
+    ACCESS_TOKEN_TYPE, AccessClaims, JWT_HEADER_TYPE, Principal, PrincipalKind, Role, TokenSettings,
+};
+use crate::{cache::Cache, clock::SharedClock};
+
+/// A public key that verifies tokens.
+#[derive(Debug, Clone)]
+pub struct VerifyingKey {
+    pub kid: String,
+    /// Raw 32-byte Ed25519 public key.
+    pub public_key: Vec<u8>,
+}
+
+/// Where verification keys come from: identity over gRPC, or identity's own key store.
+pub trait KeySource: Send + Sync {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<VerifyingKey>, String>>;
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The token is not acceptable: UNAUTHENTICATED.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// Keys or revocation state could not be read: UNAVAILABLE (fail closed).
+    #[error("authentication state unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl AuthError {
+    pub fn to_status(&self) -> tonic::Status {
+        const DOMAIN: &str = "auth.timetravelers.dev";
+        match self {
+            Self::Invalid(why) => crate::error::unauthenticated(DOMAIN, "INVALID_TOKEN", *why),
+            Self::Unavailable(e) => crate::error::unavailable(DOMAIN, "authentication", e),
+        }
+    }
+}
+
+/// The cache key of a subject's tokens-valid-after mark (unix millis). Tokens issued at or
+/// before the mark are revoked.
+pub fn revocation_key(subject: &str) -> String {
+    format!("auth:valid_after:{subject}")
+}
+
+/// Reads revocation marks from the shared cache, remembering each for a short while so a busy
+/// subject costs one cache read per interval. Cache failures fail closed.
+#[derive(Clone)]
+pub struct Revocations {
+    cache: Cache,
+    memo: moka::sync::Cache<String, Option<i64>>,
+}
+
+impl Revocations {
+    /// `memo_for` bounds how late a revocation is noticed (plus the cache's own latency).
+    pub fn new(cache: Cache, memo_for: Duration) -> Self {
+        Self {
+            cache,
+            memo: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(memo_for).build(),
+        }
+    }
+
+    /// The subject's mark, if any.
+    pub async fn valid_after(&self, subject: &str) -> Result<Option<i64>, AuthError> {
+        if let Some(mark) = self.memo.get(subject) {
+            return Ok(mark);
+        }
+        let raw = self
+            .cache
+            .get(&revocation_key(subject))
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let mark = raw.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok());
+        self.memo.insert(subject.to_owned(), mark);
+        Ok(mark)
+    }
+
+    /// Publishes a mark (identity calls this after committing it): tokens of `subject` issued
+    /// at or before `mark` stop verifying within the memo interval. `ttl` should outlive the
+    /// longest token lifetime. Fails when the cache cannot take it.
+    pub async fn publish(&self, subject: &str, mark: i64, ttl: Duration) -> Result<(), AuthError> {
+        self.cache
+            .set(&revocation_key(subject), mark.to_string().as_bytes(), ttl)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        self.memo.invalidate(subject);
+        Ok(())
+    }
+}
+
+struct Verified {
+    principal: Principal,
+    iat_ms: i64,
+}
+
+/// Verifies access tokens: EdDSA only; `iss`, `aud`, `exp`, `nbf`, `typ` and `kid` checked with
+/// a bounded leeway; revocation marks honoured. Verified tokens are remembered until they expire
+/// so the signature is not checked on every call (revocation still is).
+pub struct TokenVerifier {
+    settings: TokenSettings,
+    source: Arc<dyn KeySource>,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_fetch: Mutex<Option<Instant>>,
+    fetch_lock: tokio::sync::Mutex<()>,
+    revocations: Revocations,
+    verified: moka::sync::Cache<String, Arc<Verified>>,
+    validation: Validation,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier").field("settings", &self.settings).finish()
+    }
+}
+
+/// Unknown `kid`s refetch keys at most this often, so forged kids cannot flood identity.
+const MIN_REFETCH: Duration = Duration::from_secs(2);
+
+impl TokenVerifier {
+    pub fn new(
+        settings: TokenSettings,
+        source: Arc<dyn KeySource>,
+        revocations: Revocations,
+        clock: SharedClock,
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        // exp and nbf are checked below against the injected clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        Self {
+            settings,
+            source,
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: Mutex::new(None),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            revocations,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(50_000)
+                .time_to_live(Duration::from_secs(15 * 60))
+                .build(),
+            validation,
+            clock,
+        }
+    }
+
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// Verifies `token` and returns its principal.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let now_ms = self.clock.now_ms();
+        let verified = match self.verified.get(token) {
+            Some(v) => v,
+            None => {
+                let v = Arc::new(self.verify_signature(token).await?);
+                self.verified.insert(token.to_owned(), v.clone());
+                v
+            }
+        };
+        let leeway_ms = i64::try_from(self.settings.leeway.as_millis()).unwrap_or(30_000);
+        if now_ms > verified.principal.expires_at_ms + leeway_ms {
+            self.verified.invalidate(token);
+            return Err(AuthError::Invalid("token expired"));
+        }
+        if let Some(mark) = self.revocations.valid_after(&verified.principal.subject).await?
+            && verified.iat_ms <= mark
+        {
+            return Err(AuthError::Invalid("token revoked"));
+        }
+        Ok(verified.principal.clone())
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<Verified, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed token"))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Invalid("unsupported algorithm"));
+        }
+        if header.typ.as_deref() != Some(JWT_HEADER_TYPE) {
+            return Err(AuthError::Invalid("not an access token"));
+        }
+        let kid = header.kid.ok_or(AuthError::Invalid("token has no key id"))?;
+        let key = self.key(&kid).await?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
+            .map_err(|_| AuthError::Invalid("invalid token"))?;
+        let claims = data.claims;
+        if claims.typ != ACCESS_TOKEN_TYPE {
+            return Err(AuthError::Invalid("not an access token"));
+        }
+        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(30);
+        let now = self.clock.now_ms() / 1000;
+        if now > claims.exp + leeway {
+            return Err(AuthError::Invalid("token expired"));
+        }
+        if now + leeway < claims.nbf {
+            return Err(AuthError::Invalid("token not yet valid"));
+        }
+        let roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
+        let kind = if roles.contains(&Role::Service) { PrincipalKind::Service } else { PrincipalKind::User };
+        Ok(Verified {
+            principal: Principal {
+                subject: claims.sub,
+                kind,
+                roles,
+                session_id: claims.sid,
+                token: token.to_owned(),
+                expires_at_ms: claims.exp.saturating_mul(1000),
+            },
+            iat_ms: claims.iat_ms,
+        })
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
+        if let Some(k) = self.cached_key(kid) {
+            return Ok(k);
+        }
+        let _guard = self.fetch_lock.lock().await;
+        if let Some(k) = self.cached_key(kid) {
+            return Ok(k);
+        }
+        {
+            let mut last = self.last_fetch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|t| t.elapsed() < MIN_REFETCH) {
+                return Err(AuthError::Invalid("unknown signing key"));
+            }
+            *last = Some(Instant::now());
+        }
+        let fetched = self.source.fetch().await.map_err(AuthError::Unavailable)?;
+        let map: HashMap<String, DecodingKey> =
+            fetched.into_iter().map(|k| (k.kid, DecodingKey::from_ed_der(&k.public_key))).collect();
+        let found = map.get(kid).cloned();
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = map;
+        found.ok_or(AuthError::Invalid("unknown signing key"))
+    }
+
+    fn cached_key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(kid).cloned()
+    }
+}

@@ -1,0 +1,305 @@
+//! One cache interface over Redis (`REDIS_URL`) or an in-process store (moka) when unset.
+//!
+//! Reads that fail (Redis down or frozen) come back as errors after a short timeout; the
+//! cache-aside helper [`Cache::get_or_load`] treats them as misses and goes to the database, and the
+//! `ConnectionManager` reconnects on its own when Redis returns. Callers that keep security state
+//! here (lockouts, rate limits, revocation marks) use the raw methods and fail closed on errors.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use redis::{AsyncCommands, aio::ConnectionManager};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// A cache failure: Redis unreachable, too slow or answering nonsense.
+#[derive(Debug, thiserror::Error)]
+#[error("cache unavailable: {0}")]
+pub struct CacheError(String);
+
+impl From<redis::RedisError> for CacheError {
+    fn from(e: redis::RedisError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Redis connection settings.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub url: String,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+impl RedisOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            connect_timeout: Duration::from_millis(500),
+            response_timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The cache handle: cheap to clone, namespaced by a key prefix.
+#[derive(Clone)]
+pub struct Cache {
+    backend: Backend,
+    prefix: Arc<str>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+        };
+        f.debug_struct("Cache").field("backend", &kind).field("prefix", &self.prefix).finish()
+    }
+}
+
+#[derive(Clone)]
+enum Backend {
+    Redis(ConnectionManager),
+    Memory(Arc<Memory>),
+}
+
+impl Cache {
+    /// Connects lazily to Redis: start-up does not wait for it, and calls fail fast while it is
+    /// away.
+    pub fn redis(options: &RedisOptions, prefix: &str) -> Result<Self, CacheError> {
+        let client = redis::Client::open(options.url.as_str())?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.response_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self { backend: Backend::Redis(manager), prefix: prefix.into() })
+    }
+
+    /// An in-process cache holding at most `capacity` entries.
+    pub fn memory(capacity: u64, prefix: &str) -> Self {
+        Self { backend: Backend::Memory(Arc::new(Memory::new(capacity))), prefix: prefix.into() }
+    }
+
+    /// The same store under a longer prefix (one per service, one per test).
+    pub fn scoped(&self, prefix: &str) -> Self {
+        Self { backend: self.backend.clone(), prefix: format!("{}{prefix}", self.prefix).into() }
+    }
+
+    pub fn is_redis(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => Ok(conn.clone().get(key).await?),
+            Backend::Memory(m) => Ok(m.get(&key).await),
+        }
+    }
+
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let _: () = conn.clone().pset_ex(key, value, ms).await?;
+                Ok(())
+            }
+            Backend::Memory(m) => {
+                m.set(key, value, ttl).await;
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let _: () = conn.clone().del(key).await?;
+                Ok(())
+            }
+            Backend::Memory(m) => {
+                m.delete(&key).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Fixed-window counter: adds one and returns the new count and the time left in the window
+    /// (which starts at the first increment and lasts `window`).
+    pub async fn incr(&self, key: &str, window: Duration) -> Result<(i64, Duration), CacheError> {
+        let key = self.key(key);
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let (count, ttl): (i64, i64) = redis::Script::new(
+                    "local n = redis.call('INCR', KEYS[1]) \
+                     if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
+                     local t = redis.call('PTTL', KEYS[1]) \
+                     if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end \
+                     return {n, t}",
+                )
+                .key(key)
+                .arg(window_ms)
+                .invoke_async(&mut conn.clone())
+                .await?;
+                Ok((count, Duration::from_millis(u64::try_from(ttl).unwrap_or(0))))
+            }
+            Backend::Memory(m) => Ok(m.incr(key, window)),
+        }
+    }
+
+    /// Reads a counter without changing it: (count, time left), or `None` when absent.
+    pub async fn counter(&self, key: &str) -> Result<Option<(i64, Duration)>, CacheError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                let (count, ttl): (Option<i64>, i64) =
+                    redis::pipe().get(&key).pttl(&key).query_async(&mut conn).await?;
+                Ok(count.map(|c| (c, Duration::from_millis(u64::try_from(ttl).unwrap_or(0)))))
+            }
+            Backend::Memory(m) => Ok(m.counter(&key)),
+        }
+    }
+
+    /// Cache-aside: the cached value when there is one, else `load()` (stored for `ttl`).
+    /// Cache failures count as misses, so a Redis outage degrades to the database.
+    pub async fn get_or_load<T, E, F, Fut>(&self, key: &str, ttl: Duration, load: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match self.get(key).await {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(v) => return Ok(v),
+                Err(e) => tracing::warn!(key, error = %e, "undecodable cache entry"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(key, error = %e, "cache read failed; using the database"),
+        }
+        let value = load().await?;
+        if let Ok(bytes) = serde_json::to_vec(&value)
+            && let Err(e) = self.set(key, &bytes, ttl).await
+        {
+            tracing::warn!(key, error = %e, "cache write failed");
+        }
+        Ok(value)
+    }
+
+    /// Invalidation on write: logs a failure instead of failing the write (the TTL bounds
+    /// staleness).
+    pub async fn invalidate(&self, key: &str) {
+        if let Err(e) = self.delete(key).await {
+            tracing::warn!(key, error = %e, "cache invalidation failed");
+        }
+    }
+}
+
+/// The in-process store: moka for values (bounded, per-entry TTL), a map for counters.
+struct Memory {
+    values: moka::future::Cache<String, Entry>,
+    counters: Mutex<HashMap<String, (i64, Instant)>>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    bytes: Arc<[u8]>,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<String, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, value: &Entry, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        value: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+impl Memory {
+    fn new(capacity: u64) -> Self {
+        Self {
+            values: moka::future::Cache::builder().max_capacity(capacity).expire_after(PerEntryTtl).build(),
+            counters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.values.get(key).await.map(|e| e.bytes.to_vec())
+    }
+
+    async fn set(&self, key: String, value: &[u8], ttl: Duration) {
+        self.values.insert(key, Entry { bytes: value.into(), ttl }).await;
+    }
+
+    async fn delete(&self, key: &str) {
+        self.values.invalidate(key).await;
+        self.lock_counters().remove(key);
+    }
+
+    fn lock_counters(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Instant)>> {
+        // A poisoned lock only means another thread panicked mid-update of plain integers.
+        self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn incr(&self, key: String, window: Duration) -> (i64, Duration) {
+        let now = Instant::now();
+        let mut counters = self.lock_counters();
+        if counters.len() > 100_000 {
+            counters.retain(|_, (_, until)| *until > now);
+        }
+        let slot = counters.entry(key).or_insert((0, now + window));
+        if slot.1 <= now {
+            *slot = (0, now + window);
+        }
+        slot.0 += 1;
+        (slot.0, slot.1 - now)
+    }
+
+    fn counter(&self, key: &str) -> Option<(i64, Duration)> {
+        let now = Instant::now();
+        self.lock_counters().get(key).filter(|(_, until)| *until > now).map(|(n, until)| (*n, *until - now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_counter_windows_and_scoping() {
+        let cache = Cache::memory(100, "t:");
+        let a = cache.scoped("a:");
+        let b = cache.scoped("b:");
+        assert_eq!(a.incr("k", Duration::from_secs(60)).await.expect("incr").0, 1);
+        assert_eq!(a.incr("k", Duration::from_secs(60)).await.expect("incr").0, 2);
+        assert_eq!(b.counter("k").await.expect("read"), None);
+        a.set("v", b"1", Duration::from_secs(60)).await.expect("set");
+        assert_eq!(a.get("v").await.expect("get"), Some(b"1".to_vec()));
+        assert_eq!(b.get("v").await.expect("get"), None);
+        a.delete("v").await.expect("del");
+        assert_eq!(a.get("v").await.expect("get"), None);
+    }
+}

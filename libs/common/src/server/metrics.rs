@@ -1,0 +1,130 @@
+//! Prometheus metrics per RPC: `grpc_server_handled_total{service,method,code}` and the
+//! `grpc_server_handling_seconds` histogram, served on their own port.
+//!
+//! A gRPC status usually travels in the trailers, after the body, so [`ObservedBody`] records
+//! the call when the trailers pass (or when the body is dropped before them: CANCELLED).
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use http_body::{Body, Frame, SizeHint};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tonic::codegen::Bytes;
+
+/// Installs the global recorder and its HTTP listener. Call once per process.
+pub fn install_exporter(addr: SocketAddr) -> Result<(), String> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("grpc_server_handling_seconds".into()),
+            &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+        )
+        .map_err(|e| e.to_string())?
+        .install()
+        .map_err(|e| format!("metrics listener on {addr}: {e}"))
+}
+
+/// Records one finished call.
+pub fn record(service: &str, method: &str, code: tonic::Code, started: Instant) {
+    let labels =
+        [("service", service.to_owned()), ("method", method.to_owned()), ("code", format!("{code:?}"))];
+    metrics::counter!("grpc_server_handled_total", &labels).increment(1);
+    metrics::histogram!("grpc_server_handling_seconds", &labels[..2]).record(started.elapsed().as_secs_f64());
+}
+
+/// The parts of a call the metrics need.
+#[derive(Debug, Clone)]
+pub struct CallLabels {
+    pub service: String,
+    pub method: String,
+    pub started: Instant,
+}
+
+/// Splits `/pkg.Service/Method` into service and method.
+pub fn split_path(path: &str) -> (&str, &str) {
+    let trimmed = path.trim_start_matches('/');
+    trimmed.split_once('/').unwrap_or((trimmed, ""))
+}
+
+/// Reads a `grpc-status` header value.
+pub fn code_of(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<i32>().ok())
+        .map(tonic::Code::from)
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records the call's metrics when its status is known.
+    pub struct ObservedBody<B> {
+        #[pin]
+        inner: B,
+        labels: Option<CallLabels>,
+    }
+
+    impl<B> PinnedDrop for ObservedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(l) = this.project().labels.take() {
+                record(&l.service, &l.method, tonic::Code::Cancelled, l.started);
+            }
+        }
+    }
+}
+
+impl<B> ObservedBody<B> {
+    /// `labels` is `None` when the status was already known (and recorded) from the headers.
+    pub fn new(inner: B, labels: Option<CallLabels>) -> Self {
+        Self { inner, labels }
+    }
+}
+
+impl<B> Body for ObservedBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref()
+                    && let Some(l) = this.labels.take()
+                {
+                    let code = code_of(trailers).unwrap_or(tonic::Code::Unknown);
+                    record(&l.service, &l.method, code, l.started);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(l) = this.labels.take() {
+                    record(&l.service, &l.method, tonic::Code::Internal, l.started);
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(l) = this.labels.take() {
+                    record(&l.service, &l.method, tonic::Code::Unknown, l.started);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,313 @@
+//! The one server builder every service uses.
+//!
+//! A service registers its tonic services with their descriptor sets, the method prefixes that
+//! need no token, and a readiness check (migrations ran, dependencies answer). The builder adds
+//! grpc.health.v1 (a status per registered service, NOT_SERVING until its readiness check passed
+//! and again from the first shutdown signal), reflection v1 and v1alpha (with the health and
+//! google.rpc error-detail descriptors), the tower stack in [`stack`], transport limits and
+//! keepalive, Prometheus metrics, and graceful shutdown (drain, then a bounded grace).
+
+pub mod metrics;
+pub mod shutdown;
+pub mod stack;
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tonic::{
+    body::Body,
+    server::NamedService,
+    service::{Routes, RoutesBuilder},
+    transport::server::TcpIncoming,
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower_service::Service;
+
+pub use self::{shutdown::Shutdown, stack::current_call};
+use crate::{auth::TokenVerifier, config::ServerArgs};
+
+/// A readiness check: retried with backoff until it succeeds.
+pub type ReadyCheck = Box<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// Serving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection: {0}")]
+    Reflection(String),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Collects services, then serves them.
+pub struct ServerBuilder {
+    args: ServerArgs,
+    routes: RoutesBuilder,
+    descriptors: Vec<&'static [u8]>,
+    services: Vec<String>,
+    public: Vec<String>,
+    checks: Vec<(Vec<String>, ReadyCheck)>,
+    verifier: Option<Arc<TokenVerifier>>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder").field("services", &self.services).finish()
+    }
+}
+
+impl ServerBuilder {
+    pub fn new(args: ServerArgs) -> Self {
+        Self {
+            args,
+            routes: Routes::builder(),
+            descriptors: Vec::new(),
+            services: Vec::new(),
+            public: Vec::new(),
+            checks: Vec::new(),
+            verifier: None,
+        }
+    }
+
+    /// The serving settings (services read the message-size limit from here).
+    pub fn args(&self) -> &ServerArgs {
+        &self.args
+    }
+
+    /// Mounts a tonic service; its health status starts NOT_SERVING.
+    pub fn add_service<S>(&mut self, svc: S) -> &mut Self
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.services.push(S::NAME.to_owned());
+        self.routes.add_service(svc);
+        self
+    }
+
+    /// Registers an encoded `FileDescriptorSet` with reflection.
+    pub fn add_descriptor(&mut self, fds: &'static [u8]) -> &mut Self {
+        if !self.descriptors.contains(&fds) {
+            self.descriptors.push(fds);
+        }
+        self
+    }
+
+    /// Marks every method under a path prefix (`/pkg.Service/` or `/pkg.Service/Method`) public.
+    pub fn public(&mut self, prefix: &str) -> &mut Self {
+        self.public.push(prefix.to_owned());
+        self
+    }
+
+    /// The token verifier for non-public methods.
+    pub fn verifier(&mut self, verifier: Arc<TokenVerifier>) -> &mut Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// `services` turn SERVING once `check` succeeds (retried with backoff until then).
+    pub fn ready_when(&mut self, services: &[&str], check: ReadyCheck) -> &mut Self {
+        self.checks.push((services.iter().map(|s| (*s).to_owned()).collect(), check));
+        self
+    }
+
+    /// Names of the mounted services (for health probes and the authorization matrix).
+    pub fn service_names(&self) -> &[String] {
+        &self.services
+    }
+
+    /// Serves on `listener` until `shutdown` triggers, then: NOT_SERVING at once, keep serving
+    /// for the drain period, stop accepting, and give in-flight calls the grace period.
+    pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> Result<(), ServeError> {
+        let addr = listener.local_addr()?;
+        if let Some(metrics_addr) =
+            self.args.metrics_addr().map_err(|e| ServeError::Reflection(e.to_string()))?
+        {
+            if let Err(e) = metrics::install_exporter(metrics_addr) {
+                tracing::warn!(error = %e, "metrics endpoint not started");
+            } else {
+                tracing::info!(%metrics_addr, "metrics on /metrics");
+            }
+        }
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+        let mut ready = HashMap::new();
+        for name in &self.services {
+            reporter.set_service_status(name, ServingStatus::NotServing).await;
+            ready.insert(name.clone(), Arc::new(AtomicBool::new(false)));
+        }
+
+        let mut routes = self.routes;
+        routes.add_service(health_service);
+        let (v1, v1alpha) = reflection(&self.descriptors)?;
+        routes.add_service(v1);
+        routes.add_service(v1alpha);
+
+        let state = Arc::new(stack::StackState {
+            timeout: self.args.request_timeout.0,
+            limit: Arc::new(Semaphore::new(self.args.max_concurrent_requests)),
+            verifier: self.verifier,
+            public: self.public,
+            ready: ready.clone(),
+        });
+
+        let tasks = spawn_readiness(self.checks, &ready, &reporter, &shutdown);
+
+        let keepalive = self.args.keepalive.0;
+        let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(self.args.max_concurrent_streams)
+            .http2_keepalive_interval(Some(keepalive))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .tcp_keepalive(Some(keepalive))
+            .layer(stack::PlatformLayer { state })
+            .add_routes(routes.routes());
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = server.serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_rx.await;
+        });
+        tokio::pin!(serving);
+        tracing::info!(%addr, "serving gRPC");
+
+        tokio::select! {
+            result = &mut serving => return result.map_err(Into::into),
+            () = shutdown.wait() => {}
+        }
+        for task in tasks {
+            task.abort();
+        }
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+        for name in ready.keys() {
+            reporter.set_service_status(name, ServingStatus::NotServing).await;
+        }
+        let drain = self.args.shutdown_drain.0;
+        tracing::info!(?drain, "NOT_SERVING; draining");
+        tokio::select! {
+            result = &mut serving => return result.map_err(Into::into),
+            () = tokio::time::sleep(drain) => {}
+        }
+        let _ = stop_tx.send(());
+        let grace = self.args.shutdown_grace.0;
+        match tokio::time::timeout(grace, &mut serving).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => {
+                tracing::warn!(?grace, "grace period over; closing remaining connections");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn reflection<'a>(
+    descriptors: &[&'static [u8]],
+) -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection + use<'a>,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection + use<'a>,
+        >,
+    ),
+    ServeError,
+> {
+    // The builder is consumed by build_*, so it is made twice.
+    let make = || {
+        let mut b = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET);
+        for d in descriptors {
+            b = b.register_encoded_file_descriptor_set(d);
+        }
+        b
+    };
+    let v1 = make().build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let v1alpha = make().build_v1alpha().map_err(|e| ServeError::Reflection(e.to_string()))?;
+    Ok((v1, v1alpha))
+}
+
+fn spawn_readiness(
+    checks: Vec<(Vec<String>, ReadyCheck)>,
+    ready: &HashMap<String, Arc<AtomicBool>>,
+    reporter: &HealthReporter,
+    shutdown: &Shutdown,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(checks.len()));
+    // Services without a check are ready at once.
+    let checked: Vec<String> = checks.iter().flat_map(|(names, _)| names.clone()).collect();
+    let unchecked: Vec<(String, Arc<AtomicBool>)> = ready
+        .iter()
+        .filter(|(name, _)| !checked.contains(name))
+        .map(|(n, f)| (n.clone(), f.clone()))
+        .collect();
+    let mut tasks = Vec::new();
+    {
+        let reporter = reporter.clone();
+        let pending = pending.clone();
+        tasks.push(tokio::spawn(async move {
+            for (name, flag) in unchecked {
+                flag.store(true, Ordering::Release);
+                reporter.set_service_status(&name, ServingStatus::Serving).await;
+            }
+            if pending.load(Ordering::Acquire) == 0 {
+                reporter.set_service_status("", ServingStatus::Serving).await;
+            }
+        }));
+    }
+    for (names, check) in checks {
+        let reporter = reporter.clone();
+        let flags: Vec<(String, Arc<AtomicBool>)> =
+            names.iter().filter_map(|n| ready.get(n).map(|f| (n.clone(), f.clone()))).collect();
+        let pending = pending.clone();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match check().await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(services = ?names, error = %e, ?backoff, "not ready yet");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            if shutdown.is_triggered() {
+                return;
+            }
+            for (name, flag) in flags {
+                flag.store(true, Ordering::Release);
+                reporter.set_service_status(&name, ServingStatus::Serving).await;
+                tracing::info!(service = %name, "SERVING");
+            }
+            if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                reporter.set_service_status("", ServingStatus::Serving).await;
+            }
+        }));
+    }
+    tasks
+}
+
+/// Binds a listener (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

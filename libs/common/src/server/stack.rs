@@ -1,0 +1,269 @@
+//! The tower stack in front of every service: request id, a span per RPC with the caller's
+//! trace context, per-RPC metrics, readiness gating, a global concurrency limit with load
+//! shedding, the request timeout (DEADLINE_EXCEEDED) and authentication.
+//!
+//! It is one service rather than seven layers so the order is explicit and the per-call state
+//! (labels, deadline, principal) is computed once.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use tokio::sync::Semaphore;
+use tonic::{Code, body::Body};
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Instrument;
+
+use super::metrics::{CallLabels, ObservedBody, code_of, record, split_path};
+use crate::{
+    auth::TokenVerifier,
+    error::{self},
+};
+
+const DOMAIN: &str = "server.timetravelers.dev";
+const REQUEST_ID: &str = "x-request-id";
+
+/// What the current call may pass on to peers: its deadline and the caller's bearer token.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub deadline: Instant,
+    pub bearer: Option<String>,
+    pub request_id: String,
+}
+
+tokio::task_local! {
+    static CALL: CallContext;
+}
+
+/// The context of the call being served, when inside one.
+pub fn current_call() -> Option<CallContext> {
+    CALL.try_with(Clone::clone).ok()
+}
+
+/// State shared by every connection.
+pub struct StackState {
+    pub(super) timeout: Duration,
+    pub(super) limit: Arc<Semaphore>,
+    pub(super) verifier: Option<Arc<TokenVerifier>>,
+    /// Path prefixes that need no token (health, reflection, sign-in methods).
+    pub(super) public: Vec<String>,
+    /// Per gRPC service: whether its readiness check has passed.
+    pub(super) ready: HashMap<String, Arc<AtomicBool>>,
+}
+
+/// The layer that wraps the router.
+#[derive(Clone)]
+pub struct PlatformLayer {
+    pub(super) state: Arc<StackState>,
+}
+
+impl<S> Layer<S> for PlatformLayer {
+    type Service = Platform<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Platform { inner, state: self.state.clone() }
+    }
+}
+
+/// The stack as a service.
+#[derive(Clone)]
+pub struct Platform<S> {
+    inner: S,
+    state: Arc<StackState>,
+}
+
+impl<S> Service<Request<Body>> for Platform<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is decided per call (load shedding); the router is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        let state = self.state.clone();
+        let started = Instant::now();
+        let request_id = request_id(req.headers());
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            req.headers_mut().insert(REQUEST_ID, v);
+        }
+        let path = req.uri().path().to_owned();
+        let (service, method) = split_path(&path);
+        let (service, method) = (service.to_owned(), method.to_owned());
+        let span = tracing::info_span!(
+            "rpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            request_id = %request_id,
+            otel.kind = "server",
+            rpc.grpc.status_code = tracing::field::Empty,
+            enduser.id = tracing::field::Empty,
+        );
+        crate::telemetry::extract_context(req.headers(), &span);
+
+        let fut = async move {
+            let labels = CallLabels { service, method, started };
+            let result = serve(inner, &state, req, &labels, request_id.clone()).await;
+            let mut response = match result {
+                Ok(r) => r,
+                Err(status) => status.into_http(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID, v);
+            }
+            // A trailers-only response carries its status in the headers.
+            let early = code_of(response.headers());
+            if let Some(code) = early {
+                tracing::Span::current().record("rpc.grpc.status_code", code as i32);
+                record(&labels.service, &labels.method, code, started);
+            }
+            let labels = early.is_none().then_some(labels);
+            Ok(response.map(|b| Body::new(ObservedBody::new(b, labels))))
+        };
+        Box::pin(fut.instrument(span))
+    }
+}
+
+async fn serve<S>(
+    mut inner: S,
+    state: &StackState,
+    mut req: Request<Body>,
+    labels: &CallLabels,
+    request_id: String,
+) -> Result<Response<Body>, tonic::Status>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    let infra = is_infrastructure(&labels.service);
+    if !infra
+        && let Some(ready) = state.ready.get(&labels.service)
+        && !ready.load(Ordering::Acquire)
+    {
+        return Err(error::status(
+            Code::Unavailable,
+            DOMAIN,
+            "SERVICE_STARTING",
+            "the service is starting; retry shortly",
+        ));
+    }
+
+    // Health and reflection are never shed, so probes tell the truth under load.
+    let _permit = if infra {
+        None
+    } else {
+        Some(state.limit.clone().try_acquire_owned().map_err(|_| {
+            error::status(
+                Code::ResourceExhausted,
+                DOMAIN,
+                "OVERLOADED",
+                "the server is at its concurrency limit; retry with backoff",
+            )
+        })?)
+    };
+
+    let timeout = grpc_timeout(req.headers()).map_or(state.timeout, |t| t.min(state.timeout));
+    let deadline = Instant::now() + timeout;
+
+    let bearer = bearer(req.headers());
+    let public = infra || state.public.iter().any(|p| req.uri().path().starts_with(p.as_str()));
+    if !public {
+        let verifier = state.verifier.as_ref().ok_or_else(|| {
+            error::status(Code::Unauthenticated, DOMAIN, "NO_VERIFIER", "authentication is not configured")
+        })?;
+        let token = bearer.as_deref().ok_or_else(|| {
+            error::unauthenticated(
+                DOMAIN,
+                "MISSING_TOKEN",
+                "this method needs `authorization: Bearer <access token>`",
+            )
+        })?;
+        let principal = verifier.verify(token).await.map_err(|e| e.to_status())?;
+        tracing::Span::current().record("enduser.id", principal.subject.as_str());
+        req.extensions_mut().insert(principal);
+    }
+
+    let call = CallContext { deadline, bearer, request_id };
+    let fut = CALL.scope(call, async move {
+        match inner.call(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    });
+    tokio::time::timeout(timeout, fut).await.map_err(|_| {
+        error::status(Code::DeadlineExceeded, DOMAIN, "DEADLINE_EXCEEDED", "the request timed out")
+    })
+}
+
+fn is_infrastructure(service: &str) -> bool {
+    service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.")
+}
+
+/// The caller's `x-request-id` when it is sane (visible ASCII, at most 128 bytes), else a new one.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(crate::new_id, str::to_owned)
+}
+
+fn bearer(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+/// Parses the gRPC `grpc-timeout` header (`<digits><unit>`).
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grpc_timeouts_and_bearer() {
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-timeout", HeaderValue::from_static("250m"));
+        h.insert("authorization", HeaderValue::from_static("bearer abc"));
+        assert_eq!(grpc_timeout(&h), Some(Duration::from_millis(250)));
+        assert_eq!(bearer(&h).as_deref(), Some("abc"));
+        h.insert("x-request-id", HeaderValue::from_static("req-1"));
+        assert_eq!(request_id(&h), "req-1");
+        h.insert("x-request-id", HeaderValue::from_static(""));
+        assert_ne!(request_id(&h), "");
+    }
+}

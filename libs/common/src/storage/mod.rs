@@ -1,0 +1,246 @@
+//! Storage: one sqlx [`AnyPool`] over SQLite (the embedded default, one file per service) or
+//! PostgreSQL (production, one database per service), migrations run at start-up, and the helpers
+//! every repository needs (error classification, page tokens, page sizes, etags).
+//!
+//! Repositories are written in the SQL subset both databases accept: TEXT UUIDv7 ids, BIGINT unix
+//! millis, INTEGER 0/1 flags, TEXT JSON, and `$N` placeholders.
+
+mod page;
+
+use std::time::Duration;
+
+pub use page::{PageSize, PageTokens};
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyPoolOptions, install_default_drivers},
+    migrate::Migrator,
+};
+
+/// One numbered, forward-only migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of a `DATABASE_URL`, or `None` for an unsupported scheme.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Pool settings. PostgreSQL defaults follow what measured best here: no ping before every
+/// acquire, a bounded acquire timeout and a statement timeout.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl DatabaseOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A service's database handle. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A storage failure, classified so the edge can pick the right status.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database could not be reached or dropped the connection (retryable).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A unique constraint was violated.
+    #[error("unique constraint violated: {0}")]
+    Conflict(String),
+    /// Anything else: a bug or a broken invariant.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl StorageError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// The status a handler returns for this error (causes are logged, never returned).
+    pub fn to_status(&self, domain: &str) -> tonic::Status {
+        match self {
+            Self::Unavailable(_) => crate::error::unavailable(domain, "database", self),
+            Self::Conflict(_) => crate::error::status(
+                tonic::Code::AlreadyExists,
+                domain,
+                "ALREADY_EXISTS",
+                "the resource already exists",
+            ),
+            Self::Other(_) => crate::error::internal(domain, self),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                // 23505 (PostgreSQL) and 2067/1555 (SQLite extended codes) are unique violations.
+                if matches!(code.as_str(), "23505" | "2067" | "1555") {
+                    Self::Conflict(db.message().to_owned())
+                } else if code.starts_with("08")
+                    || code.starts_with("57P")
+                    || matches!(code.as_str(), "53300" | "57014" | "5" | "6" | "517")
+                {
+                    // Connection failures, admin shutdown (57P01 after a restart), too many
+                    // connections, statement timeout, SQLITE_BUSY/LOCKED.
+                    Self::Unavailable(format!("{code}: {}", db.message()))
+                } else {
+                    Self::Other(format!("{code}: {}", db.message()))
+                }
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
+            _ => Self::Other(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StorageError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl Database {
+    /// Creates the pool without connecting: start-up order does not matter, and readiness
+    /// ([`Database::migrate`]) is what flips health to SERVING.
+    pub fn connect_lazy(options: &DatabaseOptions) -> Result<Self, StorageError> {
+        install_default_drivers();
+        let backend = Backend::of_url(&options.url).ok_or_else(|| {
+            StorageError::Other("DATABASE_URL must start with sqlite: or postgres://".into())
+        })?;
+        let statement_timeout_ms = options.statement_timeout.as_millis();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // SQLite serialises writers; a few connections keep readers parallel under WAL.
+                Backend::Sqlite => options.max_connections.min(8),
+                Backend::Postgres => options.max_connections,
+            })
+            .min_connections(0)
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .max_lifetime(Some(Duration::from_secs(1800)))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                        }
+                        Backend::Postgres => {
+                            let sql = format!("SET statement_timeout = {statement_timeout_ms}");
+                            conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy(&options.url)?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The URL of a SQLite file (created when missing).
+    pub fn sqlite_url(path: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the service's pending migrations (forward-only, numbered, each in a
+    /// transaction). The SQL is embedded in the binary with `include_str!`.
+    pub async fn migrate(&self, migrations: &[Migration]) -> Result<(), StorageError> {
+        use sqlx::{SqlSafeStr, migrate::MigrationType};
+        let list = migrations
+            .iter()
+            .map(|m| {
+                sqlx::migrate::Migration::new(
+                    m.version,
+                    m.description.into(),
+                    MigrationType::Simple,
+                    m.sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(list).run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// An etag for a row version (opaque to clients).
+pub fn etag(version: i64) -> String {
+    format!("v{version}")
+}
+
+/// True when the client sent no etag or the one matching `version`.
+pub fn etag_matches(given: &str, version: i64) -> bool {
+    given.is_empty() || given == etag(version)
+}
+
+/// `true` as the INTEGER flag both databases store.
+pub fn flag(b: bool) -> i64 {
+    i64::from(b)
+}

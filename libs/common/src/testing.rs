@@ -1,0 +1,134 @@
+//! Test support shared by every service's tests: a fresh database per test (a SQLite file, or a
+//! new PostgreSQL database when `TT_TEST_DATABASE_URL` is set) and a cache scoped by a unique key
+//! prefix (Redis when `TT_TEST_REDIS_URL` is set, in-process otherwise).
+//!
+//! This is the one place tests read the environment.
+
+use std::path::PathBuf;
+
+use crate::{
+    cache::{Cache, RedisOptions},
+    storage::{Backend, Database, DatabaseOptions},
+};
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    pub url: String,
+    /// Keeps the SQLite directory alive.
+    _dir: Option<tempfile::TempDir>,
+    /// (server URL, database name) to drop afterwards.
+    postgres: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase").field("url", &self.url).finish()
+    }
+}
+
+impl TestDatabase {
+    /// A fresh, empty database of the configured kind.
+    pub async fn new() -> Self {
+        match std::env::var("TT_TEST_DATABASE_URL") {
+            Ok(server) if !server.is_empty() => Self::postgres(server).await,
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir for the test database");
+                let url = Database::sqlite_url(&dir.path().join("test.db"));
+                Self { url, _dir: Some(dir), postgres: None }
+            }
+        }
+    }
+
+    async fn postgres(server: String) -> Self {
+        use sqlx::Connection;
+        let name = format!("tt_test_{}", crate::new_id().replace('-', ""));
+        let mut conn =
+            sqlx::PgConnection::connect(&server).await.expect("TT_TEST_DATABASE_URL must reach PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create the test database");
+        let _ = conn.close().await;
+        let url = with_database(&server, &name);
+        Self { url, _dir: None, postgres: Some((server, name)) }
+    }
+
+    pub fn backend(&self) -> Backend {
+        Backend::of_url(&self.url).unwrap_or(Backend::Sqlite)
+    }
+
+    /// A lazily connected pool on this database.
+    pub fn connect(&self) -> Database {
+        Database::connect_lazy(&DatabaseOptions::new(self.url.clone())).expect("test pool")
+    }
+
+    /// A directory for files that live as long as the test (SQLite data dirs, keys).
+    pub fn scratch_dir() -> tempfile::TempDir {
+        tempfile::tempdir().expect("scratch dir")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.postgres.take() {
+            // Dropped from a plain thread: Drop may run inside or outside a runtime.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                rt.block_on(async move {
+                    use sqlx::Connection;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = server.split_once('?').map_or((server, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let mut url = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+/// A cache for one test, under a prefix no other test uses.
+pub fn test_cache() -> Cache {
+    let prefix = format!("tt-test:{}:", crate::new_id());
+    match std::env::var("TT_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            Cache::redis(&RedisOptions::new(url), &prefix).expect("TT_TEST_REDIS_URL must be a redis URL")
+        }
+        _ => Cache::memory(10_000, &prefix),
+    }
+}
+
+/// The workspace root, for tests that read shipped files.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_database_names() {
+        assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            with_database("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+}

@@ -1,0 +1,34 @@
+//! Compiles every package under `proto/` with protox (pure Rust, no system protoc) and writes
+//! one encoded `FileDescriptorSet` per package to OUT_DIR for gRPC reflection.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+/// The packages this crate exposes: (proto package, files relative to `proto/`).
+const PACKAGES: &[(&str, &[&str])] = &[(
+    "timetravelers.identity.v1",
+    &[
+        "timetravelers/identity/v1/resources.proto",
+        "timetravelers/identity/v1/auth.proto",
+        "timetravelers/identity/v1/account.proto",
+        "timetravelers/identity/v1/admin.proto",
+        "timetravelers/identity/v1/settings.proto",
+    ],
+)];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    println!("cargo:rerun-if-changed={}", root.display());
+
+    for (package, files) in PACKAGES {
+        for file in *files {
+            println!("cargo:rerun-if-changed={}", root.join(file).display());
+        }
+        let fds = protox::compile(*files, [&root])?;
+        fs::write(out_dir.join(format!("{package}.descriptor.bin")), fds.encode_to_vec())?;
+        tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    }
+    Ok(())
+}

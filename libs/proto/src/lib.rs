@@ -1,0 +1,17 @@
+//! Generated contracts for every TimeTravelers gRPC package.
+//!
+//! Each package is a module (`identity::v1`) holding the prost messages, the tonic client and
+//! server code, and `FILE_DESCRIPTOR_SET`: the encoded descriptors the server registers with
+//! reflection so grpcurl can list and describe it.
+
+#![allow(clippy::all, missing_docs)]
+
+pub mod identity {
+    pub mod v1 {
+        tonic::include_proto!("timetravelers.identity.v1");
+
+        /// Encoded `FileDescriptorSet` of this package and its imports.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/timetravelers.identity.v1.descriptor.bin"));
+    }
+}

@@ -1,0 +1,187 @@
+//! AccountService: the signed-in user's own account and sessions.
+
+use serde_json::json;
+use tonic::{Code, Request, Response, Status};
+use tt_common::{
+    auth::require_user,
+    clock::to_timestamp,
+    error::{self, Violations},
+    storage::{PageSize, etag_matches},
+};
+use tt_proto::identity::v1::{self as pb, account_service_server::AccountService};
+
+use super::Api;
+use crate::{
+    DOMAIN,
+    domain::{parse_display_name, password},
+    service::{db, user_agent, user_to_proto},
+    store::{audit::AuditRecord, users::Revoke},
+};
+
+/// Paths of `User` that UpdateMe may change.
+const MUTABLE: &[&str] = &["display_name"];
+
+#[tonic::async_trait]
+impl AccountService for Api {
+    async fn get_me(
+        &self,
+        request: Request<pb::GetMeRequest>,
+    ) -> Result<Response<pb::GetMeResponse>, Status> {
+        let me = require_user(&request)?;
+        let user = self.user(&me.subject).await?;
+        Ok(Response::new(pb::GetMeResponse { user: Some(user_to_proto(&user)) }))
+    }
+
+    async fn update_me(
+        &self,
+        request: Request<pb::UpdateMeRequest>,
+    ) -> Result<Response<pb::UpdateMeResponse>, Status> {
+        let me = require_user(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        let patch = req.user.unwrap_or_default();
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        v.check(!paths.is_empty(), "update_mask", "must name the fields to change (display_name)");
+        let mut display_name = None;
+        for path in &paths {
+            match path.as_str() {
+                "display_name" => {
+                    display_name = v.take("user.display_name", parse_display_name(&patch.display_name))
+                }
+                other if MUTABLE.contains(&other) => {}
+                "id" | "email" | "roles" | "status" | "create_time" | "update_time" | "etag" => {
+                    v.add("update_mask", format!("{path:?} cannot be changed here"));
+                }
+                _ => {
+                    v.add("update_mask", format!("{path:?} is not a field of User"));
+                }
+            }
+        }
+        v.into_result()?;
+        let current = self.user(&me).await?;
+        if !etag_matches(&patch.etag, current.version) {
+            return Err(error::status(
+                Code::Aborted,
+                DOMAIN,
+                "ETAG_MISMATCH",
+                "the user changed since it was read; read it again",
+            ));
+        }
+        let name = display_name.unwrap_or(current.display_name.clone());
+        let updated = self
+            .store
+            .update_display_name(&me, current.version, &name, self.now())
+            .await
+            .map_err(db)?
+            .ok_or_else(|| {
+                error::status(Code::Aborted, DOMAIN, "ETAG_MISMATCH", "the user changed concurrently; retry")
+            })?;
+        Ok(Response::new(pb::UpdateMeResponse { user: Some(user_to_proto(&updated)) }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let me = require_user(&request)?.subject.clone();
+        let agent = user_agent(&request);
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        v.take("current_password", password::check_presented_password(&req.current_password));
+        v.take("new_password", password::check_new_password(&req.new_password));
+        v.check(
+            req.current_password != req.new_password,
+            "new_password",
+            "must differ from the current password",
+        );
+        v.into_result()?;
+        let user = self.user(&me).await?;
+        // Guessing the current password with a stolen token counts like failed logins.
+        self.guard.begin(&user.email).await?;
+        let ok = self
+            .hasher
+            .verify(&req.current_password, Some(&user.password_hash))
+            .await
+            .map_err(|e| error::internal(DOMAIN, &e))?;
+        if !ok {
+            self.guard.failed(&user.email).await?;
+            return Err(error::invalid_field(DOMAIN, "current_password", "is not the current password"));
+        }
+        self.guard.succeeded(&user.email).await;
+        let hash = self.hasher.hash(&req.new_password).await.map_err(|e| error::internal(DOMAIN, &e))?;
+        let now = self.now();
+        let audit = AuditRecord::new("password.changed", &me, &me, json!({}), now);
+        // Every session ends (and outstanding access tokens stop); the caller gets a new one.
+        self.store.change_password(&me, &hash, None, now, &audit).await.map_err(db)?;
+        self.publish_mark(&me, now).await?;
+        let user = self.user(&me).await?;
+        let login =
+            AuditRecord::new("login.succeeded", &me, &me, json!({"via": "change_password"}), self.now());
+        let tokens = self.open_session(&user, &agent, &login).await?;
+        Ok(Response::new(pb::ChangePasswordResponse { tokens: Some(tokens) }))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let me = require_user(&request)?;
+        let (subject, current) = (me.subject.clone(), me.session_id.clone());
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        let size = PageSize::checked(&mut v, req.page_size);
+        v.into_result()?;
+        let scope = format!("sessions:{subject}");
+        let after: Option<String> = self.pages.decode(DOMAIN, &scope, &req.page_token)?;
+        let mut rows = self
+            .store
+            .list_sessions(&subject, self.now(), after.as_deref(), size.limit_plus_one())
+            .await
+            .map_err(db)?;
+        let next = size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode(&scope, &c));
+        let sessions = rows
+            .into_iter()
+            .map(|s| pb::Session {
+                current: current.as_deref() == Some(s.id.as_str()),
+                id: s.id,
+                create_time: Some(to_timestamp(s.created_at)),
+                last_used_time: Some(to_timestamp(s.last_used_at)),
+                expire_time: Some(to_timestamp(s.absolute_expires_at.min(s.idle_expires_at))),
+                user_agent: s.user_agent,
+            })
+            .collect();
+        Ok(Response::new(pb::ListSessionsResponse { sessions, next_page_token: next.unwrap_or_default() }))
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
+        let me = require_user(&request)?.subject.clone();
+        let req = request.into_inner();
+        if !tt_common::is_id(&req.session_id) {
+            return Err(error::invalid_field(DOMAIN, "session_id", "must be a session id"));
+        }
+        let session = self.store.session(&req.session_id).await.map_err(db)?;
+        // Another user's session is reported exactly like a missing one.
+        let Some(session) = session.filter(|s| s.user_id == me) else {
+            return Err(error::not_found(DOMAIN, "session", &req.session_id));
+        };
+        let now = self.now();
+        let audit = AuditRecord::new("session.revoked", &me, &session.id, json!({}), now);
+        self.store.revoke_session(&session.id, now, Some(&audit)).await.map_err(db)?;
+        Ok(Response::new(pb::RevokeSessionResponse {}))
+    }
+
+    async fn logout_all(
+        &self,
+        request: Request<pb::LogoutAllRequest>,
+    ) -> Result<Response<pb::LogoutAllResponse>, Status> {
+        let me = require_user(&request)?.subject.clone();
+        let now = self.now();
+        let audit = AuditRecord::new("sessions.revoked_all", &me, &me, json!({}), now);
+        self.store.admin_update(&me, None, None, Revoke::EVERYTHING, now, &audit).await.map_err(db)?;
+        self.publish_mark(&me, now).await?;
+        Ok(Response::new(pb::LogoutAllResponse {}))
+    }
+}

@@ -1,0 +1,359 @@
+//! AdminService: users, keys, service accounts and the audit log. Admins only.
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde_json::json;
+use tonic::{Code, Request, Response, Status};
+use tt_common::{
+    auth::{Role, require_admin},
+    clock::to_timestamp,
+    error::{self, Violations},
+    storage::{PageSize, StorageError},
+};
+use tt_proto::identity::v1::{self as pb, admin_service_server::AdminService};
+
+use super::Api;
+use crate::{
+    DOMAIN,
+    domain::{UserStatus, parse_account_name, roles},
+    service::{db, keys, new_secret, user_to_proto},
+    store::{
+        audit::AuditRecord,
+        service_accounts::ServiceAccountRow,
+        users::{Revoke, UserFilter},
+    },
+};
+
+fn check_user_id(v: &mut Violations, id: &str) {
+    v.check(tt_common::is_id(id), "user_id", "must be a user id");
+}
+
+#[tonic::async_trait]
+impl AdminService for Api {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        let size = PageSize::checked(&mut v, req.page_size);
+        v.check(req.email_prefix.len() <= 254, "email_prefix", "must be at most 254 characters");
+        let role = match pb::Role::try_from(req.role) {
+            Ok(r) => roles::from_proto(r),
+            Err(_) => {
+                v.add("role", "unknown role");
+                None
+            }
+        };
+        let status = match pb::UserStatus::try_from(req.status) {
+            Ok(pb::UserStatus::Unspecified) => None,
+            Ok(pb::UserStatus::Active) => Some(UserStatus::Active),
+            Ok(pb::UserStatus::Suspended) => Some(UserStatus::Suspended),
+            Err(_) => {
+                v.add("status", "unknown status");
+                None
+            }
+        };
+        v.into_result()?;
+        let prefix = req.email_prefix.trim().to_lowercase();
+        let filter =
+            UserFilter { email_prefix: (!prefix.is_empty()).then_some(prefix.clone()), role, status };
+        let scope = format!("users:{prefix}:{}:{}", req.role, req.status);
+        let after: Option<String> = self.pages.decode(DOMAIN, &scope, &req.page_token)?;
+        let mut rows =
+            self.store.list_users(&filter, after.as_deref(), size.limit_plus_one()).await.map_err(db)?;
+        let next = size.split_next(&mut rows, |u| u.id.clone()).map(|c| self.pages.encode(&scope, &c));
+        Ok(Response::new(pb::ListUsersResponse {
+            users: rows.iter().map(user_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        check_user_id(&mut v, &req.user_id);
+        v.into_result()?;
+        let user = self.user(&req.user_id).await?;
+        Ok(Response::new(pb::GetUserResponse { user: Some(user_to_proto(&user)) }))
+    }
+
+    async fn set_user_roles(
+        &self,
+        request: Request<pb::SetUserRolesRequest>,
+    ) -> Result<Response<pb::SetUserRolesResponse>, Status> {
+        let admin = require_admin(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        check_user_id(&mut v, &req.user_id);
+        let mut wanted = vec![Role::Learner];
+        for (i, raw) in req.roles.iter().enumerate() {
+            match pb::Role::try_from(*raw).ok().and_then(roles::from_proto) {
+                Some(Role::Service) => {
+                    v.add(&format!("roles[{i}]"), "the service role belongs to service accounts");
+                }
+                Some(role) => wanted.push(role),
+                None => {
+                    v.add(&format!("roles[{i}]"), "unknown role");
+                }
+            }
+        }
+        v.into_result()?;
+        wanted.sort_unstable();
+        wanted.dedup();
+        if req.user_id == admin && !wanted.contains(&Role::Admin) {
+            return Err(error::status(
+                Code::FailedPrecondition,
+                DOMAIN,
+                "SELF_DEMOTION",
+                "you cannot remove your own admin role",
+            ));
+        }
+        let before = self.user(&req.user_id).await?;
+        let now = self.now();
+        let audit = AuditRecord::new(
+            "user.roles_changed",
+            &admin,
+            &req.user_id,
+            json!({"from": roles::encode(&before.roles), "to": roles::encode(&wanted)}),
+            now,
+        );
+        // New roles take effect at the next refresh: outstanding tokens carry the old ones.
+        let user = self
+            .store
+            .admin_update(&req.user_id, Some(&wanted), None, Revoke::TOKENS, now, &audit)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| error::not_found(DOMAIN, "user", &req.user_id))?;
+        self.publish_mark(&req.user_id, now).await?;
+        Ok(Response::new(pb::SetUserRolesResponse { user: Some(user_to_proto(&user)) }))
+    }
+
+    async fn suspend_user(
+        &self,
+        request: Request<pb::SuspendUserRequest>,
+    ) -> Result<Response<pb::SuspendUserResponse>, Status> {
+        let admin = require_admin(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        check_user_id(&mut v, &req.user_id);
+        v.check(req.reason.chars().count() <= 500, "reason", "must be at most 500 characters");
+        v.into_result()?;
+        if req.user_id == admin {
+            return Err(error::status(
+                Code::FailedPrecondition,
+                DOMAIN,
+                "SELF_SUSPENSION",
+                "you cannot suspend yourself",
+            ));
+        }
+        let now = self.now();
+        let audit =
+            AuditRecord::new("user.suspended", &admin, &req.user_id, json!({"reason": req.reason}), now);
+        let user = self
+            .store
+            .admin_update(&req.user_id, None, Some(UserStatus::Suspended), Revoke::EVERYTHING, now, &audit)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| error::not_found(DOMAIN, "user", &req.user_id))?;
+        self.publish_mark(&req.user_id, now).await?;
+        Ok(Response::new(pb::SuspendUserResponse { user: Some(user_to_proto(&user)) }))
+    }
+
+    async fn reinstate_user(
+        &self,
+        request: Request<pb::ReinstateUserRequest>,
+    ) -> Result<Response<pb::ReinstateUserResponse>, Status> {
+        let admin = require_admin(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        check_user_id(&mut v, &req.user_id);
+        v.into_result()?;
+        let now = self.now();
+        let audit = AuditRecord::new("user.reinstated", &admin, &req.user_id, json!({}), now);
+        let user = self
+            .store
+            .admin_update(&req.user_id, None, Some(UserStatus::Active), Revoke::NOTHING, now, &audit)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| error::not_found(DOMAIN, "user", &req.user_id))?;
+        Ok(Response::new(pb::ReinstateUserResponse { user: Some(user_to_proto(&user)) }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let admin = require_admin(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        check_user_id(&mut v, &req.user_id);
+        v.into_result()?;
+        if req.user_id == admin {
+            return Err(error::status(
+                Code::FailedPrecondition,
+                DOMAIN,
+                "SELF_DELETION",
+                "you cannot delete yourself",
+            ));
+        }
+        let now = self.now();
+        let audit = AuditRecord::new("user.deleted", &admin, &req.user_id, json!({}), now);
+        if !self.store.delete_user(&req.user_id, &audit).await.map_err(db)? {
+            return Err(error::not_found(DOMAIN, "user", &req.user_id));
+        }
+        self.publish_mark(&req.user_id, now).await?;
+        Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        let admin = require_admin(&request)?.subject.clone();
+        let row = self.keys.rotate(&admin, self.now()).await.map_err(keys)?;
+        let public_key = STANDARD.decode(&row.public_key).map_err(|e| error::internal(DOMAIN, &e))?;
+        Ok(Response::new(pb::RotateSigningKeyResponse {
+            key: Some(pb::PublicKey {
+                kid: row.kid,
+                algorithm: "EdDSA".into(),
+                public_key,
+                create_time: Some(to_timestamp(row.created_at)),
+                retire_time: None,
+                active: true,
+            }),
+        }))
+    }
+
+    async fn create_service_account(
+        &self,
+        request: Request<pb::CreateServiceAccountRequest>,
+    ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
+        let admin = require_admin(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        let name = v.take("name", parse_account_name(&req.name));
+        v.check(req.description.chars().count() <= 500, "description", "must be at most 500 characters");
+        v.into_result()?;
+        let Some(name) = name else {
+            return Err(error::internal(DOMAIN, &"validated name missing"));
+        };
+        let (secret, hash) = new_secret("ttsa_")?;
+        let now = self.now();
+        let row = ServiceAccountRow {
+            id: tt_common::new_id(),
+            name,
+            description: req.description,
+            secret_hash: hash,
+            created_at: now,
+            created_by: admin.clone(),
+        };
+        let audit =
+            AuditRecord::new("service_account.created", &admin, &row.id, json!({"name": row.name}), now);
+        match self.store.create_service_account(&row, &audit).await {
+            Ok(()) => {}
+            Err(StorageError::Conflict(_)) => {
+                return Err(error::status(
+                    Code::AlreadyExists,
+                    DOMAIN,
+                    "NAME_TAKEN",
+                    "a service account with this name exists",
+                ));
+            }
+            Err(e) => return Err(db(e)),
+        }
+        Ok(Response::new(pb::CreateServiceAccountResponse {
+            service_account: Some(account_to_proto(&row)),
+            client_secret: secret,
+        }))
+    }
+
+    async fn list_service_accounts(
+        &self,
+        request: Request<pb::ListServiceAccountsRequest>,
+    ) -> Result<Response<pb::ListServiceAccountsResponse>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        let size = PageSize::checked(&mut v, req.page_size);
+        v.into_result()?;
+        let after: Option<String> = self.pages.decode(DOMAIN, "service_accounts", &req.page_token)?;
+        let mut rows =
+            self.store.list_service_accounts(after.as_deref(), size.limit_plus_one()).await.map_err(db)?;
+        let next =
+            size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode("service_accounts", &c));
+        Ok(Response::new(pb::ListServiceAccountsResponse {
+            service_accounts: rows.iter().map(account_to_proto).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_service_account(
+        &self,
+        request: Request<pb::DeleteServiceAccountRequest>,
+    ) -> Result<Response<pb::DeleteServiceAccountResponse>, Status> {
+        let admin = require_admin(&request)?.subject.clone();
+        let req = request.into_inner();
+        if !tt_common::is_id(&req.service_account_id) {
+            return Err(error::invalid_field(DOMAIN, "service_account_id", "must be a service account id"));
+        }
+        let now = self.now();
+        let audit =
+            AuditRecord::new("service_account.deleted", &admin, &req.service_account_id, json!({}), now);
+        if !self.store.delete_service_account(&req.service_account_id, &audit).await.map_err(db)? {
+            return Err(error::not_found(DOMAIN, "service account", &req.service_account_id));
+        }
+        // Its outstanding tokens stop working too.
+        self.publish_mark(&req.service_account_id, now).await?;
+        Ok(Response::new(pb::DeleteServiceAccountResponse {}))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        let size = PageSize::checked(&mut v, req.page_size);
+        v.check(req.r#type.len() <= 64, "type", "must be at most 64 characters");
+        v.check(req.subject.len() <= 320, "subject", "must be at most 320 characters");
+        v.into_result()?;
+        let scope = format!("audit:{}:{}", req.r#type, req.subject);
+        let before: Option<String> = self.pages.decode(DOMAIN, &scope, &req.page_token)?;
+        let kind = (!req.r#type.is_empty()).then_some(req.r#type.as_str());
+        let subject = (!req.subject.is_empty()).then_some(req.subject.as_str());
+        let mut rows = self
+            .store
+            .list_audit(kind, subject, before.as_deref(), size.limit_plus_one())
+            .await
+            .map_err(db)?;
+        let next = size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode(&scope, &c));
+        let events = rows
+            .into_iter()
+            .map(|r| pb::AuditEvent {
+                id: r.id,
+                r#type: r.kind,
+                actor_id: r.actor_id,
+                subject: r.subject,
+                details_json: r.details,
+                create_time: Some(to_timestamp(r.created_at)),
+            })
+            .collect();
+        Ok(Response::new(pb::ListAuditEventsResponse { events, next_page_token: next.unwrap_or_default() }))
+    }
+}
+
+fn account_to_proto(a: &ServiceAccountRow) -> pb::ServiceAccount {
+    pb::ServiceAccount {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        description: a.description.clone(),
+        create_time: Some(to_timestamp(a.created_at)),
+        created_by: a.created_by.clone(),
+    }
+}

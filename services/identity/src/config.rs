@@ -1,0 +1,90 @@
+//! Identity's own settings (flattened into the binaries' configs).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tt_common::config::{ConfigError, HumanDuration};
+
+/// Identity settings.
+#[derive(Debug, Clone, Args)]
+pub struct IdentityArgs {
+    /// Lifetime of access tokens.
+    #[arg(long, env = "TT_ACCESS_TOKEN_TTL", default_value = "15m")]
+    pub access_token_ttl: HumanDuration,
+    /// Lifetime of service tokens.
+    #[arg(long, env = "TT_SERVICE_TOKEN_TTL", default_value = "15m")]
+    pub service_token_ttl: HumanDuration,
+    /// A session ends after this long without a refresh.
+    #[arg(long, env = "TT_REFRESH_IDLE_TTL", default_value = "7d")]
+    pub refresh_idle_ttl: HumanDuration,
+    /// A session ends this long after sign-in, whatever happens.
+    #[arg(long, env = "TT_REFRESH_ABSOLUTE_TTL", default_value = "30d")]
+    pub refresh_absolute_ttl: HumanDuration,
+    /// `iss` of issued tokens.
+    #[arg(long, env = "TT_TOKEN_ISSUER", default_value = "timetravelers-identity")]
+    pub token_issuer: String,
+    /// `aud` of issued tokens.
+    #[arg(long, env = "TT_TOKEN_AUDIENCE", default_value = "timetravelers")]
+    pub token_audience: String,
+    /// PKCS#8 PEM Ed25519 private key (production, mounted from a Secret). Without it a key is
+    /// generated on first start and kept encrypted in the database.
+    #[arg(long, env = "TT_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Email of the admin created on first start.
+    #[arg(long, env = "TT_BOOTSTRAP_ADMIN_EMAIL", default_value = "admin@timetravelers.local")]
+    pub bootstrap_admin_email: String,
+    /// Password of that admin; generated and printed once when empty.
+    #[arg(long, env = "TT_BOOTSTRAP_ADMIN_PASSWORD", default_value = "", hide_env_values = true)]
+    pub bootstrap_admin_password: String,
+    /// Password hashes computed at once (0: one per CPU).
+    #[arg(long, env = "TT_HASH_PARALLELISM", default_value_t = 0)]
+    pub hash_parallelism: usize,
+    /// Sign-in attempts (login, register, service token) per client address per minute.
+    #[arg(long, env = "TT_SIGNIN_RATE_PER_MINUTE", default_value_t = 60)]
+    pub signin_rate_per_minute: u32,
+}
+
+impl IdentityArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let minutes = |d: &HumanDuration| d.0.as_secs() / 60;
+        if !(1..=60).contains(&minutes(&self.access_token_ttl)) {
+            return Err(ConfigError::new("TT_ACCESS_TOKEN_TTL", "must be between 1m and 60m"));
+        }
+        if !(1..=60).contains(&minutes(&self.service_token_ttl)) {
+            return Err(ConfigError::new("TT_SERVICE_TOKEN_TTL", "must be between 1m and 60m"));
+        }
+        if self.refresh_idle_ttl.0 > self.refresh_absolute_ttl.0 {
+            return Err(ConfigError::new("TT_REFRESH_IDLE_TTL", "must not exceed TT_REFRESH_ABSOLUTE_TTL"));
+        }
+        if crate::domain::email::Email::parse(&self.bootstrap_admin_email).is_err() {
+            return Err(ConfigError::new("TT_BOOTSTRAP_ADMIN_EMAIL", "is not an email address"));
+        }
+        if !self.bootstrap_admin_password.is_empty()
+            && let Err(e) = crate::domain::password::check_new_password(&self.bootstrap_admin_password)
+        {
+            return Err(ConfigError::new("TT_BOOTSTRAP_ADMIN_PASSWORD", e));
+        }
+        if self.signin_rate_per_minute == 0 {
+            return Err(ConfigError::new("TT_SIGNIN_RATE_PER_MINUTE", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Defaults, for tests and embedding.
+    pub fn defaults() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: IdentityArgs,
+        }
+        // Parsing no arguments cannot fail: every field has a default. Environment variables
+        // are deliberately not consulted here.
+        let cmd = <Only as clap::CommandFactory>::command();
+        let cmd = cmd.mut_args(|a| a.env(None::<&str>));
+        let matches = cmd.get_matches_from(["identity"]);
+        <Only as clap::FromArgMatches>::from_arg_matches(&matches)
+            .map(|o| o.args)
+            .unwrap_or_else(|e| e.exit())
+    }
+}

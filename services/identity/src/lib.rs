@@ -1,0 +1,164 @@
+//! The identity service: accounts, credentials, sessions and tokens, signing keys, service
+//! accounts, system settings and the security audit log.
+//!
+//! Layout: `api/` holds the tonic handlers (one file per gRPC service), `service.rs` the core
+//! they share, `domain/` the rules without I/O, `store/` the repositories, and `keyring.rs`,
+//! `hashing.rs` and `guard.rs` the signing keys, password hashing and brute-force protection.
+//! [`register`] mounts everything on a [`ServerBuilder`]; the `identity` binary and the
+//! all-in-one server both use it.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod guard;
+pub mod hashing;
+pub mod keyring;
+pub mod run;
+pub mod service;
+pub mod store;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tt_common::{
+    auth::{KeySource, VerifyingKey},
+    server::ServerBuilder,
+};
+use tt_proto::identity::v1::{
+    self as pb, account_service_server::AccountServiceServer, admin_service_server::AdminServiceServer,
+    auth_service_server::AuthServiceServer, settings_service_server::SettingsServiceServer,
+};
+
+pub use crate::service::Identity;
+use crate::{
+    api::Api,
+    domain::{UserStatus, email::Email},
+    store::{audit::AuditRecord, users::UserRow},
+};
+
+/// The `ErrorInfo` domain of identity's errors.
+pub const DOMAIN: &str = "identity.timetravelers.dev";
+
+/// The gRPC services identity mounts (also its health-check names).
+pub const SERVICES: &[&str] = &[
+    "timetravelers.identity.v1.AuthService",
+    "timetravelers.identity.v1.AccountService",
+    "timetravelers.identity.v1.AdminService",
+    "timetravelers.identity.v1.SettingsService",
+];
+
+/// What start-up did about the first admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bootstrap {
+    pub email: String,
+    /// Set when this start created the admin with a generated password (shown once).
+    pub generated_password: Option<String>,
+    pub created: bool,
+}
+
+impl Identity {
+    /// Everything identity needs before it serves: migrations, an active signing key, the first
+    /// admin, and revocation marks republished into the cache. Idempotent.
+    pub async fn prepare(&self) -> Result<Bootstrap, String> {
+        self.store.migrate().await.map_err(|e| e.to_string())?;
+        let now = self.now();
+        self.keys.ensure(now).await.map_err(|e| e.to_string())?;
+        let bootstrap = self.bootstrap_admin().await?;
+        self.republish_marks().await.map_err(|s| s.message().to_owned())?;
+        Ok(bootstrap)
+    }
+
+    async fn bootstrap_admin(&self) -> Result<Bootstrap, String> {
+        let email = Email::parse(&self.args.bootstrap_admin_email)
+            .map_err(|e| format!("TT_BOOTSTRAP_ADMIN_EMAIL {e}"))?;
+        let mut outcome =
+            Bootstrap { email: email.as_str().to_owned(), generated_password: None, created: false };
+        if self.store.count_users().await.map_err(|e| e.to_string())? > 0 {
+            return Ok(outcome);
+        }
+        let (password, generated) = if self.args.bootstrap_admin_password.is_empty() {
+            let bytes = tt_common::secrets::random_bytes::<12>().map_err(|e| e.to_string())?;
+            (crate::hashing::hex(&bytes), true)
+        } else {
+            (self.args.bootstrap_admin_password.clone(), false)
+        };
+        let hash = self.hasher.hash(&password).await.map_err(|e| e.to_string())?;
+        let now = self.now();
+        let user = UserRow {
+            id: tt_common::new_id(),
+            email: email.as_str().to_owned(),
+            display_name: "Administrator".into(),
+            password_hash: hash,
+            roles: vec![tt_common::auth::Role::Learner, tt_common::auth::Role::Admin],
+            status: UserStatus::Active,
+            tokens_valid_after: 0,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = AuditRecord::new("user.bootstrap_admin", "", &user.id, serde_json::json!({}), now);
+        match self.store.create_user(&user, &audit).await {
+            // Another replica won the race: fine.
+            Ok(()) | Err(tt_common::storage::StorageError::Conflict(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        outcome.created = true;
+        outcome.generated_password = generated.then_some(password);
+        Ok(outcome)
+    }
+}
+
+/// Mounts identity's four gRPC services, its descriptors, its public methods and its readiness
+/// check (which runs [`Identity::prepare`]).
+pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
+    let api = Api(identity.clone());
+    let max = builder.args().max_message_bytes;
+    builder
+        .add_service(
+            AuthServiceServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+        )
+        .add_service(
+            AccountServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AdminServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            SettingsServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
+        )
+        .add_descriptor(pb::FILE_DESCRIPTOR_SET)
+        .public("/timetravelers.identity.v1.AuthService/")
+        .ready_when(
+            SERVICES,
+            Box::new(move || {
+                let identity = identity.clone();
+                Box::pin(async move { identity.prepare().await.map(|_| ()) })
+            }),
+        );
+}
+
+/// Verification keys read straight from identity's own store (the identity binary verifies its
+/// own tokens without a network hop; other services use `GrpcKeySource`).
+#[derive(Debug, Clone)]
+pub struct LocalKeySource(pub Arc<Identity>);
+
+impl KeySource for LocalKeySource {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<VerifyingKey>, String>> {
+        Box::pin(async move {
+            use base64::Engine;
+            let rows = self.0.keys.public_keys(self.0.now()).await.map_err(|e| e.to_string())?;
+            rows.into_iter()
+                .map(|k| {
+                    let public_key = base64::engine::general_purpose::STANDARD
+                        .decode(&k.public_key)
+                        .map_err(|e| e.to_string())?;
+                    Ok(VerifyingKey { kid: k.kid, public_key })
+                })
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! Assembly: identity over a database, the shared cache and the process secret, and the
+//! standalone `identity` binary's configuration and entry point.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tt_common::{
+    auth::{Revocations, TokenSettings, TokenVerifier},
+    cache::{Cache, RedisOptions},
+    clock::SharedClock,
+    config::{ConfigError, ServerArgs, StoreArgs, TelemetryArgs, Validate},
+    secrets::Secret,
+    server::{ServerBuilder, Shutdown},
+    storage::{Database, PageTokens},
+};
+
+use crate::{Identity, LocalKeySource, config::IdentityArgs, keyring::KeyRing, store::Store};
+
+/// How soon a revocation mark is noticed by a verifier that has seen the subject recently.
+pub const REVOCATION_MEMO: Duration = Duration::from_secs(2);
+
+/// Builds identity on its database, the platform cache (identity keys its own entries under
+/// `identity:`; revocation marks live under the shared `auth:` namespace) and the secret.
+pub async fn build(
+    db: Database,
+    cache: &Cache,
+    secret: &Secret,
+    clock: SharedClock,
+    args: IdentityArgs,
+) -> Result<Arc<Identity>, String> {
+    let store = Store::new(db);
+    let pem = match &args.signing_key_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("TT_SIGNING_KEY_FILE {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let publish_for = args.access_token_ttl.0.max(args.service_token_ttl.0) + Duration::from_secs(60);
+    let keys = KeyRing::new(store.clone(), secret, pem, publish_for).map_err(|e| e.to_string())?;
+    let revocations = Revocations::new(cache.clone(), REVOCATION_MEMO);
+    Identity::new(store, cache.scoped("identity:"), revocations, keys, PageTokens::new(secret), clock, args)
+        .await
+}
+
+/// The verifier identity's own binary uses: keys from its store, marks from the cache.
+pub fn local_verifier(identity: &Arc<Identity>, clock: SharedClock) -> Arc<TokenVerifier> {
+    let settings = TokenSettings {
+        issuer: identity.args.token_issuer.clone(),
+        audience: identity.args.token_audience.clone(),
+        ..TokenSettings::default()
+    };
+    Arc::new(TokenVerifier::new(
+        settings,
+        Arc::new(LocalKeySource(identity.clone())),
+        identity.revocations.clone(),
+        clock,
+    ))
+}
+
+/// Configuration of the standalone `identity` binary (production: PostgreSQL and Redis).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "identity", version, about = "TimeTravelers identity service")]
+pub struct IdentityConfig {
+    /// TOML file with any of these settings (keys are the long flag names).
+    #[arg(long, env = "TT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "TT_LISTEN_ADDR", default_value = "0.0.0.0:50051")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+impl Validate for IdentityConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.store.validate()?;
+        self.identity.validate()
+    }
+}
+
+/// Opens the platform cache: Redis when a URL is given, else in-process.
+pub fn open_cache(redis_url: &str) -> Result<Cache, String> {
+    if redis_url.is_empty() {
+        Ok(Cache::memory(100_000, "tt:"))
+    } else {
+        Cache::redis(&RedisOptions::new(redis_url), "tt:").map_err(|e| format!("REDIS_URL: {e}"))
+    }
+}
+
+/// Runs the standalone identity service until `shutdown`.
+pub async fn run(config: IdentityConfig, listener: TcpListener, shutdown: Shutdown) -> Result<(), String> {
+    let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
+    let secret = Secret::load(&config.store.secret_key_file, config.store.create_secret)
+        .map_err(|e| format!("TT_SECRET_KEY_FILE {}: {e}", config.store.secret_key_file.display()))?;
+    let db = Database::connect_lazy(&config.store.database_options()).map_err(|e| e.to_string())?;
+    let cache = open_cache(&config.store.redis_url)?;
+    let identity = build(db, &cache, &secret, clock.clone(), config.identity.clone()).await?;
+    let mut builder = ServerBuilder::new(config.server.clone());
+    builder.verifier(local_verifier(&identity, clock));
+    crate::register(&mut builder, identity.clone());
+    let result = builder.serve(listener, shutdown).await.map_err(|e| e.to_string());
+    identity.store.db().close().await;
+    result
+}

@@ -1,0 +1,240 @@
+//! The identity service core: its dependencies and the steps several RPCs share (issuing
+//! tokens, opening sessions, publishing revocation marks, loading users).
+
+use std::{sync::Arc, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use tonic::Status;
+use tt_common::{
+    auth::{ACCESS_TOKEN_TYPE, AccessClaims, Revocations, Role},
+    cache::Cache,
+    clock::{Millis, SharedClock, to_timestamp},
+    error,
+    storage::{PageTokens, StorageError},
+};
+use tt_proto::identity::v1 as pb;
+
+use crate::{
+    DOMAIN,
+    config::IdentityArgs,
+    domain::{roles, settings},
+    guard::Guard,
+    hashing::{Hasher, hex},
+    keyring::{KeyError, KeyRing},
+    store::{Store, audit::AuditRecord, sessions::SessionRow, users::UserRow},
+};
+
+/// Everything the handlers share.
+pub struct Identity {
+    pub store: Store,
+    pub keys: KeyRing,
+    pub hasher: Hasher,
+    pub guard: Guard,
+    pub revocations: Revocations,
+    pub pages: PageTokens,
+    pub clock: SharedClock,
+    pub args: IdentityArgs,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").finish_non_exhaustive()
+    }
+}
+
+/// Storage errors become statuses at the edge.
+pub fn db(e: StorageError) -> Status {
+    e.to_status(DOMAIN)
+}
+
+pub fn keys(e: KeyError) -> Status {
+    match e {
+        KeyError::Storage(s) => db(s),
+        KeyError::FileManaged => error::status(
+            tonic::Code::FailedPrecondition,
+            DOMAIN,
+            "KEYS_FILE_MANAGED",
+            KeyError::FileManaged.to_string(),
+        ),
+        other => error::internal(DOMAIN, &other),
+    }
+}
+
+/// A fresh opaque token with 256 random bits and its stored hash.
+pub fn new_secret(prefix: &str) -> Result<(String, String), Status> {
+    let bytes = tt_common::secrets::random_bytes::<32>().map_err(|e| error::internal(DOMAIN, &e))?;
+    let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hash_secret(&token);
+    Ok((token, hash))
+}
+
+/// SHA-256 (hex) of a high-entropy secret. Such secrets need no slow hash.
+pub fn hash_secret(secret: &str) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()).as_ref())
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Identity {
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// Builds identity over its parts.
+    pub async fn new(
+        store: Store,
+        cache: Cache,
+        revocations: Revocations,
+        keys: KeyRing,
+        pages: PageTokens,
+        clock: SharedClock,
+        args: IdentityArgs,
+    ) -> Result<Arc<Self>, String> {
+        let parallelism = if args.hash_parallelism == 0 {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        } else {
+            args.hash_parallelism
+        };
+        let hasher = Hasher::new(parallelism).await.map_err(|e| e.to_string())?;
+        let guard = Guard::new(cache, args.signin_rate_per_minute);
+        Ok(Arc::new(Self { store, keys, hasher, guard, revocations, pages, clock, args }))
+    }
+
+    /// Signs an access token.
+    pub async fn access_token(
+        &self,
+        subject: &str,
+        roles: &[Role],
+        session_id: Option<&str>,
+        ttl: Duration,
+    ) -> Result<(String, Millis), Status> {
+        let now = self.now();
+        let exp_ms = now + ms(ttl);
+        let claims = AccessClaims {
+            iss: self.args.token_issuer.clone(),
+            aud: self.args.token_audience.clone(),
+            sub: subject.to_owned(),
+            exp: exp_ms / 1000,
+            nbf: now / 1000,
+            iat: now / 1000,
+            iat_ms: now,
+            jti: tt_common::new_id(),
+            typ: ACCESS_TOKEN_TYPE.to_owned(),
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            sid: session_id.map(str::to_owned),
+        };
+        let token = self.keys.sign(&claims).await.map_err(keys)?;
+        Ok((token, exp_ms))
+    }
+
+    /// Opens a session for `user` (with the audit record) and returns its tokens.
+    pub async fn open_session(
+        &self,
+        user: &UserRow,
+        user_agent: &str,
+        audit: &AuditRecord,
+    ) -> Result<pb::TokenPair, Status> {
+        let now = self.now();
+        let session = SessionRow {
+            id: tt_common::new_id(),
+            user_id: user.id.clone(),
+            user_agent: user_agent.chars().take(256).collect(),
+            created_at: now,
+            last_used_at: now,
+            idle_expires_at: now + ms(self.args.refresh_idle_ttl.0),
+            absolute_expires_at: now + ms(self.args.refresh_absolute_ttl.0),
+            revoked_at: None,
+        };
+        let (refresh, hash) = new_secret("rt_")?;
+        self.store.create_session(&session, &hash, audit).await.map_err(db)?;
+        self.token_pair(user, &session, refresh).await
+    }
+
+    /// The token pair for a session and its current refresh token.
+    pub async fn token_pair(
+        &self,
+        user: &UserRow,
+        session: &SessionRow,
+        refresh: String,
+    ) -> Result<pb::TokenPair, Status> {
+        let (access, exp) =
+            self.access_token(&user.id, &user.roles, Some(&session.id), self.args.access_token_ttl.0).await?;
+        let refresh_exp = session.absolute_expires_at.min(self.now() + ms(self.args.refresh_idle_ttl.0));
+        Ok(pb::TokenPair {
+            access_token: access,
+            access_token_expire_time: Some(to_timestamp(exp)),
+            refresh_token: refresh,
+            refresh_token_expire_time: Some(to_timestamp(refresh_exp)),
+            token_type: "Bearer".into(),
+            session_id: session.id.clone(),
+        })
+    }
+
+    /// Publishes a tokens-valid-after mark so every verifier honours it within seconds.
+    /// The mark is committed in the database first; a cache failure here is reported, and the
+    /// mark is republished at the next start.
+    pub async fn publish_mark(&self, subject: &str, mark: Millis) -> Result<(), Status> {
+        let ttl = self.mark_ttl();
+        self.revocations.publish(subject, mark, ttl).await.map_err(|e| e.to_status())
+    }
+
+    /// How long a mark must stay published: past the longest token lifetime plus leeway.
+    pub fn mark_ttl(&self) -> Duration {
+        self.args.access_token_ttl.0.max(self.args.service_token_ttl.0) + Duration::from_secs(90)
+    }
+
+    /// Republishes recent marks (after a cache restart, marks may be gone).
+    pub async fn republish_marks(&self) -> Result<(), Status> {
+        let since = self.now() - ms(self.mark_ttl());
+        for (user, mark) in self.store.marks_since(since).await.map_err(db)? {
+            self.publish_mark(&user, mark).await?;
+        }
+        Ok(())
+    }
+
+    /// The user `id` or NOT_FOUND.
+    pub async fn user(&self, id: &str) -> Result<UserRow, Status> {
+        self.store.user_by_id(id).await.map_err(db)?.ok_or_else(|| error::not_found(DOMAIN, "user", id))
+    }
+
+    /// A setting's current value.
+    pub async fn setting(&self, key: &str) -> Result<settings::SettingValue, Status> {
+        let def =
+            settings::find(key).ok_or_else(|| error::internal(DOMAIN, &format!("unknown setting {key}")))?;
+        let stored = self.store.settings().await.map_err(db)?;
+        Ok(stored
+            .iter()
+            .find(|r| r.key == key)
+            .and_then(|r| settings::SettingValue::from_json(def.kind, &r.value))
+            .unwrap_or_else(|| def.default_value()))
+    }
+}
+
+/// The proto view of a user.
+pub fn user_to_proto(u: &UserRow) -> pb::User {
+    pb::User {
+        id: u.id.clone(),
+        email: u.email.clone(),
+        display_name: u.display_name.clone(),
+        roles: u.roles.iter().map(|r| roles::to_proto(*r) as i32).collect(),
+        status: match u.status {
+            crate::domain::UserStatus::Active => pb::UserStatus::Active,
+            crate::domain::UserStatus::Suspended => pb::UserStatus::Suspended,
+        } as i32,
+        create_time: Some(to_timestamp(u.created_at)),
+        update_time: Some(to_timestamp(u.updated_at)),
+        etag: tt_common::storage::etag(u.version),
+    }
+}
+
+/// The client address of a request, for rate limiting.
+pub fn client_of<T>(request: &tonic::Request<T>) -> String {
+    request.remote_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+}
+
+/// The caller's user agent, for the session list.
+pub fn user_agent<T>(request: &tonic::Request<T>) -> String {
+    request.metadata().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}

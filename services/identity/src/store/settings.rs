@@ -1,0 +1,51 @@
+//! Stored setting overrides (defaults live in the domain registry).
+
+use tt_common::{clock::Millis, storage::StorageError};
+
+use super::{Store, audit::AuditRecord, col};
+
+/// A stored override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingRow {
+    pub key: String,
+    /// JSON.
+    pub value: String,
+    pub updated_at: Millis,
+    pub updated_by: String,
+}
+
+impl Store {
+    pub async fn settings(&self) -> Result<Vec<SettingRow>, StorageError> {
+        let rows = sqlx::query("SELECT key, value, updated_at, updated_by FROM settings ORDER BY key")
+            .fetch_all(self.db().pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SettingRow {
+                    key: col(r, "key")?,
+                    value: col(r, "value")?,
+                    updated_at: col(r, "updated_at")?,
+                    updated_by: col(r, "updated_by")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Upserts an override with its audit record, atomically.
+    pub async fn put_setting(&self, row: &SettingRow, audit: &AuditRecord) -> Result<(), StorageError> {
+        let mut tx = self.db().pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at, updated_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = $3, updated_by = $4",
+        )
+        .bind(&row.key)
+        .bind(&row.value)
+        .bind(row.updated_at)
+        .bind(&row.updated_by)
+        .execute(&mut *tx)
+        .await?;
+        audit.insert(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! The all-in-one server: every TimeTravelers service on one port, each on its own SQLite file
+//! under the data directory, one in-process cache, development keys. Services still reach each
+//! other through their gRPC clients over loopback (token verification fetches identity's keys
+//! with `ListPublicKeys`), so the path is the production one.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tt_common::{
+    auth::{GrpcKeySource, TokenSettings, TokenVerifier},
+    client::{Credentials, Peer, PeerOptions},
+    clock::SharedClock,
+    config::{ConfigError, ServerArgs, TelemetryArgs, Validate},
+    secrets::Secret,
+    server::{ServerBuilder, Shutdown},
+    storage::{Database, DatabaseOptions},
+};
+use tt_identity::{Bootstrap, config::IdentityArgs};
+
+/// Configuration of the all-in-one server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "timetravelers", version, about = "TimeTravelers: every service in one process")]
+pub struct Config {
+    /// TOML file with any of these settings (keys are the long flag names).
+    #[arg(long, env = "TT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "TT_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Where the SQLite files, the secret and the first admin's password live.
+    #[arg(long, env = "TT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("TT_DATA_DIR", "must not be empty"));
+        }
+        self.server.validate()?;
+        self.identity.validate()
+    }
+}
+
+impl Config {
+    /// Settings for tests: a data directory of their own, metrics off, no drain.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            config: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            telemetry: TelemetryArgs {
+                log_format: tt_common::config::LogFormat::Pretty,
+                log: "warn".into(),
+                otlp_endpoint: String::new(),
+            },
+            server: ServerArgs::for_tests(),
+            identity: IdentityArgs::defaults(),
+        }
+    }
+}
+
+/// What a started server tells its operator.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub addr: SocketAddr,
+    pub admin: Bootstrap,
+    /// Where the generated admin password was saved, if it was generated at some start.
+    pub admin_password_file: PathBuf,
+}
+
+/// Opens everything, runs the one-time preparation (so the first admin can be printed), and
+/// returns the server ready to serve on the listener bound to `addr`.
+pub async fn start(config: Config, addr: SocketAddr) -> Result<(Started, ServerBuilder), String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("TT_DATA_DIR {}: {e}", config.data_dir.display()))?;
+    let secret = Secret::load(&config.data_dir.join("secret.key"), true)
+        .map_err(|e| format!("{}: {e}", config.data_dir.join("secret.key").display()))?;
+    let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
+    let cache = tt_identity::run::open_cache("")?;
+
+    let identity_db = Database::connect_lazy(&DatabaseOptions::new(Database::sqlite_url(
+        &config.data_dir.join("identity.db"),
+    )))
+    .map_err(|e| e.to_string())?;
+    let identity =
+        tt_identity::run::build(identity_db, &cache, &secret, clock.clone(), config.identity.clone()).await?;
+    let admin = identity.prepare().await?;
+    let password_file = config.data_dir.join("admin-password.txt");
+    if let Some(password) = &admin.generated_password {
+        let _ = std::fs::remove_file(&password_file);
+        tt_common::secrets::write_private(&password_file, &format!("{password}\n"))
+            .map_err(|e| format!("{}: {e}", password_file.display()))?;
+    }
+
+    // Verification goes through identity's gRPC API on this very server, as it would across pods.
+    let own_url = format!("http://{}", loopback(addr));
+    let identity_peer = Peer::connect_lazy(PeerOptions::new(own_url), Credentials::None)?;
+    let verifier = Arc::new(TokenVerifier::new(
+        TokenSettings {
+            issuer: config.identity.token_issuer.clone(),
+            audience: config.identity.token_audience.clone(),
+            ..TokenSettings::default()
+        },
+        Arc::new(GrpcKeySource::new(identity_peer)),
+        identity.revocations.clone(),
+        clock,
+    ));
+
+    let mut builder = ServerBuilder::new(config.server.clone());
+    builder.verifier(verifier);
+    tt_identity::register(&mut builder, identity);
+    Ok((Started { addr, admin, admin_password_file: password_file }, builder))
+}
+
+/// Runs the all-in-one server until `shutdown`, printing the start-up banner.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (started, builder) = start(config, addr).await?;
+    println!("{}", banner(&started));
+    builder.serve(listener, shutdown).await.map_err(|e| e.to_string())
+}
+
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+}
+
+/// The start-up banner: address, admin login, a grpcurl line to try.
+pub fn banner(s: &Started) -> String {
+    let addr = loopback(s.addr);
+    let password = match &s.admin.generated_password {
+        Some(p) => format!("{p}   (generated; also saved in {})", s.admin_password_file.display()),
+        None if s.admin_password_file.exists() => format!("see {}", s.admin_password_file.display()),
+        None => "as set by TT_BOOTSTRAP_ADMIN_PASSWORD".to_owned(),
+    };
+    format!(
+        "TimeTravelers is serving gRPC on {addr}\n\
+         \x20 admin login: {email}\n\
+         \x20 password:    {password}\n\
+         \x20 try:         grpcurl -plaintext {addr} list\n\
+         \x20              grpcurl -plaintext -d '{{\"email\":\"{email}\",\"password\":\"<password>\"}}' {addr} timetravelers.identity.v1.AuthService/Login",
+        email = s.admin.email,
+    )
+}
