@@ -25,7 +25,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that starts at the wall-clock time and moves only when told (tests).
+/// A test clock: starts at the wall-clock time, moves when told, and ticks one millisecond per
+/// reading, so two events are never simultaneous (as on a real clock between two RPCs).
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<AtomicI64>);
 
@@ -48,7 +49,7 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> Millis {
-        self.0.load(Ordering::SeqCst)
+        self.0.fetch_add(1, Ordering::SeqCst)
     }
 }
 

@@ -132,3 +132,109 @@ mod tests {
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }
+
+/// A server running on 127.0.0.1:0 for one test; shut down when dropped.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    shutdown: crate::server::Shutdown,
+    handle: Option<tokio::task::JoinHandle<Result<(), crate::server::ServeError>>>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer").field("addr", &self.addr).finish()
+    }
+}
+
+impl TestServer {
+    /// Binds a free port, serves `builder` and waits until overall health is SERVING.
+    pub async fn spawn(builder: crate::server::ServerBuilder) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let shutdown = crate::server::Shutdown::new();
+        let handle = tokio::spawn(builder.serve(listener, shutdown.clone()));
+        let server = Self { addr, shutdown, handle: Some(handle) };
+        server.wait_serving("").await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A client channel to the server.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect to the test server")
+    }
+
+    /// Polls grpc.health.v1 until `service` is SERVING (at most 20 s).
+    pub async fn wait_serving(&self, service: &str) {
+        use tonic_health::pb::{
+            HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Ok(ch) = tonic::transport::Endpoint::from_shared(self.url()).expect("url").connect().await
+            {
+                let reply =
+                    HealthClient::new(ch).check(HealthCheckRequest { service: service.to_owned() }).await;
+                if reply.is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32) {
+                    return;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "server never became SERVING");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Triggers shutdown and waits for the server to stop.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+
+    pub fn shutdown_handle(&self) -> crate::server::Shutdown {
+        self.shutdown.clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// A client interceptor that sends `authorization: Bearer <token>`.
+#[derive(Debug, Clone, Default)]
+pub struct Bearer(pub Option<String>);
+
+impl Bearer {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(Some(token.into()))
+    }
+
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| tonic::Status::invalid_argument("token is not a header value"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+/// A channel wrapped with a bearer token.
+pub type AuthedChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;

@@ -48,8 +48,9 @@ impl AuthError {
     }
 }
 
-/// The cache key of a subject's tokens-valid-after mark (unix millis). Tokens issued at or
-/// before the mark are revoked.
+/// The cache key of a subject's tokens-valid-after mark (unix millis). Tokens issued before the
+/// mark are revoked; a token issued in the same millisecond as the mark is kept, so the tokens an
+/// RPC issues right after revoking (ChangePassword) are valid.
 pub fn revocation_key(subject: &str) -> String {
     format!("auth:valid_after:{subject}")
 }
@@ -112,6 +113,8 @@ pub struct TokenVerifier {
     source: Arc<dyn KeySource>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: Mutex<Option<Instant>>,
+    /// Kids a fetch did not know, refused without refetching for a while.
+    unknown_kids: moka::sync::Cache<String, ()>,
     fetch_lock: tokio::sync::Mutex<()>,
     revocations: Revocations,
     verified: moka::sync::Cache<String, Arc<Verified>>,
@@ -125,8 +128,8 @@ impl std::fmt::Debug for TokenVerifier {
     }
 }
 
-/// Unknown `kid`s refetch keys at most this often, so forged kids cannot flood identity.
-const MIN_REFETCH: Duration = Duration::from_secs(2);
+/// Keys are refetched at most this often.
+const MIN_REFETCH: Duration = Duration::from_millis(500);
 
 impl TokenVerifier {
     pub fn new(
@@ -149,6 +152,10 @@ impl TokenVerifier {
             source,
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
+            unknown_kids: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
             fetch_lock: tokio::sync::Mutex::new(()),
             revocations,
             verified: moka::sync::Cache::builder()
@@ -181,7 +188,7 @@ impl TokenVerifier {
             return Err(AuthError::Invalid("token expired"));
         }
         if let Some(mark) = self.revocations.valid_after(&verified.principal.subject).await?
-            && verified.iat_ms <= mark
+            && verified.iat_ms < mark
         {
             return Err(AuthError::Invalid("token revoked"));
         }
@@ -235,18 +242,24 @@ impl TokenVerifier {
         if let Some(k) = self.cached_key(kid) {
             return Ok(k);
         }
-        {
-            let mut last = self.last_fetch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if last.is_some_and(|t| t.elapsed() < MIN_REFETCH) {
-                return Err(AuthError::Invalid("unknown signing key"));
-            }
-            *last = Some(Instant::now());
+        if self.unknown_kids.contains_key(kid) {
+            return Err(AuthError::Invalid("unknown signing key"));
         }
+        // Refetches are spaced out (waiting, under the fetch lock) rather than refused, so a
+        // token signed by a just-rotated key verifies, and forged kids cannot flood identity.
+        let last = *self.last_fetch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(wait) = last.map(|t| MIN_REFETCH.saturating_sub(t.elapsed())) {
+            tokio::time::sleep(wait).await;
+        }
+        *self.last_fetch.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         let fetched = self.source.fetch().await.map_err(AuthError::Unavailable)?;
         let map: HashMap<String, DecodingKey> =
             fetched.into_iter().map(|k| (k.kid, DecodingKey::from_ed_der(&k.public_key))).collect();
         let found = map.get(kid).cloned();
         *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = map;
+        if found.is_none() {
+            self.unknown_kids.insert(kid.to_owned(), ());
+        }
         found.ok_or(AuthError::Invalid("unknown signing key"))
     }
 

@@ -11,8 +11,11 @@ pub fn encode(roles: &[Role]) -> String {
     format!(",{},", names.join(","))
 }
 
+/// Decodes the column, in role order (learner first).
 pub fn decode(column: &str) -> Vec<Role> {
-    column.split(',').filter_map(Role::parse).collect()
+    let mut roles: Vec<Role> = column.split(',').filter_map(Role::parse).collect();
+    roles.sort_unstable();
+    roles
 }
 
 pub fn to_proto(role: Role) -> pb::Role {
