@@ -1,1 +1,112 @@
+//! Cross-service end-to-end support and the load generator's building blocks.
+//!
+//! - [`echo`]: the bare tonic echo service, the baseline every performance figure is a ratio of;
+//! - [`AllInOne`]: the all-in-one server started in this process on 127.0.0.1:0;
+//! - [`raw`]: a pass-through codec for calling any method by path (the authorization matrix).
 
+pub mod echo;
+pub mod load;
+pub mod raw;
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use tonic::transport::Channel;
+use tt_common::server::Shutdown;
+
+/// Generated code of the test-only protos.
+pub mod pb {
+    pub mod loadtest {
+        tonic::include_proto!("timetravelers.loadtest.v1");
+
+        /// Encoded descriptors of the echo service, for reflection.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/echo.descriptor.bin"));
+    }
+    pub mod reflection_v1 {
+        tonic::include_proto!("grpc.reflection.v1");
+    }
+    pub mod reflection_v1alpha {
+        tonic::include_proto!("grpc.reflection.v1alpha");
+    }
+}
+
+/// The admin password the in-process all-in-one is started with.
+pub const ADMIN_PASSWORD: &str = "e2e admin passphrase";
+pub const ADMIN_EMAIL: &str = "admin@timetravelers.local";
+
+/// The all-in-one server running in this process.
+pub struct AllInOne {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    shutdown: Shutdown,
+    handle: tokio::task::JoinHandle<Result<(), String>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for AllInOne {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AllInOne").field("addr", &self.addr).finish()
+    }
+}
+
+impl AllInOne {
+    /// Starts on a fresh data directory and waits for SERVING.
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().to_path_buf();
+        let mut me = Self::start_in(path, |_| {}).await?;
+        me._dir = Some(dir);
+        Ok(me)
+    }
+
+    /// Starts on `data_dir` (kept), with `tune` applied to the test configuration.
+    pub async fn start_in(
+        data_dir: PathBuf,
+        tune: impl FnOnce(&mut timetravelers::Config),
+    ) -> anyhow::Result<Self> {
+        let mut config = timetravelers::Config::for_tests(data_dir.clone());
+        config.identity.bootstrap_admin_password = ADMIN_PASSWORD.into();
+        config.identity.signin_rate_per_minute = 100_000;
+        tune(&mut config);
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let (_, builder) = timetravelers::start(config, addr).await.map_err(anyhow::Error::msg)?;
+        let shutdown = Shutdown::new();
+        let serving = builder.serve(listener, shutdown.clone());
+        let handle = tokio::spawn(async move { serving.await.map_err(|e| e.to_string()) });
+        let me = Self { addr, data_dir, shutdown, handle, _dir: None };
+        me.wait_serving().await?;
+        Ok(me)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(tonic::transport::Endpoint::from_shared(self.url())?.connect().await?)
+    }
+
+    async fn wait_serving(&self) -> anyhow::Result<()> {
+        use tonic_health::pb::{
+            HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+        };
+        for _ in 0..1000 {
+            if let Ok(ch) = self.channel().await
+                && let Ok(r) =
+                    HealthClient::new(ch).check(HealthCheckRequest { service: String::new() }).await
+                && r.into_inner().status == ServingStatus::Serving as i32
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        anyhow::bail!("the all-in-one server never became SERVING")
+    }
+
+    /// Stops the server (drain and grace as configured) and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        self.handle.await?.map_err(anyhow::Error::msg)
+    }
+}

@@ -149,13 +149,18 @@ impl std::fmt::Debug for TestServer {
 impl TestServer {
     /// Binds a free port, serves `builder` and waits until overall health is SERVING.
     pub async fn spawn(builder: crate::server::ServerBuilder) -> Self {
+        let server = Self::spawn_unready(builder).await;
+        server.wait_serving("").await;
+        server
+    }
+
+    /// Binds a free port and serves `builder` without waiting for readiness.
+    pub async fn spawn_unready(builder: crate::server::ServerBuilder) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = crate::server::Shutdown::new();
         let handle = tokio::spawn(builder.serve(listener, shutdown.clone()));
-        let server = Self { addr, shutdown, handle: Some(handle) };
-        server.wait_serving("").await;
-        server
+        Self { addr, shutdown, handle: Some(handle) }
     }
 
     pub fn url(&self) -> String {

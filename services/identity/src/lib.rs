@@ -113,24 +113,28 @@ impl Identity {
 pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
     let api = Api(identity.clone());
     let max = builder.args().max_message_bytes;
+    let fds = pb::FILE_DESCRIPTOR_SET;
     builder
         .add_service(
             AuthServiceServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            fds,
         )
         .add_service(
             AccountServiceServer::new(api.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+            fds,
         )
         .add_service(
             AdminServiceServer::new(api.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+            fds,
         )
         .add_service(
             SettingsServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
+            fds,
         )
-        .add_descriptor(pb::FILE_DESCRIPTOR_SET)
         .public("/timetravelers.identity.v1.AuthService/")
         .ready_when(
             SERVICES,

@@ -86,8 +86,9 @@ impl ServerBuilder {
         &self.args
     }
 
-    /// Mounts a tonic service; its health status starts NOT_SERVING.
-    pub fn add_service<S>(&mut self, svc: S) -> &mut Self
+    /// Mounts a tonic service with the encoded `FileDescriptorSet` that describes it (for
+    /// reflection); its health status starts NOT_SERVING.
+    pub fn add_service<S>(&mut self, svc: S, descriptors: &'static [u8]) -> &mut Self
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
             + NamedService
@@ -99,13 +100,8 @@ impl ServerBuilder {
     {
         self.services.push(S::NAME.to_owned());
         self.routes.add_service(svc);
-        self
-    }
-
-    /// Registers an encoded `FileDescriptorSet` with reflection.
-    pub fn add_descriptor(&mut self, fds: &'static [u8]) -> &mut Self {
-        if !self.descriptors.contains(&fds) {
-            self.descriptors.push(fds);
+        if !self.descriptors.contains(&descriptors) {
+            self.descriptors.push(descriptors);
         }
         self
     }
