@@ -203,3 +203,28 @@ async fn reflection_v1_and_v1alpha_list_and_describe_everything() {
 }
 
 use tokio_stream::StreamExt as _;
+
+#[tokio::test]
+async fn peers_retry_unavailable_only_within_their_deadline() {
+    use tt_common::client::{Credentials, Peer, PeerOptions};
+    // Nothing listens on port 1.
+    let mut options = PeerOptions::new("http://127.0.0.1:1");
+    options.timeout = Duration::from_millis(800);
+    let peer = Peer::connect_lazy(options, Credentials::None).expect("peer");
+    let started = std::time::Instant::now();
+    let err = peer
+        .call(|ch| async move { EchoServiceClient::new(ch).echo(echo_req(0)).await })
+        .await
+        .expect_err("nobody listens");
+    assert!(matches!(err.code(), Code::Unavailable | Code::DeadlineExceeded), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    // A live peer answers through the same path, and non-UNAVAILABLE errors are not retried.
+    let server = TestServer::spawn(builder(ServerArgs::for_tests(), false)).await;
+    let peer = Peer::connect_lazy(PeerOptions::new(server.url()), Credentials::None).expect("peer");
+    let err = peer
+        .call(|ch| async move { EchoServiceClient::new(ch).echo(echo_req(0)).await })
+        .await
+        .expect_err("no token");
+    assert_eq!(err.code(), Code::Unauthenticated);
+}

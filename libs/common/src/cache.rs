@@ -44,6 +44,13 @@ impl RedisOptions {
     }
 }
 
+/// How values are stored in the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct Codec<T> {
+    pub encode: fn(&T) -> Option<Vec<u8>>,
+    pub decode: fn(&[u8]) -> Option<T>,
+}
+
 /// The cache handle: cheap to clone, namespaced by a key prefix.
 #[derive(Clone)]
 pub struct Cache {
@@ -174,24 +181,43 @@ impl Cache {
         }
     }
 
-    /// Cache-aside: the cached value when there is one, else `load()` (stored for `ttl`).
-    /// Cache failures count as misses, so a Redis outage degrades to the database.
+    /// Cache-aside with JSON values: the cached value when there is one, else `load()` (stored
+    /// for `ttl`). Cache failures count as misses, so a Redis outage degrades to the database.
     pub async fn get_or_load<T, E, F, Fut>(&self, key: &str, ttl: Duration, load: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let codec = Codec {
+            encode: |v: &T| serde_json::to_vec(v).ok(),
+            decode: |b: &[u8]| serde_json::from_slice(b).ok(),
+        };
+        self.get_or_load_with(key, ttl, codec, load).await
+    }
+
+    /// Cache-aside with any encoding (protobuf messages, for example).
+    pub async fn get_or_load_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        codec: Codec<T>,
+        load: F,
+    ) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         match self.get(key).await {
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(v) => return Ok(v),
-                Err(e) => tracing::warn!(key, error = %e, "undecodable cache entry"),
+            Ok(Some(bytes)) => match (codec.decode)(&bytes) {
+                Some(v) => return Ok(v),
+                None => tracing::warn!(key, "undecodable cache entry"),
             },
             Ok(None) => {}
             Err(e) => tracing::warn!(key, error = %e, "cache read failed; using the database"),
         }
         let value = load().await?;
-        if let Ok(bytes) = serde_json::to_vec(&value)
+        if let Some(bytes) = (codec.encode)(&value)
             && let Err(e) = self.set(key, &bytes, ttl).await
         {
             tracing::warn!(key, error = %e, "cache write failed");
@@ -287,6 +313,41 @@ impl Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_redis_degrades_reads_to_the_loader_quickly() {
+        // Nothing listens on port 1: every cache call fails fast and the loader answers.
+        let cache = Cache::redis(&RedisOptions::new("redis://127.0.0.1:1"), "t:").expect("client");
+        let started = Instant::now();
+        for _ in 0..3 {
+            let v: Result<u32, ()> = cache.get_or_load("k", Duration::from_secs(5), || async { Ok(7) }).await;
+            assert_eq!(v, Ok(7));
+        }
+        assert!(cache.incr("c", Duration::from_secs(1)).await.is_err(), "security state fails closed");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_frozen_redis_times_out_instead_of_hanging() {
+        // A server that accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let frozen = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let cache = Cache::redis(&RedisOptions::new(format!("redis://{addr}")), "t:").expect("client");
+        let v: Result<u32, ()> = tokio::time::timeout(
+            Duration::from_secs(10),
+            cache.get_or_load("k", Duration::from_secs(5), || async { Ok(9) }),
+        )
+        .await
+        .expect("no hang");
+        assert_eq!(v, Ok(9));
+        frozen.abort();
+    }
 
     #[tokio::test]
     async fn memory_counter_windows_and_scoping() {

@@ -1,10 +1,15 @@
-//! Password hashing: Argon2id (m = 19456 KiB, t = 2, p = 1, OWASP's recommendation) on a bounded
-//! blocking pool, so a login flood queues for hashing instead of starving other RPCs.
+//! Password hashing: Argon2id (m = 19456 KiB, t = 2, p = 1, OWASP's recommendation) on a pool of
+//! dedicated threads running at the lowest CPU priority (nice 19), fed by a bounded queue.
+//!
+//! Hashing is the only CPU-bound work identity does, and a login flood could otherwise take every
+//! core from the cheap RPCs. At nice 19 the hashing threads get the CPU the other threads leave:
+//! all of it when idle, little under load. The queue bounds memory; callers wait on it (and their
+//! deadline) when it is full.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot};
 
 /// The PHC prefix of hashes made with the current parameters; anything else is upgraded at the
 /// next successful login.
@@ -15,10 +20,12 @@ const CURRENT_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
-/// Hashes and verifies passwords with bounded parallelism.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords on the low-priority pool.
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     params: Params,
     /// A hash of a random password, verified against when the account does not exist so both
     /// paths cost the same.
@@ -27,16 +34,24 @@ pub struct Hasher {
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hasher").field("permits", &self.permits.available_permits()).finish()
+        f.debug_struct("Hasher").field("queue_room", &self.jobs.capacity()).finish()
     }
 }
 
 impl Hasher {
-    /// `parallelism` hashes run at once (default: the number of CPUs).
+    /// Starts `parallelism` hashing threads (they stop when every `Hasher` clone is dropped).
     pub async fn new(parallelism: usize) -> Result<Self, HashError> {
         let params = Params::new(19_456, 2, 1, None).map_err(|e| HashError(e.to_string()))?;
-        let mut hasher =
-            Self { permits: Arc::new(Semaphore::new(parallelism.max(1))), params, dummy: Arc::from("") };
+        let (tx, rx) = mpsc::channel::<Job>(1024);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..parallelism.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || worker(&rx))
+                .map_err(|e| HashError(e.to_string()))?;
+        }
+        let mut hasher = Self { jobs: tx, params, dummy: Arc::from("") };
         let random = tt_common::secrets::random_bytes::<24>().map_err(|e| HashError(e.to_string()))?;
         let dummy = hasher.hash(&hex(&random)).await?;
         hasher.dummy = Arc::from(dummy);
@@ -88,8 +103,12 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|e| HashError(e.to_string()))?;
-        tokio::task::spawn_blocking(work).await.map_err(|e| HashError(e.to_string()))?
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        self.jobs.send(job).await.map_err(|_| HashError("hashing pool stopped".into()))?;
+        result.await.map_err(|_| HashError("hashing job lost".into()))?
     }
 
     /// Hashes with explicit (older) parameters: for tests of the upgrade path.
@@ -100,6 +119,24 @@ impl Hasher {
             .hash_password_with_salt(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| HashError(e.to_string()))
+    }
+}
+
+/// A hashing thread: lowers its own priority, then runs jobs until the queue closes.
+fn worker(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    // On Linux, nice() applies to the calling thread only. Failure leaves normal priority.
+    if let Err(e) = rustix::process::nice(19) {
+        tracing::warn!(error = %e, "could not lower the hashing thread's priority");
+    }
+    loop {
+        let job = {
+            let mut rx = jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            rx.blocking_recv()
+        };
+        match job {
+            Some(job) => job(),
+            None => return,
+        }
     }
 }
 

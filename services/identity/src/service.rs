@@ -7,7 +7,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::Status;
 use tt_common::{
     auth::{ACCESS_TOKEN_TYPE, AccessClaims, Revocations, Role},
-    cache::Cache,
+    cache::{Cache, Codec},
     clock::{Millis, SharedClock, to_timestamp},
     error,
     storage::{PageTokens, StorageError},
@@ -27,6 +27,8 @@ use crate::{
 /// Everything the handlers share.
 pub struct Identity {
     pub store: Store,
+    /// Identity's own cache namespace (user views, sign-in protection).
+    pub cache: Cache,
     pub keys: KeyRing,
     pub hasher: Hasher,
     pub guard: Guard,
@@ -73,6 +75,12 @@ pub fn hash_secret(secret: &str) -> String {
     hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()).as_ref())
 }
 
+const USER_VIEW_TTL: Duration = Duration::from_secs(30);
+
+fn user_key(id: &str) -> String {
+    format!("user:{id}")
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -93,13 +101,13 @@ impl Identity {
         args: IdentityArgs,
     ) -> Result<Arc<Self>, String> {
         let parallelism = if args.hash_parallelism == 0 {
-            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         } else {
             args.hash_parallelism
         };
         let hasher = Hasher::new(parallelism).await.map_err(|e| e.to_string())?;
-        let guard = Guard::new(cache, args.signin_rate_per_minute);
-        Ok(Arc::new(Self { store, keys, hasher, guard, revocations, pages, clock, args }))
+        let guard = Guard::new(cache.clone(), args.signin_rate_per_minute);
+        Ok(Arc::new(Self { store, cache, keys, hasher, guard, revocations, pages, clock, args }))
     }
 
     /// Signs an access token.
@@ -192,6 +200,26 @@ impl Identity {
             self.publish_mark(&user, mark).await?;
         }
         Ok(())
+    }
+
+    /// The public view of user `id` (no credentials), cache-aside: GetMe and GetUser are the hot
+    /// reads. Every write to a user calls [`Identity::forget_user`]; the TTL bounds staleness
+    /// should an invalidation be lost (a cache outage, or a read racing a write).
+    pub async fn user_view(&self, id: &str) -> Result<pb::User, Status> {
+        let codec = Codec {
+            encode: |u: &pb::User| Some(prost::Message::encode_to_vec(u)),
+            decode: |b: &[u8]| <pb::User as prost::Message>::decode(b).ok(),
+        };
+        self.cache
+            .get_or_load_with(&user_key(id), USER_VIEW_TTL, codec, || async {
+                self.user(id).await.map(|u| user_to_proto(&u))
+            })
+            .await
+    }
+
+    /// Drops the cached view after a write.
+    pub async fn forget_user(&self, id: &str) {
+        self.cache.invalidate(&user_key(id)).await;
     }
 
     /// The user `id` or NOT_FOUND.

@@ -87,6 +87,14 @@ async fn main() -> anyhow::Result<()> {
     let channels = load::connections(&url, args.connections).await?;
     let email = format!("load-{}@example.com", tt_common::new_id());
     let token = register(&channels[0], &email).await?;
+    // Logins spread over accounts: one identifier admits at most 10 password checks at a time
+    // (brute-force protection), and a real flood comes from many users.
+    let mut login_accounts = Vec::new();
+    for _ in 0..args.login_in_flight.max(args.in_flight).min(64) {
+        let e = format!("load-{}@example.com", tt_common::new_id());
+        register(&channels[0], &e).await?;
+        login_accounts.push(e);
+    }
 
     let mut reports: Vec<Report> = vec![baseline.clone()];
     match args.scenario.as_str() {
@@ -96,18 +104,17 @@ async fn main() -> anyhow::Result<()> {
             reports.push(run_getme(&channels, &token, args.in_flight, d, "GetMe").await?);
         }
         "login" => {
-            let e = email.clone();
-            reports.push(run_login(&channels, &e, args.in_flight, d, "Login").await?);
+            reports.push(run_login(&channels, &login_accounts, args.in_flight, d, "Login").await?);
         }
         "getme-during-logins" => {
             run_getme(&channels, &token, args.in_flight, w, "warmup").await?;
             let idle = run_getme(&channels, &token, args.in_flight, d, "GetMe idle").await?;
             let flood_channels = load::connections(&url, 1).await?;
-            let e = email.clone();
             let flood_in_flight = args.login_in_flight;
+            let accounts = login_accounts.clone();
             let flood = tokio::spawn(async move {
-                run_login(&flood_channels, &e, flood_in_flight, d + w + Duration::from_secs(1), "Login flood")
-                    .await
+                let flood_for = d + w + Duration::from_secs(1);
+                run_login(&flood_channels, &accounts, flood_in_flight, flood_for, "Login flood").await
             });
             tokio::time::sleep(w).await;
             let loaded = run_getme(&channels, &token, args.in_flight, d, "GetMe during logins").await?;
@@ -164,14 +171,17 @@ async fn run_getme(
 
 async fn run_login(
     channels: &[Channel],
-    email: &str,
+    accounts: &[String],
     in_flight: usize,
     d: Duration,
     name: &str,
 ) -> anyhow::Result<Report> {
-    let email = email.to_owned();
-    load::run(name, channels, in_flight, d, move |ch, _| {
-        let request = LoginRequest { email: email.clone(), password: PASSWORD.into() };
+    let accounts = accounts.to_vec();
+    load::run(name, channels, in_flight, d, move |ch, n| {
+        // The worker index is in the high bits of n: each worker signs in as its own account.
+        let worker = usize::try_from(n >> 32).unwrap_or(0);
+        let email = accounts[worker % accounts.len()].clone();
+        let request = LoginRequest { email, password: PASSWORD.into() };
         async move { AuthServiceClient::new(ch).login(request).await.map(|_| ()) }
     })
     .await

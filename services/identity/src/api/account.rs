@@ -28,8 +28,8 @@ impl AccountService for Api {
         request: Request<pb::GetMeRequest>,
     ) -> Result<Response<pb::GetMeResponse>, Status> {
         let me = require_user(&request)?;
-        let user = self.user(&me.subject).await?;
-        Ok(Response::new(pb::GetMeResponse { user: Some(user_to_proto(&user)) }))
+        let user = self.user_view(&me.subject).await?;
+        Ok(Response::new(pb::GetMeResponse { user: Some(user) }))
     }
 
     async fn update_me(
@@ -76,6 +76,7 @@ impl AccountService for Api {
             .ok_or_else(|| {
                 error::status(Code::Aborted, DOMAIN, "ETAG_MISMATCH", "the user changed concurrently; retry")
             })?;
+        self.forget_user(&me).await;
         Ok(Response::new(pb::UpdateMeResponse { user: Some(user_to_proto(&updated)) }))
     }
 
@@ -113,6 +114,7 @@ impl AccountService for Api {
         let audit = AuditRecord::new("password.changed", &me, &me, json!({}), now);
         // Every session ends (and outstanding access tokens stop); the caller gets a new one.
         self.store.change_password(&me, &hash, None, now, &audit).await.map_err(db)?;
+        self.forget_user(&me).await;
         self.publish_mark(&me, now).await?;
         let user = self.user(&me).await?;
         let login =
@@ -181,6 +183,7 @@ impl AccountService for Api {
         let now = self.now();
         let audit = AuditRecord::new("sessions.revoked_all", &me, &me, json!({}), now);
         self.store.admin_update(&me, None, None, Revoke::EVERYTHING, now, &audit).await.map_err(db)?;
+        self.forget_user(&me).await;
         self.publish_mark(&me, now).await?;
         Ok(Response::new(pb::LogoutAllResponse {}))
     }

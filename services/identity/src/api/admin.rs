@@ -78,8 +78,8 @@ impl AdminService for Api {
         let mut v = Violations::new(DOMAIN);
         check_user_id(&mut v, &req.user_id);
         v.into_result()?;
-        let user = self.user(&req.user_id).await?;
-        Ok(Response::new(pb::GetUserResponse { user: Some(user_to_proto(&user)) }))
+        let user = self.user_view(&req.user_id).await?;
+        Ok(Response::new(pb::GetUserResponse { user: Some(user) }))
     }
 
     async fn set_user_roles(
@@ -129,6 +129,7 @@ impl AdminService for Api {
             .await
             .map_err(db)?
             .ok_or_else(|| error::not_found(DOMAIN, "user", &req.user_id))?;
+        self.forget_user(&req.user_id).await;
         self.publish_mark(&req.user_id, now).await?;
         Ok(Response::new(pb::SetUserRolesResponse { user: Some(user_to_proto(&user)) }))
     }
@@ -160,6 +161,7 @@ impl AdminService for Api {
             .await
             .map_err(db)?
             .ok_or_else(|| error::not_found(DOMAIN, "user", &req.user_id))?;
+        self.forget_user(&req.user_id).await;
         self.publish_mark(&req.user_id, now).await?;
         Ok(Response::new(pb::SuspendUserResponse { user: Some(user_to_proto(&user)) }))
     }
@@ -181,6 +183,7 @@ impl AdminService for Api {
             .await
             .map_err(db)?
             .ok_or_else(|| error::not_found(DOMAIN, "user", &req.user_id))?;
+        self.forget_user(&req.user_id).await;
         Ok(Response::new(pb::ReinstateUserResponse { user: Some(user_to_proto(&user)) }))
     }
 
@@ -206,6 +209,7 @@ impl AdminService for Api {
         if !self.store.delete_user(&req.user_id, &audit).await.map_err(db)? {
             return Err(error::not_found(DOMAIN, "user", &req.user_id));
         }
+        self.forget_user(&req.user_id).await;
         self.publish_mark(&req.user_id, now).await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }

@@ -14,6 +14,9 @@ async fn update_me_honours_the_mask_and_the_etag() {
     let s = Stack::start().await;
     let (user, t) = s.register("me@example.com").await;
     let mut account = s.account(&t.access_token);
+    // Read first, so a cached view exists that the update must invalidate.
+    let before = account.get_me(pb::GetMeRequest {}).await.expect("me").into_inner().user.expect("user");
+    assert_eq!(before.display_name, "me");
     let patch =
         pb::User { display_name: "Grace".into(), email: "evil@example.com".into(), ..Default::default() };
     let updated = account

@@ -51,6 +51,9 @@ async fn suspension_blocks_login_and_existing_tokens() {
     let (user, t) = s.register("sus@example.com").await;
     let admin_token = s.admin_token().await;
     let mut admin = s.admin(&admin_token);
+    let active =
+        admin.get_user(pb::GetUserRequest { user_id: user.id.clone() }).await.expect("get").into_inner();
+    assert_eq!(active.user.expect("user").status, pb::UserStatus::Active as i32);
     admin
         .suspend_user(pb::SuspendUserRequest { user_id: user.id.clone(), reason: "abuse".into() })
         .await
