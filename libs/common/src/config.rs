@@ -270,6 +270,15 @@ impl StoreArgs {
         if self.db_max_connections == 0 {
             return Err(ConfigError::new("TT_DB_MAX_CONNECTIONS", "must be at least 1"));
         }
+        if !self.create_secret && !self.secret_key_file.is_file() {
+            return Err(ConfigError::new(
+                "TT_SECRET_KEY_FILE",
+                format!(
+                    "{} does not exist (mount it, or pass --create-secret in development)",
+                    self.secret_key_file.display()
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -64,6 +64,14 @@ impl IdentityArgs {
         {
             return Err(ConfigError::new("TT_BOOTSTRAP_ADMIN_PASSWORD", e));
         }
+        if let Some(path) = &self.signing_key_file
+            && !path.is_file()
+        {
+            return Err(ConfigError::new(
+                "TT_SIGNING_KEY_FILE",
+                format!("{} does not exist", path.display()),
+            ));
+        }
         if self.signin_rate_per_minute == 0 {
             return Err(ConfigError::new("TT_SIGNIN_RATE_PER_MINUTE", "must be at least 1"));
         }

@@ -135,6 +135,7 @@ pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
             SettingsServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
             fds,
         )
+        .background("identity.prune_sessions", Box::pin(prune_sessions(identity.clone())))
         .public("/timetravelers.identity.v1.AuthService/")
         .ready_when(
             SERVICES,
@@ -143,6 +144,20 @@ pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
                 Box::pin(async move { identity.prepare().await.map(|_| ()) })
             }),
         );
+}
+
+/// Deletes sessions (and their refresh tokens) that ended more than a day ago, hourly.
+async fn prune_sessions(identity: Arc<Identity>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+    const KEEP_MS: i64 = 24 * 3600 * 1000;
+    loop {
+        tokio::time::sleep(EVERY).await;
+        match identity.store.prune_sessions(identity.now(), KEEP_MS).await {
+            Ok(n) if n > 0 => tracing::info!(sessions = n, "pruned ended sessions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session pruning failed"),
+        }
+    }
 }
 
 /// Verification keys read straight from identity's own store (the identity binary verifies its

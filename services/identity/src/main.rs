@@ -1,14 +1,12 @@
 //! The standalone identity service (one service per process, configured from the environment).
 
-use tt_common::{config, server::Shutdown, telemetry};
+use std::process::ExitCode;
+
+use tt_common::{config, server::run_binary};
 use tt_identity::run::{IdentityConfig, run};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let config: IdentityConfig = config::load();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let _telemetry = telemetry::init(&config.telemetry, "identity").map_err(anyhow::Error::msg)?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        run(config, listener, Shutdown::on_signals()).await.map_err(anyhow::Error::msg)
-    })
+    let (telemetry, listen) = (config.telemetry.clone(), config.listen);
+    run_binary("identity", &telemetry, listen, |listener, shutdown| run(config, listener, shutdown))
 }

@@ -140,3 +140,21 @@ async fn deleting_a_user_removes_sessions_and_tokens() {
     assert!(s.session(&sid).await.expect("session").is_none());
     assert!(!s.delete_user(&u.id, &audit("del")).await.expect("again"));
 }
+
+#[tokio::test]
+async fn pruning_removes_only_sessions_that_ended_long_ago() {
+    let (s, _db) = store().await;
+    let u = user("p@x.io");
+    s.create_user(&u, &audit("c")).await.expect("create");
+    let (old, live) = (tt_common::new_id(), tt_common::new_id());
+    s.create_session(&session(&u.id, &old), "t-old", &audit("l")).await.expect("old");
+    let mut fresh = session(&u.id, &live);
+    fresh.idle_expires_at = 1_000_000;
+    fresh.absolute_expires_at = 2_000_000;
+    s.create_session(&fresh, "t-live", &audit("l")).await.expect("live");
+    // The first session ended at 1000; keep ended sessions for 500 ms, prune at 10_000.
+    assert_eq!(s.prune_sessions(10_000, 500).await.expect("prune"), 1);
+    assert!(s.session(&old).await.expect("old").is_none());
+    assert!(s.token_by_hash("t-old").await.expect("token").is_none());
+    assert!(s.session(&live).await.expect("live").is_some());
+}

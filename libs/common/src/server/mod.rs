@@ -7,6 +7,7 @@
 //! google.rpc error-detail descriptors), the tower stack in [`stack`], transport limits and
 //! keepalive, Prometheus metrics, and graceful shutdown (drain, then a bounded grace).
 
+mod main;
 pub mod metrics;
 pub mod shutdown;
 pub mod stack;
@@ -34,7 +35,7 @@ use tonic::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower_service::Service;
 
-pub use self::{shutdown::Shutdown, stack::current_call};
+pub use self::{main::run_binary, shutdown::Shutdown, stack::current_call};
 use crate::{auth::TokenVerifier, config::ServerArgs};
 
 /// A readiness check: retried with backoff until it succeeds.
@@ -60,6 +61,7 @@ pub struct ServerBuilder {
     public: Vec<String>,
     checks: Vec<(Vec<String>, ReadyCheck)>,
     verifier: Option<Arc<TokenVerifier>>,
+    background: Vec<(String, BoxFuture<'static, ()>)>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -78,7 +80,15 @@ impl ServerBuilder {
             public: Vec::new(),
             checks: Vec::new(),
             verifier: None,
+            background: Vec::new(),
         }
+    }
+
+    /// A task that runs while the server serves (maintenance, relays) and is stopped at
+    /// shutdown. It should loop on its own schedule and log its failures.
+    pub fn background(&mut self, name: &str, task: BoxFuture<'static, ()>) -> &mut Self {
+        self.background.push((name.to_owned(), task));
+        self
     }
 
     /// The serving settings (services read the message-size limit from here).
@@ -165,7 +175,11 @@ impl ServerBuilder {
             ready: ready.clone(),
         });
 
-        let tasks = spawn_readiness(self.checks, &ready, &reporter, &shutdown);
+        let mut tasks = spawn_readiness(self.checks, &ready, &reporter, &shutdown);
+        for (name, task) in self.background {
+            tracing::debug!(task = %name, "background task started");
+            tasks.push(tokio::spawn(task));
+        }
 
         let keepalive = self.args.keepalive.0;
         let server = tonic::transport::Server::builder()
