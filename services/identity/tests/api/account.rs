@@ -92,12 +92,7 @@ async fn change_password_ends_every_session_and_returns_new_tokens() {
         assert_eq!(err.code(), Code::Unauthenticated);
     }
     for old in [t.refresh_token, other.refresh_token] {
-        let err = s
-            .auth()
-            .refresh_token(pb::RefreshTokenRequest { refresh_token: old })
-            .await
-            .expect_err("old refresh");
-        assert_eq!(err.code(), Code::Unauthenticated);
+        assert_eq!(s.refresh(&old).await.expect_err("old refresh").code(), Code::Unauthenticated);
     }
     s.account(&fresh.access_token).get_me(pb::GetMeRequest {}).await.expect("new token works");
     assert_eq!(
@@ -155,12 +150,7 @@ async fn sessions_are_listed_paginated_and_revocable_by_their_owner_only() {
         .expect_err("not theirs");
     assert_eq!(err.code(), Code::NotFound);
     account.revoke_session(pb::RevokeSessionRequest { session_id: t.session_id.clone() }).await.expect("own");
-    let err = s
-        .auth()
-        .refresh_token(pb::RefreshTokenRequest { refresh_token: t.refresh_token })
-        .await
-        .expect_err("revoked");
-    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(s.refresh(&t.refresh_token).await.expect_err("revoked").code(), Code::Unauthenticated);
 }
 
 #[tokio::test]
@@ -171,11 +161,6 @@ async fn logout_all_stops_outstanding_access_tokens() {
     account.get_me(pb::GetMeRequest {}).await.expect("works before");
     account.logout_all(pb::LogoutAllRequest {}).await.expect("logout all");
     assert_eq!(account.get_me(pb::GetMeRequest {}).await.expect_err("revoked").code(), Code::Unauthenticated);
-    let err = s
-        .auth()
-        .refresh_token(pb::RefreshTokenRequest { refresh_token: t.refresh_token })
-        .await
-        .expect_err("ended");
-    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(s.refresh(&t.refresh_token).await.expect_err("ended").code(), Code::Unauthenticated);
     s.login("all@example.com", PASSWORD).await.expect("can sign in again");
 }

@@ -63,8 +63,7 @@ async fn suspension_blocks_login_and_existing_tokens() {
         Code::Unauthenticated
     );
     assert_eq!(s.login("sus@example.com", PASSWORD).await.expect_err("login").code(), Code::PermissionDenied);
-    let refreshed = s.auth().refresh_token(pb::RefreshTokenRequest { refresh_token: t.refresh_token }).await;
-    assert_eq!(refreshed.expect_err("refresh").code(), Code::Unauthenticated);
+    assert_eq!(s.refresh(&t.refresh_token).await.expect_err("refresh").code(), Code::Unauthenticated);
     let got =
         admin.get_user(pb::GetUserRequest { user_id: user.id.clone() }).await.expect("get").into_inner();
     assert_eq!(got.user.expect("user").status, pb::UserStatus::Suspended as i32);
@@ -139,12 +138,7 @@ async fn deleted_users_are_gone_with_their_sessions() {
         s.account(&t.access_token).get_me(pb::GetMeRequest {}).await.expect_err("token").code(),
         Code::Unauthenticated
     );
-    let err = s
-        .auth()
-        .refresh_token(pb::RefreshTokenRequest { refresh_token: t.refresh_token })
-        .await
-        .expect_err("refresh");
-    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(s.refresh(&t.refresh_token).await.expect_err("refresh").code(), Code::Unauthenticated);
 }
 
 #[tokio::test]

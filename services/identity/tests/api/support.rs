@@ -117,6 +117,14 @@ impl Stack {
             .map(tonic::Response::into_inner)
     }
 
+    /// Exchanges a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<pb::TokenPair, tonic::Status> {
+        self.auth()
+            .refresh_token(pb::RefreshTokenRequest { refresh_token: refresh_token.into() })
+            .await
+            .map(|r| r.into_inner().tokens.unwrap_or_default())
+    }
+
     pub async fn admin_token(&self) -> String {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD)
             .await
