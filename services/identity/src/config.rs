@@ -36,7 +36,8 @@ pub struct IdentityArgs {
     /// Password of that admin; generated and printed once when empty.
     #[arg(long, env = "TT_BOOTSTRAP_ADMIN_PASSWORD", default_value = "", hide_env_values = true)]
     pub bootstrap_admin_password: String,
-    /// Password hashes computed at once, on threads at the lowest CPU priority (0: one per CPU).
+    /// Password hashes computed at once, on threads at the lowest CPU priority, each keeping a
+    /// 19 MiB buffer (0: one per CPU, at most four).
     #[arg(long, env = "TT_HASH_PARALLELISM", default_value_t = 0)]
     pub hash_parallelism: usize,
     /// Sign-in attempts (login, register, service token) per client address per minute.

@@ -100,8 +100,9 @@ impl Identity {
         clock: SharedClock,
         args: IdentityArgs,
     ) -> Result<Arc<Self>, String> {
+        // Each hashing thread keeps a 19 MiB buffer: the default stops at four.
         let parallelism = if args.hash_parallelism == 0 {
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
         } else {
             args.hash_parallelism
         };
