@@ -108,20 +108,44 @@ impl PageTokens {
         scope: &str,
         token: &str,
     ) -> Result<Option<T>, tonic::Status> {
+        self.decode_reason(scope, token).map_err(|why| invalid_field(domain, "page_token", why))
+    }
+
+    fn decode_reason<T: DeserializeOwned>(
+        &self,
+        scope: &str,
+        token: &str,
+    ) -> Result<Option<T>, &'static str> {
         if token.is_empty() {
             return Ok(None);
         }
-        let bad = |why: &str| invalid_field(domain, "page_token", why);
-        let (payload, tag) = token.split_once('.').ok_or_else(|| bad("malformed"))?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| bad("malformed"))?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| bad("malformed"))?;
+        let (payload, tag) = token.split_once('.').ok_or("malformed")?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| "malformed")?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| "malformed")?;
         hmac::verify(&self.key, &Self::message(scope, &payload), &tag)
-            .map_err(|_| bad("not issued for this query"))?;
-        let envelope: Envelope<T> = serde_json::from_slice(&payload).map_err(|_| bad("malformed"))?;
+            .map_err(|_| "not issued for this query")?;
+        let envelope: Envelope<T> = serde_json::from_slice(&payload).map_err(|_| "malformed")?;
         if SystemClock.now_ms() - envelope.t > MAX_AGE_MS {
-            return Err(bad("expired; start from the first page"));
+            return Err("expired; start from the first page");
         }
         Ok(Some(envelope.c))
+    }
+
+    /// [`PageTokens::decode`] that records a bad token as a `page_token` violation (so it is
+    /// reported with every other bad field) and returns `None` for it.
+    pub fn checked<T: DeserializeOwned>(
+        &self,
+        violations: &mut crate::error::Violations,
+        scope: &str,
+        token: &str,
+    ) -> Option<T> {
+        match self.decode_reason(scope, token) {
+            Ok(cursor) => cursor,
+            Err(why) => {
+                violations.add("page_token", why);
+                None
+            }
+        }
     }
 
     fn message(scope: &str, payload: &[u8]) -> Vec<u8> {

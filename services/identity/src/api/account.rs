@@ -132,9 +132,9 @@ impl AccountService for Api {
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
         let size = PageSize::checked(&mut v, req.page_size);
-        v.into_result()?;
         let scope = format!("sessions:{subject}");
-        let after: Option<String> = self.pages.decode(DOMAIN, &scope, &req.page_token)?;
+        let after: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        v.into_result()?;
         let mut rows = self
             .store
             .list_sessions(&subject, self.now(), after.as_deref(), size.limit_plus_one())

@@ -54,12 +54,12 @@ impl AdminService for Api {
                 None
             }
         };
-        v.into_result()?;
         let prefix = req.email_prefix.trim().to_lowercase();
+        let scope = format!("users:{prefix}:{}:{}", req.role, req.status);
+        let after: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        v.into_result()?;
         let filter =
             UserFilter { email_prefix: (!prefix.is_empty()).then_some(prefix.clone()), role, status };
-        let scope = format!("users:{prefix}:{}:{}", req.role, req.status);
-        let after: Option<String> = self.pages.decode(DOMAIN, &scope, &req.page_token)?;
         let mut rows =
             self.store.list_users(&filter, after.as_deref(), size.limit_plus_one()).await.map_err(db)?;
         let next = size.split_next(&mut rows, |u| u.id.clone()).map(|c| self.pages.encode(&scope, &c));
@@ -284,8 +284,8 @@ impl AdminService for Api {
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
         let size = PageSize::checked(&mut v, req.page_size);
+        let after: Option<String> = self.pages.checked(&mut v, "service_accounts", &req.page_token);
         v.into_result()?;
-        let after: Option<String> = self.pages.decode(DOMAIN, "service_accounts", &req.page_token)?;
         let mut rows =
             self.store.list_service_accounts(after.as_deref(), size.limit_plus_one()).await.map_err(db)?;
         let next =
@@ -326,9 +326,9 @@ impl AdminService for Api {
         let size = PageSize::checked(&mut v, req.page_size);
         v.check(req.r#type.len() <= 64, "type", "must be at most 64 characters");
         v.check(req.subject.len() <= 320, "subject", "must be at most 320 characters");
-        v.into_result()?;
         let scope = format!("audit:{}:{}", req.r#type, req.subject);
-        let before: Option<String> = self.pages.decode(DOMAIN, &scope, &req.page_token)?;
+        let before: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        v.into_result()?;
         let kind = (!req.r#type.is_empty()).then_some(req.r#type.as_str());
         let subject = (!req.subject.is_empty()).then_some(req.subject.as_str());
         let mut rows = self

@@ -39,10 +39,16 @@ async fn list_users_filters_and_paginates() {
         .into_inner();
     assert_eq!(admins.users.len(), 1);
     let bad = admin
-        .list_users(pb::ListUsersRequest { role: 99, status: 42, page_size: -5, ..Default::default() })
+        .list_users(pb::ListUsersRequest {
+            role: 99,
+            status: 42,
+            page_size: -5,
+            page_token: "forged.token".into(),
+            ..Default::default()
+        })
         .await
         .expect_err("bad filters");
-    assert_eq!(fields(&bad), ["page_size", "role", "status"]);
+    assert_eq!(fields(&bad), ["page_size", "page_token", "role", "status"]);
 }
 
 #[tokio::test]
