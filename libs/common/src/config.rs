@@ -233,8 +233,11 @@ impl ServerArgs {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// `sqlite://path?mode=rwc` or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", default_value = "", hide_env_values = true)]
     pub database_url: String,
+    /// A file holding the database URL (a mounted Secret); takes the place of DATABASE_URL.
+    #[arg(long, env = "TT_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
     /// Largest number of pooled database connections.
     #[arg(long, env = "TT_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -245,8 +248,11 @@ pub struct StoreArgs {
     #[arg(long, env = "TT_DB_STATEMENT_TIMEOUT", default_value = "10s")]
     pub db_statement_timeout: HumanDuration,
     /// `redis://host:6379`; the in-process cache when empty.
-    #[arg(long, env = "REDIS_URL", default_value = "")]
+    #[arg(long, env = "REDIS_URL", default_value = "", hide_env_values = true)]
     pub redis_url: String,
+    /// A file holding the Redis URL (a mounted Secret); takes the place of REDIS_URL.
+    #[arg(long, env = "TT_REDIS_URL_FILE")]
+    pub redis_url_file: Option<PathBuf>,
     /// File holding the process secret (64 hex digits). Created when missing only with
     /// `--create-secret`.
     #[arg(long, env = "TT_SECRET_KEY_FILE", default_value = "./data/secret.key")]
@@ -256,14 +262,37 @@ pub struct StoreArgs {
     pub create_secret: bool,
 }
 
+/// A value given inline or, for secrets, as a file (`<key>_FILE`); the file wins.
+fn inline_or_file(inline: &str, file: Option<&PathBuf>, file_key: &str) -> Result<String, ConfigError> {
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| ConfigError::new(file_key, format!("{}: {e}", path.display()))),
+        None => Ok(inline.to_owned()),
+    }
+}
+
 impl StoreArgs {
+    /// The database URL, read from its file when one is given.
+    pub fn database_url(&self) -> Result<String, ConfigError> {
+        inline_or_file(&self.database_url, self.database_url_file.as_ref(), "TT_DATABASE_URL_FILE")
+    }
+
+    /// The Redis URL (empty: in-process cache), read from its file when one is given.
+    pub fn redis_url(&self) -> Result<String, ConfigError> {
+        inline_or_file(&self.redis_url, self.redis_url_file.as_ref(), "TT_REDIS_URL_FILE")
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if crate::storage::Backend::of_url(&self.database_url).is_none() {
-            return Err(ConfigError::new("DATABASE_URL", "must start with sqlite: or postgres://"));
+        let url = self.database_url()?;
+        if crate::storage::Backend::of_url(&url).is_none() {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must be set (or TT_DATABASE_URL_FILE) and start with sqlite: or postgres://",
+            ));
         }
-        let redis_ok = self.redis_url.is_empty()
-            || self.redis_url.starts_with("redis://")
-            || self.redis_url.starts_with("rediss://");
+        let redis = self.redis_url()?;
+        let redis_ok = redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://");
         if !redis_ok {
             return Err(ConfigError::new("REDIS_URL", "must start with redis:// or rediss://"));
         }
@@ -282,13 +311,13 @@ impl StoreArgs {
         Ok(())
     }
 
-    pub fn database_options(&self) -> crate::storage::DatabaseOptions {
-        crate::storage::DatabaseOptions {
-            url: self.database_url.clone(),
+    pub fn database_options(&self) -> Result<crate::storage::DatabaseOptions, ConfigError> {
+        Ok(crate::storage::DatabaseOptions {
+            url: self.database_url()?,
             max_connections: self.db_max_connections,
             acquire_timeout: self.db_acquire_timeout.0,
             statement_timeout: self.db_statement_timeout.0,
-        }
+        })
     }
 }
 
