@@ -64,6 +64,7 @@ async fn a_service_is_not_serving_until_its_readiness_check_passes() {
     assert_eq!(health(&ch, ECHO).await, Ok(ServingStatus::NotServing as i32));
     assert_eq!(health(&ch, "").await, Ok(ServingStatus::NotServing as i32));
     assert_eq!(health(&ch, "no.such.Service").await, Err(Code::NotFound));
+    assert_eq!(health(&ch, tt_common::server::LIVENESS).await, Ok(ServingStatus::Serving as i32));
     let err = EchoServiceClient::new(ch.clone()).echo(echo_req(0)).await.expect_err("not ready");
     assert_eq!(err.code(), Code::Unavailable);
     ready.store(true, Ordering::SeqCst);

@@ -263,7 +263,7 @@ pub struct StoreArgs {
 }
 
 /// A value given inline or, for secrets, as a file (`<key>_FILE`); the file wins.
-fn inline_or_file(inline: &str, file: Option<&PathBuf>, file_key: &str) -> Result<String, ConfigError> {
+pub fn inline_or_file(inline: &str, file: Option<&PathBuf>, file_key: &str) -> Result<String, ConfigError> {
     match file {
         Some(path) => std::fs::read_to_string(path)
             .map(|s| s.trim().to_owned())

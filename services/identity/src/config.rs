@@ -36,6 +36,9 @@ pub struct IdentityArgs {
     /// Password of that admin; generated and printed once when empty.
     #[arg(long, env = "TT_BOOTSTRAP_ADMIN_PASSWORD", default_value = "", hide_env_values = true)]
     pub bootstrap_admin_password: String,
+    /// A file holding that password (a mounted Secret); takes the place of the value above.
+    #[arg(long, env = "TT_BOOTSTRAP_ADMIN_PASSWORD_FILE")]
+    pub bootstrap_admin_password_file: Option<PathBuf>,
     /// Password hashes computed at once, on threads at the lowest CPU priority, each keeping a
     /// 19 MiB buffer (0: one per CPU, at most four).
     #[arg(long, env = "TT_HASH_PARALLELISM", default_value_t = 0)]
@@ -60,8 +63,9 @@ impl IdentityArgs {
         if crate::domain::email::Email::parse(&self.bootstrap_admin_email).is_err() {
             return Err(ConfigError::new("TT_BOOTSTRAP_ADMIN_EMAIL", "is not an email address"));
         }
-        if !self.bootstrap_admin_password.is_empty()
-            && let Err(e) = crate::domain::password::check_new_password(&self.bootstrap_admin_password)
+        let password = self.bootstrap_admin_password()?;
+        if !password.is_empty()
+            && let Err(e) = crate::domain::password::check_new_password(&password)
         {
             return Err(ConfigError::new("TT_BOOTSTRAP_ADMIN_PASSWORD", e));
         }
@@ -77,6 +81,15 @@ impl IdentityArgs {
             return Err(ConfigError::new("TT_SIGNIN_RATE_PER_MINUTE", "must be at least 1"));
         }
         Ok(())
+    }
+
+    /// The first admin's password, read from its file when one is given (empty: generate one).
+    pub fn bootstrap_admin_password(&self) -> Result<String, ConfigError> {
+        tt_common::config::inline_or_file(
+            &self.bootstrap_admin_password,
+            self.bootstrap_admin_password_file.as_ref(),
+            "TT_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+        )
     }
 
     /// Defaults, for tests and embedding.

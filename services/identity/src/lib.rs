@@ -76,11 +76,12 @@ impl Identity {
         if self.store.count_users().await.map_err(|e| e.to_string())? > 0 {
             return Ok(outcome);
         }
-        let (password, generated) = if self.args.bootstrap_admin_password.is_empty() {
+        let configured = self.args.bootstrap_admin_password().map_err(|e| e.to_string())?;
+        let (password, generated) = if configured.is_empty() {
             let bytes = tt_common::secrets::random_bytes::<12>().map_err(|e| e.to_string())?;
             (crate::hashing::hex(&bytes), true)
         } else {
-            (self.args.bootstrap_admin_password.clone(), false)
+            (configured, false)
         };
         let hash = self.hasher.hash(&password).await.map_err(|e| e.to_string())?;
         let now = self.now();
@@ -141,7 +142,18 @@ pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
             SERVICES,
             Box::new(move || {
                 let identity = identity.clone();
-                Box::pin(async move { identity.prepare().await.map(|_| ()) })
+                Box::pin(async move {
+                    let bootstrap = identity.prepare().await?;
+                    if let Some(password) = bootstrap.generated_password {
+                        // Printed once, on the console rather than in the structured logs.
+                        eprintln!(
+                            "identity: created the first admin {} with the generated password {password} \
+                             (shown once; change it with ChangePassword)",
+                            bootstrap.email
+                        );
+                    }
+                    Ok(())
+                })
             }),
         );
 }

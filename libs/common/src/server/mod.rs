@@ -38,6 +38,10 @@ use tower_service::Service;
 pub use self::{main::run_binary, shutdown::Shutdown, stack::current_call};
 use crate::{auth::TokenVerifier, config::ServerArgs};
 
+/// A health name that answers SERVING for as long as the process serves at all (startup and
+/// drain included): the liveness probe's, so a pod is never restarted for being not ready.
+pub const LIVENESS: &str = "timetravelers.liveness";
+
 /// A readiness check: retried with backoff until it succeeds.
 pub type ReadyCheck = Box<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
@@ -155,6 +159,7 @@ impl ServerBuilder {
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_service_status("", ServingStatus::NotServing).await;
+        reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
         let mut ready = HashMap::new();
         for name in &self.services {
             reporter.set_service_status(name, ServingStatus::NotServing).await;

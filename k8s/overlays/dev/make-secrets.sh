@@ -1,0 +1,23 @@
+#!/usr/bin/env sh
+# Creates the development secrets in the current kube context with values generated here, once
+# (kept in .tilt-secrets/, which git ignores). Never used for production.
+set -eu
+cd "$(dirname "$0")/../../.."
+dir=.tilt-secrets
+mkdir -p "$dir"
+[ -f "$dir/postgres-password" ] || openssl rand -hex 16 > "$dir/postgres-password"
+[ -f "$dir/secret.key" ] || openssl rand -hex 32 > "$dir/secret.key"
+[ -f "$dir/signing-key.pem" ] || openssl genpkey -algorithm ed25519 -out "$dir/signing-key.pem"
+[ -f "$dir/bootstrap-admin-password" ] || openssl rand -hex 12 > "$dir/bootstrap-admin-password"
+printf 'postgres://postgres:%s@postgres:5432/identity' "$(cat "$dir/postgres-password")" > "$dir/database-url"
+printf 'redis://redis:6379' > "$dir/redis-url"
+chmod 600 "$dir"/*
+kubectl get namespace timetravelers >/dev/null 2>&1 || kubectl create namespace timetravelers
+kubectl -n timetravelers create secret generic dev-postgres \
+  --from-file=password="$dir/postgres-password" --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n timetravelers create secret generic identity-secrets \
+  --from-file=database-url="$dir/database-url" --from-file=redis-url="$dir/redis-url" \
+  --from-file=secret.key="$dir/secret.key" --from-file=signing-key.pem="$dir/signing-key.pem" \
+  --from-file=bootstrap-admin-password="$dir/bootstrap-admin-password" \
+  --dry-run=client -o yaml | kubectl apply -f -
+echo "dev admin: admin@timetravelers.example / $(cat "$dir/bootstrap-admin-password")"
