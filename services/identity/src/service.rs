@@ -17,11 +17,16 @@ use tt_proto::identity::v1 as pb;
 use crate::{
     DOMAIN,
     config::IdentityArgs,
-    domain::{roles, settings},
+    domain::{UserStatus, roles, settings},
     guard::Guard,
     hashing::{Hasher, hex},
     keyring::{KeyError, KeyRing},
-    store::{Store, audit::AuditRecord, sessions::SessionRow, users::UserRow},
+    store::{
+        Store,
+        audit::AuditRecord,
+        sessions::SessionRow,
+        users::{Revoke, UserRow},
+    },
 };
 
 /// Everything the handlers share.
@@ -221,6 +226,31 @@ impl Identity {
     /// Drops the cached view after a write.
     pub async fn forget_user(&self, id: &str) {
         self.cache.invalidate(&user_key(id)).await;
+    }
+
+    /// Applies an administrative change to a user (roles and/or status, with what it revokes)
+    /// atomically with its audit record, then drops the cached view and publishes the revocation
+    /// mark when tokens were revoked. NOT_FOUND when the user does not exist.
+    pub async fn change_user(
+        &self,
+        user_id: &str,
+        roles: Option<&[Role]>,
+        status: Option<UserStatus>,
+        revoke: Revoke,
+        audit: &AuditRecord,
+    ) -> Result<pb::User, Status> {
+        let now = audit.created_at;
+        let user = self
+            .store
+            .admin_update(user_id, roles, status, revoke, now, audit)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| error::not_found(DOMAIN, "user", user_id))?;
+        self.forget_user(user_id).await;
+        if revoke.mark {
+            self.publish_mark(user_id, now).await?;
+        }
+        Ok(user_to_proto(&user))
     }
 
     /// The user `id` or NOT_FOUND.

@@ -182,9 +182,7 @@ impl AccountService for Api {
         let me = require_user(&request)?.subject.clone();
         let now = self.now();
         let audit = AuditRecord::new("sessions.revoked_all", &me, &me, json!({}), now);
-        self.store.admin_update(&me, None, None, Revoke::EVERYTHING, now, &audit).await.map_err(db)?;
-        self.forget_user(&me).await;
-        self.publish_mark(&me, now).await?;
+        self.change_user(&me, None, None, Revoke::EVERYTHING, &audit).await?;
         Ok(Response::new(pb::LogoutAllResponse {}))
     }
 }

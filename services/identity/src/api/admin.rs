@@ -123,15 +123,8 @@ impl AdminService for Api {
             now,
         );
         // New roles take effect at the next refresh: outstanding tokens carry the old ones.
-        let user = self
-            .store
-            .admin_update(&req.user_id, Some(&wanted), None, Revoke::TOKENS, now, &audit)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| error::not_found(DOMAIN, "user", &req.user_id))?;
-        self.forget_user(&req.user_id).await;
-        self.publish_mark(&req.user_id, now).await?;
-        Ok(Response::new(pb::SetUserRolesResponse { user: Some(user_to_proto(&user)) }))
+        let user = self.change_user(&req.user_id, Some(&wanted), None, Revoke::TOKENS, &audit).await?;
+        Ok(Response::new(pb::SetUserRolesResponse { user: Some(user) }))
     }
 
     async fn suspend_user(
@@ -156,14 +149,9 @@ impl AdminService for Api {
         let audit =
             AuditRecord::new("user.suspended", &admin, &req.user_id, json!({"reason": req.reason}), now);
         let user = self
-            .store
-            .admin_update(&req.user_id, None, Some(UserStatus::Suspended), Revoke::EVERYTHING, now, &audit)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| error::not_found(DOMAIN, "user", &req.user_id))?;
-        self.forget_user(&req.user_id).await;
-        self.publish_mark(&req.user_id, now).await?;
-        Ok(Response::new(pb::SuspendUserResponse { user: Some(user_to_proto(&user)) }))
+            .change_user(&req.user_id, None, Some(UserStatus::Suspended), Revoke::EVERYTHING, &audit)
+            .await?;
+        Ok(Response::new(pb::SuspendUserResponse { user: Some(user) }))
     }
 
     async fn reinstate_user(
@@ -177,14 +165,9 @@ impl AdminService for Api {
         v.into_result()?;
         let now = self.now();
         let audit = AuditRecord::new("user.reinstated", &admin, &req.user_id, json!({}), now);
-        let user = self
-            .store
-            .admin_update(&req.user_id, None, Some(UserStatus::Active), Revoke::NOTHING, now, &audit)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| error::not_found(DOMAIN, "user", &req.user_id))?;
-        self.forget_user(&req.user_id).await;
-        Ok(Response::new(pb::ReinstateUserResponse { user: Some(user_to_proto(&user)) }))
+        let user =
+            self.change_user(&req.user_id, None, Some(UserStatus::Active), Revoke::NOTHING, &audit).await?;
+        Ok(Response::new(pb::ReinstateUserResponse { user: Some(user) }))
     }
 
     async fn delete_user(
