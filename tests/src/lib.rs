@@ -88,20 +88,11 @@ impl AllInOne {
     }
 
     async fn wait_serving(&self) -> anyhow::Result<()> {
-        use tonic_health::pb::{
-            HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-        };
-        for _ in 0..1000 {
-            if let Ok(ch) = self.channel().await
-                && let Ok(r) =
-                    HealthClient::new(ch).check(HealthCheckRequest { service: String::new() }).await
-                && r.into_inner().status == ServingStatus::Serving as i32
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if tt_common::testing::wait_serving(&self.url(), "").await {
+            Ok(())
+        } else {
+            anyhow::bail!("the all-in-one server never became SERVING")
         }
-        anyhow::bail!("the all-in-one server never became SERVING")
     }
 
     /// Stops the server (drain and grace as configured) and waits for it.

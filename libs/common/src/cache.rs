@@ -98,10 +98,6 @@ impl Cache {
         Self { backend: self.backend.clone(), prefix: format!("{}{prefix}", self.prefix).into() }
     }
 
-    pub fn is_redis(&self) -> bool {
-        matches!(self.backend, Backend::Redis(_))
-    }
-
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
@@ -147,7 +143,7 @@ impl Cache {
     /// (which starts at the first increment and lasts `window`).
     pub async fn incr(&self, key: &str, window: Duration) -> Result<(i64, Duration), CacheError> {
         let key = self.key(key);
-        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
+        let window_ms = crate::clock::millis(window).max(1);
         match &self.backend {
             Backend::Redis(conn) => {
                 let (count, ttl): (i64, i64) = redis::Script::new(

@@ -93,6 +93,18 @@ where
     Ok(config)
 }
 
+/// The defaults of a settings group, ignoring the environment and any file (tests and
+/// embedding start from these and override what they need).
+pub fn defaults<T: Args + clap::FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|a| a.env(None::<&str>));
+    // Every field has a default, so parsing no arguments cannot fail; if a field ever lacks one,
+    // the clap error names it and exits.
+    match command.try_get_matches_from(["defaults"]).and_then(|m| T::from_arg_matches(&m)) {
+        Ok(value) => value,
+        Err(e) => e.exit(),
+    }
+}
+
 fn config_file(args: &[OsString]) -> Option<PathBuf> {
     let mut iter = args.iter().skip(1);
     while let Some(arg) = iter.next() {
@@ -218,13 +230,9 @@ impl ServerArgs {
     pub fn for_tests() -> Self {
         Self {
             metrics_addr: "off".into(),
-            request_timeout: HumanDuration(Duration::from_secs(30)),
-            max_concurrent_requests: 1024,
-            max_concurrent_streams: 256,
-            max_message_bytes: 4 * 1024 * 1024,
-            keepalive: HumanDuration(Duration::from_secs(30)),
             shutdown_drain: HumanDuration(Duration::ZERO),
             shutdown_grace: HumanDuration(Duration::from_secs(5)),
+            ..defaults()
         }
     }
 }

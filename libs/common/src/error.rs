@@ -107,23 +107,23 @@ impl Violations {
         if self.fields.is_empty() {
             return Ok(());
         }
-        let names: Vec<&str> = self.fields.iter().map(|f| f.field.as_str()).collect();
-        let message = format!("invalid request: {}", names.join(", "));
-        let mut details =
-            ErrorDetails::with_error_info("INVALID_ARGUMENT", &self.domain, std::collections::HashMap::new());
-        details.set_bad_request(self.fields);
-        Err(Status::with_error_details(Code::InvalidArgument, message, details))
+        Err(bad_request(&self.domain, self.fields))
     }
+}
+
+/// INVALID_ARGUMENT naming every violated field.
+fn bad_request(domain: &str, fields: Vec<FieldViolation>) -> Status {
+    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+    let message = format!("invalid request: {}", names.join(", "));
+    let mut details =
+        ErrorDetails::with_error_info("INVALID_ARGUMENT", domain, std::collections::HashMap::new());
+    details.set_bad_request(fields);
+    Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
 /// A single-field INVALID_ARGUMENT.
 pub fn invalid_field(domain: &str, field: &str, description: impl Into<String>) -> Status {
-    let mut v = Violations::new(domain);
-    v.add(field, description);
-    match v.into_result() {
-        Err(s) => s,
-        Ok(()) => Status::invalid_argument(field.to_owned()),
-    }
+    bad_request(domain, vec![FieldViolation::new(field, description)])
 }
 
 /// Reads the `ErrorInfo` reason of a status, for tests and clients.

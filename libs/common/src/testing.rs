@@ -4,11 +4,9 @@
 //!
 //! This is the one place tests read the environment.
 
-use std::path::PathBuf;
-
 use crate::{
     cache::{Cache, RedisOptions},
-    storage::{Backend, Database, DatabaseOptions},
+    storage::{Database, DatabaseOptions},
 };
 
 /// A database that exists for one test.
@@ -53,18 +51,9 @@ impl TestDatabase {
         Self { url, _dir: None, postgres: Some((server, name)) }
     }
 
-    pub fn backend(&self) -> Backend {
-        Backend::of_url(&self.url).unwrap_or(Backend::Sqlite)
-    }
-
     /// A lazily connected pool on this database.
     pub fn connect(&self) -> Database {
         Database::connect_lazy(&DatabaseOptions::new(self.url.clone())).expect("test pool")
-    }
-
-    /// A directory for files that live as long as the test (SQLite data dirs, keys).
-    pub fn scratch_dir() -> tempfile::TempDir {
-        tempfile::tempdir().expect("scratch dir")
     }
 }
 
@@ -111,11 +100,6 @@ pub fn test_cache() -> Cache {
         }
         _ => Cache::memory(10_000, &prefix),
     }
-}
-
-/// The workspace root, for tests that read shipped files.
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 #[cfg(test)]
@@ -178,22 +162,7 @@ impl TestServer {
 
     /// Polls grpc.health.v1 until `service` is SERVING (at most 20 s).
     pub async fn wait_serving(&self, service: &str) {
-        use tonic_health::pb::{
-            HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            if let Ok(ch) = tonic::transport::Endpoint::from_shared(self.url()).expect("url").connect().await
-            {
-                let reply =
-                    HealthClient::new(ch).check(HealthCheckRequest { service: service.to_owned() }).await;
-                if reply.is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32) {
-                    return;
-                }
-            }
-            assert!(std::time::Instant::now() < deadline, "server never became SERVING");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        assert!(wait_serving(&self.url(), service).await, "server never became SERVING");
     }
 
     /// Triggers shutdown and waits for the server to stop.
@@ -213,6 +182,26 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
+}
+
+/// Polls grpc.health.v1 at `url` until `service` is SERVING; false after 20 s.
+pub async fn wait_serving(url: &str, service: &str) -> bool {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.to_owned())
+            && let Ok(ch) = endpoint.connect().await
+            && let Ok(reply) =
+                HealthClient::new(ch).check(HealthCheckRequest { service: service.to_owned() }).await
+            && reply.into_inner().status == ServingStatus::Serving as i32
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
 }
 
 /// A client interceptor that sends `authorization: Bearer <token>`.

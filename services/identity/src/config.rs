@@ -94,19 +94,6 @@ impl IdentityArgs {
 
     /// Defaults, for tests and embedding.
     pub fn defaults() -> Self {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            args: IdentityArgs,
-        }
-        // Parsing no arguments cannot fail: every field has a default. Environment variables
-        // are deliberately not consulted here.
-        let cmd = <Only as clap::CommandFactory>::command();
-        let cmd = cmd.mut_args(|a| a.env(None::<&str>));
-        let matches = cmd.get_matches_from(["identity"]);
-        <Only as clap::FromArgMatches>::from_arg_matches(&matches)
-            .map(|o| o.args)
-            .unwrap_or_else(|e| e.exit())
+        tt_common::config::defaults()
     }
 }

@@ -113,7 +113,7 @@ impl KeyRing {
 
     /// Keys verifiers should accept now.
     pub async fn public_keys(&self, now: Millis) -> Result<Vec<KeyRow>, KeyError> {
-        let window = i64::try_from(self.publish_retired_for.as_millis()).unwrap_or(i64::MAX);
+        let window = tt_common::clock::millis(self.publish_retired_for);
         Ok(self.store.verifying_keys(now.saturating_sub(window)).await?)
     }
 

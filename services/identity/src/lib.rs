@@ -58,13 +58,20 @@ pub struct Bootstrap {
 
 impl Identity {
     /// Everything identity needs before it serves: migrations, an active signing key, the first
-    /// admin, and revocation marks republished into the cache. Idempotent.
+    /// admin, and revocation marks republished into the cache. Runs once per process: later
+    /// calls (the readiness check after the all-in-one's own call) return the first outcome,
+    /// without the generated password, which is shown once.
     pub async fn prepare(&self) -> Result<Bootstrap, String> {
+        let mut prepared = self.prepared.lock().await;
+        if let Some(done) = prepared.as_ref() {
+            return Ok(done.clone());
+        }
         self.store.migrate().await.map_err(|e| e.to_string())?;
         let now = self.now();
         self.keys.ensure(now).await.map_err(|e| e.to_string())?;
         let bootstrap = self.bootstrap_admin().await?;
         self.republish_marks().await.map_err(|s| s.message().to_owned())?;
+        *prepared = Some(Bootstrap { generated_password: None, ..bootstrap.clone() });
         Ok(bootstrap)
     }
 
@@ -180,13 +187,10 @@ pub struct LocalKeySource(pub Arc<Identity>);
 impl KeySource for LocalKeySource {
     fn fetch(&self) -> BoxFuture<'_, Result<Vec<VerifyingKey>, String>> {
         Box::pin(async move {
-            use base64::Engine;
             let rows = self.0.keys.public_keys(self.0.now()).await.map_err(|e| e.to_string())?;
             rows.into_iter()
                 .map(|k| {
-                    let public_key = base64::engine::general_purpose::STANDARD
-                        .decode(&k.public_key)
-                        .map_err(|e| e.to_string())?;
+                    let public_key = k.public_key_bytes().map_err(|e| e.to_string())?;
                     Ok(VerifyingKey { kid: k.kid, public_key })
                 })
                 .collect()

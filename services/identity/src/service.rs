@@ -8,7 +8,7 @@ use tonic::Status;
 use tt_common::{
     auth::{ACCESS_TOKEN_TYPE, AccessClaims, Revocations, Role},
     cache::{Cache, Codec},
-    clock::{Millis, SharedClock, to_timestamp},
+    clock::{Millis, SharedClock, millis, to_timestamp},
     error,
     storage::{PageTokens, StorageError},
 };
@@ -24,6 +24,7 @@ use crate::{
     store::{
         Store,
         audit::AuditRecord,
+        keys::KeyRow,
         sessions::SessionRow,
         users::{Revoke, UserRow},
     },
@@ -41,6 +42,8 @@ pub struct Identity {
     pub pages: PageTokens,
     pub clock: SharedClock,
     pub args: IdentityArgs,
+    /// The outcome of [`Identity::prepare`], once it succeeded.
+    pub(crate) prepared: tokio::sync::Mutex<Option<crate::Bootstrap>>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -86,10 +89,6 @@ fn user_key(id: &str) -> String {
     format!("user:{id}")
 }
 
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl Identity {
     pub fn now(&self) -> Millis {
         self.clock.now_ms()
@@ -113,7 +112,18 @@ impl Identity {
         };
         let hasher = Hasher::new(parallelism).await.map_err(|e| e.to_string())?;
         let guard = Guard::new(cache.clone(), args.signin_rate_per_minute);
-        Ok(Arc::new(Self { store, cache, keys, hasher, guard, revocations, pages, clock, args }))
+        Ok(Arc::new(Self {
+            store,
+            cache,
+            keys,
+            hasher,
+            guard,
+            revocations,
+            pages,
+            clock,
+            args,
+            prepared: tokio::sync::Mutex::new(None),
+        }))
     }
 
     /// Signs an access token.
@@ -125,7 +135,7 @@ impl Identity {
         ttl: Duration,
     ) -> Result<(String, Millis), Status> {
         let now = self.now();
-        let exp_ms = now + ms(ttl);
+        let exp_ms = now + millis(ttl);
         let claims = AccessClaims {
             iss: self.args.token_issuer.clone(),
             aud: self.args.token_audience.clone(),
@@ -157,8 +167,8 @@ impl Identity {
             user_agent: user_agent.chars().take(256).collect(),
             created_at: now,
             last_used_at: now,
-            idle_expires_at: now + ms(self.args.refresh_idle_ttl.0),
-            absolute_expires_at: now + ms(self.args.refresh_absolute_ttl.0),
+            idle_expires_at: now + millis(self.args.refresh_idle_ttl.0),
+            absolute_expires_at: now + millis(self.args.refresh_absolute_ttl.0),
             revoked_at: None,
         };
         let (refresh, hash) = new_secret("rt_")?;
@@ -175,7 +185,7 @@ impl Identity {
     ) -> Result<pb::TokenPair, Status> {
         let (access, exp) =
             self.access_token(&user.id, &user.roles, Some(&session.id), self.args.access_token_ttl.0).await?;
-        let refresh_exp = session.absolute_expires_at.min(self.now() + ms(self.args.refresh_idle_ttl.0));
+        let refresh_exp = session.absolute_expires_at.min(self.now() + millis(self.args.refresh_idle_ttl.0));
         Ok(pb::TokenPair {
             access_token: access,
             access_token_expire_time: Some(to_timestamp(exp)),
@@ -201,7 +211,7 @@ impl Identity {
 
     /// Republishes recent marks (after a cache restart, marks may be gone).
     pub async fn republish_marks(&self) -> Result<(), Status> {
-        let since = self.now() - ms(self.mark_ttl());
+        let since = self.now() - millis(self.mark_ttl());
         for (user, mark) in self.store.marks_since(since).await.map_err(db)? {
             self.publish_mark(&user, mark).await?;
         }
@@ -262,13 +272,21 @@ impl Identity {
     pub async fn setting(&self, key: &str) -> Result<settings::SettingValue, Status> {
         let def =
             settings::find(key).ok_or_else(|| error::internal(DOMAIN, &format!("unknown setting {key}")))?;
-        let stored = self.store.settings().await.map_err(db)?;
-        Ok(stored
-            .iter()
-            .find(|r| r.key == key)
-            .and_then(|r| settings::SettingValue::from_json(def.kind, &r.value))
-            .unwrap_or_else(|| def.default_value()))
+        let stored = self.store.setting(key).await.map_err(db)?;
+        Ok(def.current(stored.as_ref().map(|r| r.value.as_str())))
     }
+}
+
+/// The proto view of a signing key's public half.
+pub fn key_to_proto(k: &KeyRow) -> Result<pb::PublicKey, Status> {
+    Ok(pb::PublicKey {
+        kid: k.kid.clone(),
+        algorithm: "EdDSA".into(),
+        public_key: k.public_key_bytes().map_err(db)?,
+        create_time: Some(to_timestamp(k.created_at)),
+        retire_time: k.retired_at.map(to_timestamp),
+        active: k.active,
+    })
 }
 
 /// The proto view of a user.

@@ -52,17 +52,13 @@ impl Validate for Config {
 impl Config {
     /// Settings for tests: a data directory of their own, metrics off, no drain.
     pub fn for_tests(data_dir: PathBuf) -> Self {
+        let defaults: Self = tt_common::config::defaults();
         Self {
-            config: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
-            telemetry: TelemetryArgs {
-                log_format: tt_common::config::LogFormat::Pretty,
-                log: "warn".into(),
-                otlp_endpoint: String::new(),
-            },
+            telemetry: TelemetryArgs { log: "warn".into(), ..defaults.telemetry },
             server: ServerArgs::for_tests(),
-            identity: IdentityArgs::defaults(),
+            ..defaults
         }
     }
 }

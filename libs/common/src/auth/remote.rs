@@ -70,7 +70,7 @@ impl TokenProvider for ClientCredentials {
             let mut current = self.current.lock().await;
             let now = self.clock.now_ms();
             if let Some((token, expires)) = current.as_ref()
-                && now + i64::try_from(RENEW_BEFORE.as_millis()).unwrap_or(0) < *expires
+                && now + crate::clock::millis(RENEW_BEFORE) < *expires
             {
                 return Ok(token.clone());
             }

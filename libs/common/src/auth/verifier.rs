@@ -182,7 +182,7 @@ impl TokenVerifier {
                 v
             }
         };
-        let leeway_ms = i64::try_from(self.settings.leeway.as_millis()).unwrap_or(30_000);
+        let leeway_ms = crate::clock::millis(self.settings.leeway);
         if now_ms > verified.principal.expires_at_ms + leeway_ms {
             self.verified.invalidate(token);
             return Err(AuthError::Invalid("token expired"));

@@ -15,7 +15,6 @@ pub mod stack;
 use std::{
     collections::HashMap,
     convert::Infallible,
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -320,9 +319,4 @@ fn spawn_readiness(
         }));
     }
     tasks
-}
-
-/// Binds a listener (port 0 picks a free port).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }

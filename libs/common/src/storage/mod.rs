@@ -219,12 +219,6 @@ impl Database {
         Ok(())
     }
 
-    /// Checks the database answers.
-    pub async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -238,9 +232,4 @@ pub fn etag(version: i64) -> String {
 /// True when the client sent no etag or the one matching `version`.
 pub fn etag_matches(given: &str, version: i64) -> bool {
     given.is_empty() || given == etag(version)
-}
-
-/// `true` as the INTEGER flag both databases store.
-pub fn flag(b: bool) -> i64 {
-    i64::from(b)
 }

@@ -113,10 +113,10 @@ impl AccountService for Api {
         let now = self.now();
         let audit = AuditRecord::new("password.changed", &me, &me, json!({}), now);
         // Every session ends (and outstanding access tokens stop); the caller gets a new one.
-        self.store.change_password(&me, &hash, None, now, &audit).await.map_err(db)?;
+        self.store.change_password(&me, &hash, now, &audit).await.map_err(db)?;
         self.forget_user(&me).await;
         self.publish_mark(&me, now).await?;
-        let user = self.user(&me).await?;
+        // Roles and id, all a session needs, are as read above.
         let login =
             AuditRecord::new("login.succeeded", &me, &me, json!({"via": "change_password"}), self.now());
         let tokens = self.open_session(&user, &agent, &login).await?;

@@ -1,6 +1,5 @@
 //! AdminService: users, keys, service accounts and the audit log. Admins only.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::json;
 use tonic::{Code, Request, Response, Status};
 use tt_common::{
@@ -15,7 +14,7 @@ use super::Api;
 use crate::{
     DOMAIN,
     domain::{UserStatus, parse_account_name, roles},
-    service::{db, keys, new_secret, user_to_proto},
+    service::{db, key_to_proto, keys, new_secret, user_to_proto},
     store::{
         audit::AuditRecord,
         service_accounts::ServiceAccountRow,
@@ -203,17 +202,7 @@ impl AdminService for Api {
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
         let admin = require_admin(&request)?.subject.clone();
         let row = self.keys.rotate(&admin, self.now()).await.map_err(keys)?;
-        let public_key = STANDARD.decode(&row.public_key).map_err(|e| error::internal(DOMAIN, &e))?;
-        Ok(Response::new(pb::RotateSigningKeyResponse {
-            key: Some(pb::PublicKey {
-                kid: row.kid,
-                algorithm: "EdDSA".into(),
-                public_key,
-                create_time: Some(to_timestamp(row.created_at)),
-                retire_time: None,
-                active: true,
-            }),
-        }))
+        Ok(Response::new(pb::RotateSigningKeyResponse { key: Some(key_to_proto(&row)?) }))
     }
 
     async fn create_service_account(

@@ -1,6 +1,5 @@
 //! AuthService: register, login, refresh, logout, service tokens, public keys.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tonic::{Code, Request, Response, Status};
@@ -12,7 +11,7 @@ use crate::{
     DOMAIN,
     domain::{UserStatus, email::Email, parse_display_name, password, settings},
     guard::Failure,
-    service::{client_of, db, hash_secret, keys, new_secret, user_agent, user_to_proto},
+    service::{client_of, db, hash_secret, key_to_proto, keys, new_secret, user_agent, user_to_proto},
     store::{audit::AuditRecord, sessions::Rotation, users::UserRow},
 };
 
@@ -120,20 +119,25 @@ impl AuthService for Api {
             (_, user) => {
                 let actor = user.as_ref().map(|u| u.id.as_str()).unwrap_or("");
                 let failure = self.guard.failed(id).await?;
-                let audit = AuditRecord::new("login.failed", actor, id, json!({"client": client}), now);
-                self.store.audit(&audit).await.map_err(db)?;
+                let mut audit =
+                    vec![AuditRecord::new("login.failed", actor, id, json!({"client": client}), now)];
                 if failure == Failure::LockedNow {
-                    let audit =
-                        AuditRecord::new("login.locked_out", actor, id, json!({"client": client}), now);
-                    self.store.audit(&audit).await.map_err(db)?;
+                    audit.push(AuditRecord::new(
+                        "login.locked_out",
+                        actor,
+                        id,
+                        json!({"client": client}),
+                        now,
+                    ));
                 }
+                self.store.audit(&audit).await.map_err(db)?;
                 return Err(invalid_credentials());
             }
         };
         self.guard.succeeded(id).await;
         if user.status == UserStatus::Suspended {
             let audit = AuditRecord::new("login.refused_suspended", &user.id, &user.id, json!({}), now);
-            self.store.audit(&audit).await.map_err(db)?;
+            self.store.audit(std::slice::from_ref(&audit)).await.map_err(db)?;
             return Err(error::status(
                 Code::PermissionDenied,
                 DOMAIN,
@@ -235,7 +239,7 @@ impl AuthService for Api {
                 json!({"client": client}),
                 self.now(),
             );
-            self.store.audit(&audit).await.map_err(db)?;
+            self.store.audit(std::slice::from_ref(&audit)).await.map_err(db)?;
             return Err(error::unauthenticated(DOMAIN, "INVALID_CLIENT", "invalid client credentials"));
         };
         let ttl = self.args.service_token_ttl.0;
@@ -252,19 +256,8 @@ impl AuthService for Api {
         _request: Request<pb::ListPublicKeysRequest>,
     ) -> Result<Response<pb::ListPublicKeysResponse>, Status> {
         let rows = self.keys.public_keys(self.now()).await.map_err(keys)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for k in rows {
-            let public_key = STANDARD.decode(&k.public_key).map_err(|e| error::internal(DOMAIN, &e))?;
-            out.push(pb::PublicKey {
-                kid: k.kid,
-                algorithm: "EdDSA".into(),
-                public_key,
-                create_time: Some(to_timestamp(k.created_at)),
-                retire_time: k.retired_at.map(to_timestamp),
-                active: k.active,
-            });
-        }
-        Ok(Response::new(pb::ListPublicKeysResponse { keys: out }))
+        let keys = rows.iter().map(key_to_proto).collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::ListPublicKeysResponse { keys }))
     }
 }
 
@@ -282,7 +275,7 @@ impl Api {
             return Err(invalid_refresh());
         }
         let (refresh, hash) = new_secret("rt_")?;
-        let idle = now + i64::try_from(self.args.refresh_idle_ttl.0.as_millis()).unwrap_or(i64::MAX);
+        let idle = now + tt_common::clock::millis(self.args.refresh_idle_ttl.0);
         match self.store.rotate(session_id, current, &hash, now, idle).await.map_err(db)? {
             Rotation::Rotated => {}
             Rotation::NotCurrent => return Err(invalid_refresh()),

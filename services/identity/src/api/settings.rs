@@ -18,9 +18,7 @@ use crate::{
 };
 
 fn to_proto(def: &Definition, stored: Option<&SettingRow>) -> pb::Setting {
-    let value = stored
-        .and_then(|r| SettingValue::from_json(def.kind, &r.value))
-        .unwrap_or_else(|| def.default_value());
+    let value = def.current(stored.map(|r| r.value.as_str()));
     pb::Setting {
         key: def.key.to_owned(),
         description: def.description.to_owned(),
@@ -57,10 +55,8 @@ impl SettingsService for Api {
         require_admin_or_service(&request)?;
         let req = request.into_inner();
         let def = settings::find(&req.key).ok_or_else(|| error::not_found(DOMAIN, "setting", &req.key))?;
-        let stored = self.store.settings().await.map_err(db)?;
-        Ok(Response::new(pb::GetSettingResponse {
-            setting: Some(to_proto(def, stored.iter().find(|r| r.key == def.key))),
-        }))
+        let stored = self.store.setting(def.key).await.map_err(db)?;
+        Ok(Response::new(pb::GetSettingResponse { setting: Some(to_proto(def, stored.as_ref())) }))
     }
 
     async fn update_setting(

@@ -92,6 +92,13 @@ impl Definition {
         }
     }
 
+    /// The value in force: the stored override (JSON) when it decodes, else the default.
+    pub fn current(&self, stored: Option<&str>) -> SettingValue {
+        stored
+            .and_then(|json| SettingValue::from_json(self.kind, json))
+            .unwrap_or_else(|| self.default_value())
+    }
+
     /// Checks a value against the setting's type and bounds.
     pub fn check(&self, value: &SettingValue) -> Result<(), String> {
         match (self.kind, value) {

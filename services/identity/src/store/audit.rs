@@ -60,10 +60,12 @@ fn decode(row: &AnyRow) -> Result<AuditRecord, StorageError> {
 }
 
 impl Store {
-    /// Records an event that changes nothing else (failed logins, lockouts).
-    pub async fn audit(&self, record: &AuditRecord) -> Result<(), StorageError> {
+    /// Records events that change nothing else (failed logins, lockouts), in one transaction.
+    pub async fn audit(&self, records: &[AuditRecord]) -> Result<(), StorageError> {
         let mut tx = self.db().pool().begin().await?;
-        record.insert(&mut tx).await?;
+        for record in records {
+            record.insert(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -18,6 +18,16 @@ pub struct KeyRow {
     pub retired_at: Option<Millis>,
 }
 
+impl KeyRow {
+    /// The raw public key.
+    pub fn public_key_bytes(&self) -> Result<Vec<u8>, StorageError> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.public_key)
+            .map_err(|e| StorageError::Other(format!("corrupt public key {}: {e}", self.kid)))
+    }
+}
+
 fn decode(row: &AnyRow) -> Result<KeyRow, StorageError> {
     Ok(KeyRow {
         kid: col(row, "kid")?,

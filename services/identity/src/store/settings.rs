@@ -14,21 +14,31 @@ pub struct SettingRow {
     pub updated_by: String,
 }
 
+fn decode(r: &sqlx::any::AnyRow) -> Result<SettingRow, StorageError> {
+    Ok(SettingRow {
+        key: col(r, "key")?,
+        value: col(r, "value")?,
+        updated_at: col(r, "updated_at")?,
+        updated_by: col(r, "updated_by")?,
+    })
+}
+
 impl Store {
+    /// Every stored override, by key.
     pub async fn settings(&self) -> Result<Vec<SettingRow>, StorageError> {
         let rows = sqlx::query("SELECT key, value, updated_at, updated_by FROM settings ORDER BY key")
             .fetch_all(self.db().pool())
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SettingRow {
-                    key: col(r, "key")?,
-                    value: col(r, "value")?,
-                    updated_at: col(r, "updated_at")?,
-                    updated_by: col(r, "updated_by")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode).collect()
+    }
+
+    /// The stored override of one setting, if any.
+    pub async fn setting(&self, key: &str) -> Result<Option<SettingRow>, StorageError> {
+        let row = sqlx::query("SELECT key, value, updated_at, updated_by FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.db().pool())
+            .await?;
+        row.as_ref().map(decode).transpose()
     }
 
     /// Upserts an override with its audit record, atomically.

@@ -41,6 +41,20 @@ fn decode(row: &AnyRow) -> Result<UserRow, StorageError> {
     })
 }
 
+/// Ends every live session of `user_id` inside `tx`.
+async fn end_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: &str,
+    now: Millis,
+) -> Result<(), StorageError> {
+    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// What an update revokes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Revoke {
@@ -173,13 +187,12 @@ impl Store {
         Ok(())
     }
 
-    /// Changes the password, moves the tokens-valid-after mark to `now` and revokes every
-    /// session but `keep_session`, atomically with the audit record.
+    /// Changes the password, moves the tokens-valid-after mark to `now` and ends every session,
+    /// atomically with the audit record.
     pub async fn change_password(
         &self,
         id: &str,
         hash: &str,
-        keep_session: Option<&str>,
         now: Millis,
         audit: &AuditRecord,
     ) -> Result<(), StorageError> {
@@ -193,15 +206,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
-             AND id <> $3",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(keep_session.unwrap_or(""))
-        .execute(&mut *tx)
-        .await?;
+        end_sessions(&mut tx, id, now).await?;
         audit.insert(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -236,11 +241,7 @@ impl Store {
             return Ok(None);
         }
         if revoke.sessions {
-            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            end_sessions(&mut tx, id, now).await?;
         }
         audit.insert(&mut tx).await?;
         tx.commit().await?;
