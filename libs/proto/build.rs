@@ -6,16 +6,31 @@ use std::{env, fs, path::PathBuf};
 use prost::Message;
 
 /// The packages this crate exposes: (proto package, files relative to `proto/`).
-const PACKAGES: &[(&str, &[&str])] = &[(
-    "timetravelers.identity.v1",
-    &[
-        "timetravelers/identity/v1/resources.proto",
-        "timetravelers/identity/v1/auth.proto",
-        "timetravelers/identity/v1/account.proto",
-        "timetravelers/identity/v1/admin.proto",
-        "timetravelers/identity/v1/settings.proto",
-    ],
-)];
+const PACKAGES: &[(&str, &[&str])] = &[
+    ("timetravelers.common.v1", &["timetravelers/common/v1/event.proto"]),
+    (
+        "timetravelers.identity.v1",
+        &[
+            "timetravelers/identity/v1/resources.proto",
+            "timetravelers/identity/v1/auth.proto",
+            "timetravelers/identity/v1/account.proto",
+            "timetravelers/identity/v1/admin.proto",
+            "timetravelers/identity/v1/settings.proto",
+        ],
+    ),
+    (
+        "timetravelers.profiles.v1",
+        &[
+            "timetravelers/profiles/v1/resources.proto",
+            "timetravelers/profiles/v1/profile.proto",
+            "timetravelers/profiles/v1/goals.proto",
+            "timetravelers/profiles/v1/assessment.proto",
+            "timetravelers/profiles/v1/experience.proto",
+            "timetravelers/profiles/v1/skills.proto",
+            "timetravelers/profiles/v1/integration.proto",
+        ],
+    ),
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");

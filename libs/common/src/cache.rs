@@ -51,6 +51,23 @@ pub struct Codec<T> {
     pub decode: fn(&[u8]) -> Option<T>,
 }
 
+/// Opens the platform cache: Redis when a URL is given, else in-process. Every service keys
+/// its entries under its own scope of the shared `tt:` namespace.
+pub fn open(redis_url: &str) -> Result<Cache, String> {
+    if redis_url.is_empty() {
+        Ok(Cache::memory(100_000, "tt:"))
+    } else {
+        Cache::redis(&RedisOptions::new(redis_url), "tt:").map_err(|e| format!("REDIS_URL: {e}"))
+    }
+}
+
+impl<T: prost::Message + Default> Codec<T> {
+    /// Protobuf messages, encoded as on the wire.
+    pub fn protobuf() -> Self {
+        Self { encode: |v: &T| Some(v.encode_to_vec()), decode: |b: &[u8]| T::decode(b).ok() }
+    }
+}
+
 /// The cache handle: cheap to clone, namespaced by a key prefix.
 #[derive(Clone)]
 pub struct Cache {

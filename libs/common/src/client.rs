@@ -153,7 +153,7 @@ tokio::task_local! {
 }
 
 /// Full-jitter exponential backoff.
-fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+pub(crate) fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     let cap = base.saturating_mul(2u32.saturating_pow(attempt)).min(max);
     let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX).max(1);
     Duration::from_millis(rand::random_range(0..=ms))

@@ -59,6 +59,11 @@ pub fn millis(d: std::time::Duration) -> Millis {
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 
+/// Converts a protobuf timestamp to unix millis.
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Millis {
+    t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000)
+}
+
 /// Converts unix millis to a protobuf timestamp.
 pub fn to_timestamp(ms: Millis) -> prost_types::Timestamp {
     prost_types::Timestamp {

@@ -237,6 +237,27 @@ impl ServerArgs {
     }
 }
 
+/// What access tokens carry and verifiers check (`iss`, `aud`): the same on every service.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// `iss` of access tokens.
+    #[arg(long, env = "TT_TOKEN_ISSUER", default_value = "timetravelers-identity")]
+    pub token_issuer: String,
+    /// `aud` of access tokens.
+    #[arg(long, env = "TT_TOKEN_AUDIENCE", default_value = "timetravelers")]
+    pub token_audience: String,
+}
+
+impl TokenArgs {
+    pub fn settings(&self) -> crate::auth::TokenSettings {
+        crate::auth::TokenSettings {
+            issuer: self.token_issuer.clone(),
+            audience: self.token_audience.clone(),
+            ..crate::auth::TokenSettings::default()
+        }
+    }
+}
+
 /// Database and cache settings for a service binary.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {

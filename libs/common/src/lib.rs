@@ -9,6 +9,7 @@
 //! - [`auth`]: JWT verification, revocation, the typed [`auth::Principal`] and its checks;
 //! - [`error`]: `Status` builders with `ErrorInfo` and `BadRequest` details;
 //! - [`client`]: peer gRPC clients with deadlines, retries and token forwarding;
+//! - [`outbox`]: the transactional outbox and its relay (events that are never lost);
 //! - [`clock`]: injected time, so expiry is tested without waiting;
 //! - [`secrets`]: the process secret and keys derived from it.
 
@@ -18,6 +19,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod outbox;
 pub mod secrets;
 pub mod server;
 pub mod storage;

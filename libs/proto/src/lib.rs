@@ -6,6 +6,26 @@
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("timetravelers.common.v1");
+
+        /// Encoded `FileDescriptorSet` of this package and its imports.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/timetravelers.common.v1.descriptor.bin"));
+    }
+}
+
+pub mod profiles {
+    pub mod v1 {
+        tonic::include_proto!("timetravelers.profiles.v1");
+
+        /// Encoded `FileDescriptorSet` of this package and its imports.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/timetravelers.profiles.v1.descriptor.bin"));
+    }
+}
+
 pub mod identity {
     pub mod v1 {
         tonic::include_proto!("timetravelers.identity.v1");

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tt_common::config::{ConfigError, HumanDuration};
+use tt_common::config::{ConfigError, HumanDuration, TokenArgs};
 
 /// Identity settings.
 #[derive(Debug, Clone, Args)]
@@ -20,12 +20,8 @@ pub struct IdentityArgs {
     /// A session ends this long after sign-in, whatever happens.
     #[arg(long, env = "TT_REFRESH_ABSOLUTE_TTL", default_value = "30d")]
     pub refresh_absolute_ttl: HumanDuration,
-    /// `iss` of issued tokens.
-    #[arg(long, env = "TT_TOKEN_ISSUER", default_value = "timetravelers-identity")]
-    pub token_issuer: String,
-    /// `aud` of issued tokens.
-    #[arg(long, env = "TT_TOKEN_AUDIENCE", default_value = "timetravelers")]
-    pub token_audience: String,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
     /// PKCS#8 PEM Ed25519 private key (production, mounted from a Secret). Without it a key is
     /// generated on first start and kept encrypted in the database.
     #[arg(long, env = "TT_SIGNING_KEY_FILE")]
@@ -43,6 +39,10 @@ pub struct IdentityArgs {
     /// 19 MiB buffer (0: one per CPU, at most four).
     #[arg(long, env = "TT_HASH_PARALLELISM", default_value_t = 0)]
     pub hash_parallelism: usize,
+    /// Profiles' gRPC URL: user deletions are delivered there (from the outbox) so profiles
+    /// purges the user's data. Until it is set, deletions wait in the outbox.
+    #[arg(long, env = "TT_PROFILES_URL", default_value = "")]
+    pub profiles_url: String,
     /// Sign-in attempts (login, register, service token) per client address per minute.
     #[arg(long, env = "TT_SIGNIN_RATE_PER_MINUTE", default_value_t = 60)]
     pub signin_rate_per_minute: u32,
@@ -76,6 +76,11 @@ impl IdentityArgs {
                 "TT_SIGNING_KEY_FILE",
                 format!("{} does not exist", path.display()),
             ));
+        }
+        if !self.profiles_url.is_empty()
+            && !(self.profiles_url.starts_with("http://") || self.profiles_url.starts_with("https://"))
+        {
+            return Err(ConfigError::new("TT_PROFILES_URL", "must be an http:// or https:// URL"));
         }
         if self.signin_rate_per_minute == 0 {
             return Err(ConfigError::new("TT_SIGNIN_RATE_PER_MINUTE", "must be at least 1"));

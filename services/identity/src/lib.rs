@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod guard;
 pub mod hashing;
 pub mod keyring;
@@ -75,6 +76,13 @@ impl Identity {
         Ok(bootstrap)
     }
 
+    /// Returns once [`Identity::prepare`] has succeeded (background work waits for migrations).
+    pub async fn wait_prepared(&self) {
+        while self.prepared.lock().await.is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     async fn bootstrap_admin(&self) -> Result<Bootstrap, String> {
         let email = Email::parse(&self.args.bootstrap_admin_email)
             .map_err(|e| format!("TT_BOOTSTRAP_ADMIN_EMAIL {e}"))?;
@@ -119,6 +127,21 @@ impl Identity {
 /// Mounts identity's four gRPC services, its descriptors, its public methods and its readiness
 /// check (which runs [`Identity::prepare`]).
 pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
+    if !identity.args.profiles_url.is_empty() {
+        match events::profiles_relay(&identity, &identity.args.profiles_url) {
+            Ok(relay) => {
+                let identity = identity.clone();
+                builder.background(
+                    "identity.outbox.profiles",
+                    Box::pin(async move {
+                        identity.wait_prepared().await;
+                        relay.run().await;
+                    }),
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "TT_PROFILES_URL: the outbox relay cannot start"),
+        }
+    }
     let api = Api(identity.clone());
     let max = builder.args().max_message_bytes;
     let fds = pb::FILE_DESCRIPTOR_SET;

@@ -6,8 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tt_common::{
-    auth::{Revocations, TokenSettings, TokenVerifier},
-    cache::{Cache, RedisOptions},
+    auth::{Revocations, TokenVerifier},
+    cache::Cache,
     clock::SharedClock,
     config::{ConfigError, ServerArgs, StoreArgs, TelemetryArgs, Validate},
     secrets::Secret,
@@ -16,9 +16,6 @@ use tt_common::{
 };
 
 use crate::{Identity, LocalKeySource, config::IdentityArgs, keyring::KeyRing, store::Store};
-
-/// How soon a revocation mark is noticed by a verifier that has seen the subject recently.
-pub const REVOCATION_MEMO: Duration = Duration::from_secs(2);
 
 /// Builds identity on its database, the platform cache (identity keys its own entries under
 /// `identity:`; revocation marks live under the shared `auth:` namespace) and the secret.
@@ -39,18 +36,14 @@ pub async fn build(
     };
     let publish_for = args.access_token_ttl.0.max(args.service_token_ttl.0) + Duration::from_secs(60);
     let keys = KeyRing::new(store.clone(), secret, pem, publish_for).map_err(|e| e.to_string())?;
-    let revocations = Revocations::new(cache.clone(), REVOCATION_MEMO);
+    let revocations = Revocations::new(cache.clone(), tt_common::auth::REVOCATION_MEMO);
     Identity::new(store, cache.scoped("identity:"), revocations, keys, PageTokens::new(secret), clock, args)
         .await
 }
 
 /// The verifier identity's own binary uses: keys from its store, marks from the cache.
 pub fn local_verifier(identity: &Arc<Identity>, clock: SharedClock) -> Arc<TokenVerifier> {
-    let settings = TokenSettings {
-        issuer: identity.args.token_issuer.clone(),
-        audience: identity.args.token_audience.clone(),
-        ..TokenSettings::default()
-    };
+    let settings = identity.args.tokens.settings();
     Arc::new(TokenVerifier::new(
         settings,
         Arc::new(LocalKeySource(identity.clone())),
@@ -87,15 +80,6 @@ impl Validate for IdentityConfig {
     }
 }
 
-/// Opens the platform cache: Redis when a URL is given, else in-process.
-pub fn open_cache(redis_url: &str) -> Result<Cache, String> {
-    if redis_url.is_empty() {
-        Ok(Cache::memory(100_000, "tt:"))
-    } else {
-        Cache::redis(&RedisOptions::new(redis_url), "tt:").map_err(|e| format!("REDIS_URL: {e}"))
-    }
-}
-
 /// Runs the standalone identity service until `shutdown`.
 pub async fn run(config: IdentityConfig, listener: TcpListener, shutdown: Shutdown) -> Result<(), String> {
     let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
@@ -103,7 +87,7 @@ pub async fn run(config: IdentityConfig, listener: TcpListener, shutdown: Shutdo
         .map_err(|e| format!("TT_SECRET_KEY_FILE {}: {e}", config.store.secret_key_file.display()))?;
     let options = config.store.database_options().map_err(|e| e.to_string())?;
     let db = Database::connect_lazy(&options).map_err(|e| e.to_string())?;
-    let cache = open_cache(&config.store.redis_url().map_err(|e| e.to_string())?)?;
+    let cache = tt_common::cache::open(&config.store.redis_url().map_err(|e| e.to_string())?)?;
     let identity = build(db, &cache, &secret, clock.clone(), config.identity.clone()).await?;
     let mut builder = ServerBuilder::new(config.server.clone());
     builder.verifier(local_verifier(&identity, clock));

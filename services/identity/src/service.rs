@@ -42,6 +42,8 @@ pub struct Identity {
     pub pages: PageTokens,
     pub clock: SharedClock,
     pub args: IdentityArgs,
+    /// Nudges the outbox relays after a commit that wrote events.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
     /// The outcome of [`Identity::prepare`], once it succeeded.
     pub(crate) prepared: tokio::sync::Mutex<Option<crate::Bootstrap>>,
 }
@@ -122,6 +124,7 @@ impl Identity {
             pages,
             clock,
             args,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
             prepared: tokio::sync::Mutex::new(None),
         }))
     }
@@ -137,8 +140,8 @@ impl Identity {
         let now = self.now();
         let exp_ms = now + millis(ttl);
         let claims = AccessClaims {
-            iss: self.args.token_issuer.clone(),
-            aud: self.args.token_audience.clone(),
+            iss: self.args.tokens.token_issuer.clone(),
+            aud: self.args.tokens.token_audience.clone(),
             sub: subject.to_owned(),
             exp: exp_ms / 1000,
             nbf: now / 1000,
@@ -222,12 +225,8 @@ impl Identity {
     /// reads. Every write to a user calls [`Identity::forget_user`]; the TTL bounds staleness
     /// should an invalidation be lost (a cache outage, or a read racing a write).
     pub async fn user_view(&self, id: &str) -> Result<pb::User, Status> {
-        let codec = Codec {
-            encode: |u: &pb::User| Some(prost::Message::encode_to_vec(u)),
-            decode: |b: &[u8]| <pb::User as prost::Message>::decode(b).ok(),
-        };
         self.cache
-            .get_or_load_with(&user_key(id), USER_VIEW_TTL, codec, || async {
+            .get_or_load_with(&user_key(id), USER_VIEW_TTL, Codec::protobuf(), || async {
                 self.user(id).await.map(|u| user_to_proto(&u))
             })
             .await

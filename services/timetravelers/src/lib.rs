@@ -8,7 +8,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tt_common::{
-    auth::{GrpcKeySource, TokenSettings, TokenVerifier},
+    auth::{GrpcKeySource, TokenVerifier},
     client::{Credentials, Peer, PeerOptions},
     clock::SharedClock,
     config::{ConfigError, ServerArgs, TelemetryArgs, Validate},
@@ -17,6 +17,7 @@ use tt_common::{
     storage::{Database, DatabaseOptions},
 };
 use tt_identity::{Bootstrap, config::IdentityArgs};
+use tt_profiles::config::ProfilesArgs;
 
 /// Configuration of the all-in-one server.
 #[derive(Debug, Clone, Parser)]
@@ -37,6 +38,8 @@ pub struct Config {
     pub server: ServerArgs,
     #[command(flatten)]
     pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub profiles: ProfilesArgs,
 }
 
 impl Validate for Config {
@@ -45,7 +48,8 @@ impl Validate for Config {
             return Err(ConfigError::new("TT_DATA_DIR", "must not be empty"));
         }
         self.server.validate()?;
-        self.identity.validate()
+        self.identity.validate()?;
+        self.profiles.validate()
     }
 }
 
@@ -74,18 +78,22 @@ pub struct Started {
 
 /// Opens everything, runs the one-time preparation (so the first admin can be printed), and
 /// returns the server ready to serve on the listener bound to `addr`.
-pub async fn start(config: Config, addr: SocketAddr) -> Result<(Started, ServerBuilder), String> {
+pub async fn start(mut config: Config, addr: SocketAddr) -> Result<(Started, ServerBuilder), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("TT_DATA_DIR {}: {e}", config.data_dir.display()))?;
     let secret = Secret::load(&config.data_dir.join("secret.key"), true)
         .map_err(|e| format!("{}: {e}", config.data_dir.join("secret.key").display()))?;
     let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
-    let cache = tt_identity::run::open_cache("")?;
+    let cache = tt_common::cache::open("")?;
 
-    let identity_db = Database::connect_lazy(&DatabaseOptions::new(Database::sqlite_url(
-        &config.data_dir.join("identity.db"),
-    )))
-    .map_err(|e| e.to_string())?;
+    let sqlite = |name: &str| {
+        Database::connect_lazy(&DatabaseOptions::new(Database::sqlite_url(&config.data_dir.join(name))))
+            .map_err(|e| e.to_string())
+    };
+    // Services reach each other through their gRPC clients on this very server, as across pods.
+    let own_url = format!("http://{}", loopback(addr));
+    config.identity.profiles_url = own_url.clone();
+    let identity_db = sqlite("identity.db")?;
     let identity =
         tt_identity::run::build(identity_db, &cache, &secret, clock.clone(), config.identity.clone()).await?;
     let admin = identity.prepare().await?;
@@ -96,15 +104,12 @@ pub async fn start(config: Config, addr: SocketAddr) -> Result<(Started, ServerB
             .map_err(|e| format!("{}: {e}", password_file.display()))?;
     }
 
-    // Verification goes through identity's gRPC API on this very server, as it would across pods.
-    let own_url = format!("http://{}", loopback(addr));
+    let profiles =
+        tt_profiles::run::build(sqlite("profiles.db")?, &cache, &secret, clock.clone(), &config.profiles)?;
+
     let identity_peer = Peer::connect_lazy(PeerOptions::new(own_url), Credentials::None)?;
     let verifier = Arc::new(TokenVerifier::new(
-        TokenSettings {
-            issuer: config.identity.token_issuer.clone(),
-            audience: config.identity.token_audience.clone(),
-            ..TokenSettings::default()
-        },
+        config.identity.tokens.settings(),
         Arc::new(GrpcKeySource::new(identity_peer)),
         identity.revocations.clone(),
         clock,
@@ -113,6 +118,7 @@ pub async fn start(config: Config, addr: SocketAddr) -> Result<(Started, ServerB
     let mut builder = ServerBuilder::new(config.server.clone());
     builder.verifier(verifier);
     tt_identity::register(&mut builder, identity);
+    tt_profiles::register(&mut builder, profiles);
     Ok((Started { addr, admin, admin_password_file: password_file }, builder))
 }
 

@@ -15,5 +15,8 @@ pub use principal::{
     Principal, PrincipalKind, Role, principal, require_admin, require_admin_or_service,
     require_self_or_admin, require_service, require_user,
 };
-pub use remote::{ClientCredentials, GrpcKeySource};
+pub use remote::{ClientCredentials, GrpcKeySource, RenewingToken};
 pub use verifier::{AuthError, KeySource, Revocations, TokenVerifier, VerifyingKey, revocation_key};
+
+/// How soon a revocation mark is noticed by a verifier that has seen the subject recently.
+pub const REVOCATION_MEMO: std::time::Duration = std::time::Duration::from_secs(2);

@@ -47,18 +47,47 @@ impl KeySource for GrpcKeySource {
     }
 }
 
+/// A token kept until a minute before it expires, then issued again (one issuer call at a time).
+pub struct RenewingToken {
+    clock: SharedClock,
+    current: Mutex<Option<(String, i64)>>,
+}
+
+impl RenewingToken {
+    pub fn new(clock: SharedClock) -> Self {
+        Self { clock, current: Mutex::new(None) }
+    }
+
+    /// The current token, or the one `issue` returns (token, expiry in unix millis).
+    pub async fn get<F, Fut>(&self, issue: F) -> Result<String, Status>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(String, i64), Status>>,
+    {
+        let mut current = self.current.lock().await;
+        let now = self.clock.now_ms();
+        if let Some((token, expires)) = current.as_ref()
+            && now + crate::clock::millis(RENEW_BEFORE) < *expires
+        {
+            return Ok(token.clone());
+        }
+        let (token, expires) = issue().await?;
+        *current = Some((token.clone(), expires));
+        Ok(token)
+    }
+}
+
 /// A service token from identity's client-credentials grant, renewed a minute before expiry.
 pub struct ClientCredentials {
     identity: Peer,
     client_id: String,
     client_secret: String,
-    clock: SharedClock,
-    current: Mutex<Option<(String, i64)>>,
+    token: RenewingToken,
 }
 
 impl ClientCredentials {
     pub fn new(identity: Peer, client_id: String, client_secret: String, clock: SharedClock) -> Arc<Self> {
-        Arc::new(Self { identity, client_id, client_secret, clock, current: Mutex::new(None) })
+        Arc::new(Self { identity, client_id, client_secret, token: RenewingToken::new(clock) })
     }
 }
 
@@ -66,14 +95,7 @@ const RENEW_BEFORE: Duration = Duration::from_secs(60);
 
 impl TokenProvider for ClientCredentials {
     fn token(&self) -> BoxFuture<'_, Result<String, Status>> {
-        Box::pin(async move {
-            let mut current = self.current.lock().await;
-            let now = self.clock.now_ms();
-            if let Some((token, expires)) = current.as_ref()
-                && now + crate::clock::millis(RENEW_BEFORE) < *expires
-            {
-                return Ok(token.clone());
-            }
+        Box::pin(self.token.get(|| async {
             let request = IssueServiceTokenRequest {
                 client_id: self.client_id.clone(),
                 client_secret: self.client_secret.clone(),
@@ -85,9 +107,8 @@ impl TokenProvider for ClientCredentials {
                     async move { AuthServiceClient::new(ch).issue_service_token(request).await }
                 })
                 .await?;
-            let expires = issued.expire_time.map_or(now, |t| t.seconds.saturating_mul(1000));
-            *current = Some((issued.access_token.clone(), expires));
-            Ok(issued.access_token)
-        })
+            let expires = issued.expire_time.map_or(0, |t| crate::clock::from_timestamp(&t));
+            Ok((issued.access_token, expires))
+        }))
     }
 }

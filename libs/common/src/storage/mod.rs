@@ -224,6 +224,15 @@ impl Database {
     }
 }
 
+/// Reads a column, turning a decode failure into a storage error.
+pub fn col<T>(row: &sqlx::any::AnyRow, name: &str) -> Result<T, StorageError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    use sqlx::Row;
+    row.try_get(name).map_err(StorageError::from)
+}
+
 /// An etag for a row version (opaque to clients).
 pub fn etag(version: i64) -> String {
     format!("v{version}")

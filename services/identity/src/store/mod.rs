@@ -10,14 +10,21 @@ pub mod sessions;
 pub mod settings;
 pub mod users;
 
+pub(crate) use tt_common::storage::col;
 use tt_common::storage::{Database, Migration, StorageError};
 
 /// Identity's migrations, embedded in the binary.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "identity",
-    sql: include_str!("../../migrations/0001_identity.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "identity",
+        sql: include_str!("../../migrations/0001_identity.sql"),
+    },
+    tt_common::outbox::migration(2),
+];
+
+/// Who hears about user lifecycle events (deletions): each gets its own outbox rows.
+pub const USER_EVENT_DESTINATIONS: &[&str] = &["profiles"];
 
 /// The repositories over one database.
 #[derive(Debug, Clone)]
@@ -38,13 +45,4 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StorageError> {
         self.db.migrate(MIGRATIONS).await
     }
-}
-
-/// Reads a column, turning a decode failure into a storage error.
-pub(crate) fn col<T>(row: &sqlx::any::AnyRow, name: &str) -> Result<T, StorageError>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    use sqlx::Row;
-    row.try_get(name).map_err(StorageError::from)
 }

@@ -248,9 +248,15 @@ impl Store {
         self.user_by_id(id).await
     }
 
-    /// Deletes the user, their sessions and refresh tokens, atomically with the audit record.
-    /// Returns false when there was no such user.
-    pub async fn delete_user(&self, id: &str, audit: &AuditRecord) -> Result<bool, StorageError> {
+    /// Deletes the user, their sessions and refresh tokens, atomically with the audit record and
+    /// the `event` telling other services (through the outbox). Returns false when there was no
+    /// such user.
+    pub async fn delete_user(
+        &self,
+        id: &str,
+        audit: &AuditRecord,
+        event: &tt_proto::common::v1::Event,
+    ) -> Result<bool, StorageError> {
         let mut tx = self.db().pool().begin().await?;
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
@@ -264,6 +270,7 @@ impl Store {
             return Ok(false);
         }
         audit.insert(&mut tx).await?;
+        tt_common::outbox::enqueue(&mut tx, super::USER_EVENT_DESTINATIONS, event).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -1,0 +1,124 @@
+//! The transactional outbox: how a service tells others what happened without losing anything.
+//!
+//! A service writes its change and the event in one transaction ([`enqueue`]), one row per
+//! destination. A [`Relay`] per destination (started as a background task) delivers pending rows
+//! in batches, oldest first, to a [`Sink`] (a peer's gRPC method), retrying with exponential
+//! backoff and full jitter while the receiver is down; delivered rows are marked and pruned after
+//! a retention period. Receivers are idempotent on the event id, so at-least-once delivery is
+//! exactly-once in effect.
+//!
+//! Order: rows are delivered in id order (UUIDv7, time-ordered) by one relay at a time per
+//! destination (a lease in `outbox_leases`, taken over when its holder stops renewing it), and a
+//! failed batch is retried whole before anything after it: events about one subject arrive in the
+//! order they were written.
+
+mod relay;
+
+use std::collections::HashMap;
+
+use prost::Message;
+use sqlx::{Any, Transaction};
+use tt_proto::common::v1::{AttributeValue, Event, attribute_value::Kind};
+
+pub use relay::{Relay, RelayOptions, Sink};
+
+use crate::{clock::Millis, storage::Migration, storage::StorageError};
+
+/// The outbox tables. A service lists this among its own migrations under a version of its
+/// choosing (`outbox::migration(2)`).
+pub const fn migration(version: i64) -> Migration {
+    Migration { version, description: "outbox", sql: include_str!("outbox.sql") }
+}
+
+/// Builds an event (id and time assigned here).
+#[derive(Debug, Clone)]
+pub struct EventBuilder(Event);
+
+impl EventBuilder {
+    /// `kind` is the dotted type, e.g. `identity.user.deleted`; `source` the emitting service.
+    pub fn new(source: &str, kind: &str, subject: &str, actor: &str, now: Millis) -> Self {
+        Self(Event {
+            id: crate::new_id(),
+            r#type: kind.to_owned(),
+            version: 1,
+            time: Some(crate::clock::to_timestamp(now)),
+            actor: actor.to_owned(),
+            subject: subject.to_owned(),
+            source: source.to_owned(),
+            attributes: HashMap::new(),
+        })
+    }
+
+    pub fn version(mut self, version: u32) -> Self {
+        self.0.version = version;
+        self
+    }
+
+    pub fn string(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.0
+            .attributes
+            .insert(key.to_owned(), AttributeValue { kind: Some(Kind::StringValue(value.into())) });
+        self
+    }
+
+    pub fn int(mut self, key: &str, value: i64) -> Self {
+        self.0.attributes.insert(key.to_owned(), AttributeValue { kind: Some(Kind::IntValue(value)) });
+        self
+    }
+
+    pub fn bool(mut self, key: &str, value: bool) -> Self {
+        self.0.attributes.insert(key.to_owned(), AttributeValue { kind: Some(Kind::BoolValue(value)) });
+        self
+    }
+
+    pub fn build(self) -> Event {
+        self.0
+    }
+}
+
+/// Writes `event` for each destination inside the caller's transaction: it commits or rolls
+/// back with the change it describes.
+pub async fn enqueue(
+    tx: &mut Transaction<'_, Any>,
+    destinations: &[&str],
+    event: &Event,
+) -> Result<(), StorageError> {
+    let payload = event.encode_to_vec();
+    let created_at = event.time.as_ref().map_or(0, crate::clock::from_timestamp);
+    for destination in destinations {
+        sqlx::query(
+            "INSERT INTO outbox (id, destination, event_id, subject, payload, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(crate::new_id())
+        .bind(*destination)
+        .bind(&event.id)
+        .bind(&event.subject)
+        .bind(payload.clone())
+        .bind(created_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// How far behind a destination is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub pending: i64,
+    /// Creation time of the oldest pending event, if any.
+    pub oldest: Option<Millis>,
+}
+
+/// The backlog of `destination` (for readiness, metrics and admin statistics).
+pub async fn backlog(pool: &sqlx::AnyPool, destination: &str) -> Result<Backlog, StorageError> {
+    use sqlx::Row;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox \
+         WHERE destination = $1 AND delivered_at IS NULL",
+    )
+    .bind(destination)
+    .fetch_one(pool)
+    .await?;
+    Ok(Backlog { pending: row.try_get("pending")?, oldest: row.try_get("oldest")? })
+}

@@ -1,0 +1,238 @@
+//! GoalService: career goals and aspirations, in the learner's order.
+
+use tonic::{Request, Response, Status};
+use tt_common::{
+    auth::principal,
+    error::{self, Violations},
+    storage::PageSize,
+};
+use tt_proto::profiles::v1::{self as pb, goal_service_server::GoalService};
+
+use super::{Api, check_id, convert, expected_version, request_id, violations};
+use crate::{
+    DOMAIN,
+    domain::{self, MAX_GOAL_SKILLS},
+    service::{db, write},
+    store::GoalRow,
+};
+
+const IMMUTABLE: &[&str] = &["id", "rank", "create_time", "update_time", "achieve_time", "etag"];
+
+impl Api {
+    /// Applies one field of `src` to `row`, recording violations.
+    fn apply_goal(&self, v: &mut Violations, path: &str, src: &pb::Goal, row: &mut GoalRow) {
+        let field = format!("goal.{path}");
+        match path {
+            "kind" => match pb::GoalKind::try_from(src.kind) {
+                Ok(k) if k != pb::GoalKind::Unspecified => row.kind = k.as_str_name().to_owned(),
+                _ => {
+                    v.add(&field, "must be SHORT_TERM, LONG_TERM or ASPIRATION");
+                }
+            },
+            "status" => match pb::GoalStatus::try_from(src.status) {
+                Ok(s) if s != pb::GoalStatus::Unspecified => row.status = s.as_str_name().to_owned(),
+                _ => {
+                    v.add(&field, "must be ACTIVE, ACHIEVED or ABANDONED");
+                }
+            },
+            "title" => {
+                if let Some(t) = v.take(&field, domain::text(&src.title, 200, true)) {
+                    row.title = t;
+                }
+            }
+            "target_role" => {
+                if let Some(t) = v.take(&field, domain::text(&src.target_role, 120, false)) {
+                    row.target_role = t;
+                }
+            }
+            "target_field" => {
+                if src.target_field.is_empty() {
+                    row.target_field.clear();
+                } else if let Some(f) = v.take(&field, domain::field_of_work(&src.target_field)) {
+                    row.target_field = f;
+                }
+            }
+            "target_date" => match &src.target_date {
+                None => row.target_date.clear(),
+                Some(d) => match domain::date(d.year, d.month, d.day) {
+                    Ok(date) if date < domain::today(self.now()) => {
+                        v.add(&field, "must not be in the past");
+                    }
+                    Ok(date) => row.target_date = date.to_string(),
+                    Err(e) => {
+                        v.add(&field, e);
+                    }
+                },
+            },
+            "priority" => {
+                if (1..=5).contains(&src.priority) {
+                    row.priority = src.priority;
+                } else {
+                    v.add(&field, "must be 1 (highest) to 5");
+                }
+            }
+            "skill_ids" => {
+                self.check_skills(v, &field, &src.skill_ids, MAX_GOAL_SKILLS);
+                row.skill_ids = src.skill_ids.clone();
+            }
+            p if IMMUTABLE.contains(&p) => {
+                v.add("update_mask", format!("{p:?} cannot be changed"));
+            }
+            p => {
+                v.add("update_mask", format!("{p:?} is not a field of Goal"));
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl GoalService for Api {
+    async fn create_goal(
+        &self,
+        request: Request<pb::CreateGoalRequest>,
+    ) -> Result<Response<pb::CreateGoalResponse>, Status> {
+        let me = self.owner(principal(&request)?).await?;
+        let req = request.into_inner();
+        let mut src = req.goal.unwrap_or_default();
+        // Defaults: priority 3, status ACTIVE.
+        if src.priority == 0 {
+            src.priority = 3;
+        }
+        if src.status == 0 {
+            src.status = pb::GoalStatus::Active.into();
+        }
+        let now = self.now();
+        let mut v = violations();
+        let mut row = GoalRow {
+            id: tt_common::new_id(),
+            user_id: me.clone(),
+            kind: String::new(),
+            title: String::new(),
+            target_role: String::new(),
+            target_field: String::new(),
+            target_date: String::new(),
+            priority: 3,
+            status: String::new(),
+            skill_ids: Vec::new(),
+            rank: 0,
+            request_id: request_id(&mut v, &req.request_id),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            achieved_at: None,
+        };
+        for path in
+            ["kind", "title", "target_role", "target_field", "target_date", "priority", "status", "skill_ids"]
+        {
+            self.apply_goal(&mut v, path, &src, &mut row);
+        }
+        v.into_result()?;
+        if row.status == crate::store::goals::ACHIEVED {
+            row.achieved_at = Some(now);
+        }
+        let goal = self.store.create_goal(&row).await.map_err(|e| write(e, "goal", &row.id))?;
+        self.changed(&me).await;
+        Ok(Response::new(pb::CreateGoalResponse { goal: Some(convert::goal(&goal)) }))
+    }
+
+    async fn list_goals(
+        &self,
+        request: Request<pb::ListGoalsRequest>,
+    ) -> Result<Response<pb::ListGoalsResponse>, Status> {
+        let (user_id, _) = self.reader(&request, &request.get_ref().user_id)?;
+        let req = request.into_inner();
+        let mut v = violations();
+        let size = PageSize::checked(&mut v, req.page_size);
+        let status = match pb::GoalStatus::try_from(req.status) {
+            Ok(pb::GoalStatus::Unspecified) => None,
+            Ok(s) => Some(s.as_str_name()),
+            Err(_) => {
+                v.add("status", "unknown status");
+                None
+            }
+        };
+        let scope = format!("goals:{user_id}:{}", status.unwrap_or(""));
+        let after: Option<(i32, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
+        v.into_result()?;
+        let (rank, id) = after.unwrap_or((-1, String::new()));
+        let mut rows =
+            self.store.list_goals(&user_id, status, (rank, &id), size.limit_plus_one()).await.map_err(db)?;
+        let next =
+            size.split_next(&mut rows, |g| (g.rank, g.id.clone())).map(|c| self.pages.encode(&scope, &c));
+        Ok(Response::new(pb::ListGoalsResponse {
+            goals: rows.iter().map(convert::goal).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_goal(
+        &self,
+        request: Request<pb::UpdateGoalRequest>,
+    ) -> Result<Response<pb::UpdateGoalResponse>, Status> {
+        let me = self.owner(principal(&request)?).await?;
+        let req = request.into_inner();
+        let src = req.goal.unwrap_or_default();
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        let mut v = violations();
+        check_id(&mut v, "goal.id", &src.id);
+        v.check(!paths.is_empty(), "update_mask", "must name the fields to change");
+        v.into_result()?;
+        let expected = expected_version(&src.etag, "goal")?;
+        let learner = self.learner(&me).await?;
+        let current = learner
+            .goals
+            .iter()
+            .find(|g| g.id == src.id)
+            .ok_or_else(|| error::not_found(DOMAIN, "goal", &src.id))?;
+        let mut row = current.clone();
+        let mut v = violations();
+        for path in &paths {
+            self.apply_goal(&mut v, path, &src, &mut row);
+        }
+        v.into_result()?;
+        let version = expected.unwrap_or(current.version);
+        let (_, after) = self
+            .store
+            .update_goal(&me, &src.id, Some(version), self.now(), |g| {
+                *g = GoalRow { version: g.version, ..row }
+            })
+            .await
+            .map_err(|e| write(e, "goal", &src.id))?;
+        self.changed(&me).await;
+        Ok(Response::new(pb::UpdateGoalResponse { goal: Some(convert::goal(&after)) }))
+    }
+
+    async fn delete_goal(
+        &self,
+        request: Request<pb::DeleteGoalRequest>,
+    ) -> Result<Response<pb::DeleteGoalResponse>, Status> {
+        let me = self.owner(principal(&request)?).await?;
+        let id = request.into_inner().goal_id;
+        let mut v = violations();
+        check_id(&mut v, "goal_id", &id);
+        v.into_result()?;
+        self.store.delete_goal(&me, &id).await.map_err(|e| write(e, "goal", &id))?;
+        self.changed(&me).await;
+        Ok(Response::new(pb::DeleteGoalResponse {}))
+    }
+
+    async fn reorder_goals(
+        &self,
+        request: Request<pb::ReorderGoalsRequest>,
+    ) -> Result<Response<pb::ReorderGoalsResponse>, Status> {
+        let me = self.owner(principal(&request)?).await?;
+        let ids = request.into_inner().goal_ids;
+        let mut v = violations();
+        for (i, id) in ids.iter().enumerate() {
+            check_id(&mut v, &format!("goal_ids[{i}]"), id);
+        }
+        v.check(ids.len() <= domain::MAX_GOALS, "goal_ids", "too many ids");
+        v.into_result()?;
+        let goals = self.store.reorder_goals(&me, &ids, self.now()).await.map_err(|e| match e {
+            crate::store::WriteError::Invalid(why) => error::invalid_field(DOMAIN, "goal_ids", why),
+            other => write(other, "goal", ""),
+        })?;
+        self.changed(&me).await;
+        Ok(Response::new(pb::ReorderGoalsResponse { goals: goals.iter().map(convert::goal).collect() }))
+    }
+}

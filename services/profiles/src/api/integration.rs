@@ -1,0 +1,95 @@
+//! IntegrationService: what other services call with their service tokens.
+
+use tonic::{Request, Response, Status};
+use tt_common::{auth::require_service, clock::from_timestamp};
+use tt_proto::profiles::v1::{self as pb, integration_service_server::IntegrationService};
+
+use super::{Api, check_id, convert, violations};
+use crate::{
+    service::{db, write},
+    store::skills::Verification,
+};
+
+/// The event type that purges a user's data.
+pub const USER_DELETED: &str = "identity.user.deleted";
+
+#[tonic::async_trait]
+impl IntegrationService for Api {
+    async fn get_learner_view(
+        &self,
+        request: Request<pb::GetLearnerViewRequest>,
+    ) -> Result<Response<pb::GetLearnerViewResponse>, Status> {
+        require_service(&request)?;
+        let user_id = request.into_inner().user_id;
+        let mut v = violations();
+        check_id(&mut v, "user_id", &user_id);
+        v.into_result()?;
+        let view = self.learner_view(&user_id).await?;
+        Ok(Response::new(pb::GetLearnerViewResponse { view: Some(view) }))
+    }
+
+    async fn verify_learner_skill(
+        &self,
+        request: Request<pb::VerifyLearnerSkillRequest>,
+    ) -> Result<Response<pb::VerifyLearnerSkillResponse>, Status> {
+        let verifier = require_service(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = violations();
+        check_id(&mut v, "user_id", &req.user_id);
+        if self.taxonomy.get(&req.skill_id).is_none() {
+            v.add("skill_id", self.unknown_skill(&req.skill_id));
+        }
+        v.check((1..=5).contains(&req.proficiency), "proficiency", "must be 1 to 5");
+        let source = req.source.trim();
+        v.check((1..=200).contains(&source.chars().count()), "source", "must be 1 to 200 characters");
+        v.into_result()?;
+        self.ensure(&req.user_id).await?;
+        let verification = Verification {
+            proficiency: req.proficiency,
+            source: source.to_owned(),
+            verifier,
+            verified_at: self.now(),
+        };
+        let (changed, row) = self
+            .store
+            .verify_skill(&req.user_id, &req.skill_id, &verification)
+            .await
+            .map_err(|e| write(e, "skill", &req.skill_id))?;
+        if changed {
+            self.changed(&req.user_id).await;
+        }
+        Ok(Response::new(pb::VerifyLearnerSkillResponse {
+            skill: Some(convert::learner_skill(&row, &self.taxonomy)),
+        }))
+    }
+
+    async fn consume_events(
+        &self,
+        request: Request<pb::ConsumeEventsRequest>,
+    ) -> Result<Response<pb::ConsumeEventsResponse>, Status> {
+        require_service(&request)?;
+        let events = request.into_inner().events;
+        let mut v = violations();
+        v.check(events.len() <= 1000, "events", "at most 1000 per call");
+        for (i, e) in events.iter().enumerate() {
+            v.check(!e.id.is_empty() && e.id.len() <= 64, &format!("events[{i}].id"), "must be an event id");
+            if e.r#type == USER_DELETED {
+                check_id(&mut v, &format!("events[{i}].subject"), &e.subject);
+            }
+        }
+        v.into_result()?;
+        let mut applied = 0;
+        for e in &events {
+            let at = e.time.as_ref().map_or_else(|| self.now(), from_timestamp);
+            let fresh = if e.r#type == USER_DELETED {
+                let fresh = self.store.purge_user(&e.id, &e.subject, at).await.map_err(db)?;
+                self.changed(&e.subject).await;
+                fresh
+            } else {
+                self.store.acknowledge_event(&e.id, self.now()).await.map_err(db)?
+            };
+            applied += i32::from(fresh);
+        }
+        Ok(Response::new(pb::ConsumeEventsResponse { applied }))
+    }
+}

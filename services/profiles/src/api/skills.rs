@@ -1,0 +1,126 @@
+//! SkillService: the taxonomy search and the learner's skill inventory.
+
+use tonic::{Request, Response, Status};
+use tt_common::{auth::principal, error, storage::PageSize};
+use tt_proto::profiles::v1::{self as pb, skill_service_server::SkillService};
+
+use super::{Api, convert, violations};
+use crate::{
+    DOMAIN,
+    domain::{self, career, taxonomy},
+    service::{db, write},
+    store::skills::SelfAssessment,
+};
+
+#[tonic::async_trait]
+impl SkillService for Api {
+    async fn search_skills(
+        &self,
+        request: Request<pb::SearchSkillsRequest>,
+    ) -> Result<Response<pb::SearchSkillsResponse>, Status> {
+        principal(&request)?;
+        let req = request.into_inner();
+        let mut v = violations();
+        let query = req.query.trim();
+        v.check((1..=100).contains(&query.chars().count()), "query", "must be 1 to 100 characters");
+        v.check(
+            req.track.is_empty() || taxonomy::is_track(&req.track),
+            "track",
+            format!("must be one of: {}", taxonomy::TRACKS.join(", ")),
+        );
+        let size = PageSize::checked(&mut v, req.page_size);
+        let scope = format!("skills:{}:{query}", req.track);
+        let offset: Option<usize> = self.pages.checked(&mut v, &scope, &req.page_token);
+        v.into_result()?;
+        let track = (!req.track.is_empty()).then_some(req.track.as_str());
+        let hits = self.taxonomy.search(query, track);
+        let start = offset.unwrap_or(0).min(hits.len());
+        let end = (start + size.get() as usize).min(hits.len());
+        let next = (end < hits.len()).then(|| self.pages.encode(&scope, &end));
+        Ok(Response::new(pb::SearchSkillsResponse {
+            skills: hits[start..end].iter().map(|s| convert::skill_def(s)).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_learner_skills(
+        &self,
+        request: Request<pb::ListLearnerSkillsRequest>,
+    ) -> Result<Response<pb::ListLearnerSkillsResponse>, Status> {
+        let (user_id, _) = self.reader(&request, &request.get_ref().user_id)?;
+        let req = request.into_inner();
+        let mut v = violations();
+        let size = PageSize::checked(&mut v, req.page_size);
+        let scope = format!("learner-skills:{user_id}");
+        let after: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        v.into_result()?;
+        let mut rows = self
+            .store
+            .list_skills(&user_id, after.as_deref().unwrap_or(""), size.limit_plus_one())
+            .await
+            .map_err(db)?;
+        let next = size.split_next(&mut rows, |s| s.skill_id.clone()).map(|c| self.pages.encode(&scope, &c));
+        Ok(Response::new(pb::ListLearnerSkillsResponse {
+            skills: rows.iter().map(|s| convert::learner_skill(s, &self.taxonomy)).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn upsert_learner_skill(
+        &self,
+        request: Request<pb::UpsertLearnerSkillRequest>,
+    ) -> Result<Response<pb::UpsertLearnerSkillResponse>, Status> {
+        let me = self.owner(principal(&request)?).await?;
+        let req = request.into_inner();
+        let mut v = violations();
+        if self.taxonomy.get(&req.skill_id).is_none() {
+            v.add("skill_id", self.unknown_skill(&req.skill_id));
+        }
+        v.check((1..=5).contains(&req.proficiency), "proficiency", "must be 1 to 5");
+        v.check(req.years.is_finite() && (0.0..=60.0).contains(&req.years), "years", "must be 0 to 60");
+        let last_used = match &req.last_used {
+            None => None,
+            Some(m) => match domain::month(m.year, m.month) {
+                Ok(i) if i > career::current_month(self.now()) => {
+                    v.add("last_used", "must not be in the future");
+                    None
+                }
+                Ok(i) => Some(i),
+                Err(e) => {
+                    v.add("last_used", e);
+                    None
+                }
+            },
+        };
+        v.into_result()?;
+        let stated = SelfAssessment {
+            proficiency: req.proficiency,
+            // In range (checked above), so the conversion is exact.
+            years_tenths: (req.years * 10.0).round() as i32,
+            last_used_month: last_used,
+        };
+        let (_, row) = self
+            .store
+            .upsert_skill(&me, &req.skill_id, stated, self.now())
+            .await
+            .map_err(|e| write(e, "skill", &req.skill_id))?;
+        self.changed(&me).await;
+        Ok(Response::new(pb::UpsertLearnerSkillResponse {
+            skill: Some(convert::learner_skill(&row, &self.taxonomy)),
+        }))
+    }
+
+    async fn delete_learner_skill(
+        &self,
+        request: Request<pb::DeleteLearnerSkillRequest>,
+    ) -> Result<Response<pb::DeleteLearnerSkillResponse>, Status> {
+        let me = self.owner(principal(&request)?).await?;
+        let id = request.into_inner().skill_id;
+        if !taxonomy::is_skill_id(&id) {
+            return Err(error::invalid_field(DOMAIN, "skill_id", "must be a skill id"));
+        }
+        self.store.delete_skill(&me, &id).await.map_err(|e| write(e, "skill", &id))?;
+        self.changed(&me).await;
+        Ok(Response::new(pb::DeleteLearnerSkillResponse {}))
+    }
+}

@@ -1,0 +1,98 @@
+//! The profiles service: the learner's profile, career goals, learning-style assessment,
+//! professional experience, skill inventory (over a canonical taxonomy shipped as data) and
+//! profile completion, plus the compact learner view other services personalise on.
+//!
+//! Layout: `api/` holds the tonic handlers (one file per gRPC service) and `convert.rs` (rows to
+//! messages, derived views), `service.rs` the core they share (access rules, cached views),
+//! `domain/` the rules without I/O, `store/` the repositories. [`register`] mounts everything on a
+//! [`ServerBuilder`]; the `profiles` binary and the all-in-one server both use it.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod run;
+pub mod service;
+pub mod store;
+
+use std::sync::Arc;
+
+use tt_common::server::ServerBuilder;
+use tt_proto::profiles::v1::{
+    self as pb, assessment_service_server::AssessmentServiceServer,
+    experience_service_server::ExperienceServiceServer, goal_service_server::GoalServiceServer,
+    integration_service_server::IntegrationServiceServer, profile_service_server::ProfileServiceServer,
+    skill_service_server::SkillServiceServer,
+};
+
+use crate::api::Api;
+pub use crate::service::Profiles;
+
+/// The `ErrorInfo` domain of profiles' errors.
+pub const DOMAIN: &str = "profiles.timetravelers.dev";
+
+/// The gRPC services profiles mounts (also its health-check names).
+pub const SERVICES: &[&str] = &[
+    "timetravelers.profiles.v1.ProfileService",
+    "timetravelers.profiles.v1.GoalService",
+    "timetravelers.profiles.v1.AssessmentService",
+    "timetravelers.profiles.v1.ExperienceService",
+    "timetravelers.profiles.v1.SkillService",
+    "timetravelers.profiles.v1.IntegrationService",
+];
+
+impl Profiles {
+    /// What profiles needs before it serves: its migrations. Runs once per process.
+    pub async fn prepare(&self) -> Result<(), String> {
+        self.prepared
+            .get_or_try_init(|| async { self.store.migrate().await.map_err(|e| e.to_string()) })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Mounts profiles' six gRPC services, its descriptors and its readiness check (migrations).
+pub fn register(builder: &mut ServerBuilder, profiles: Arc<Profiles>) {
+    let api = Api(profiles.clone());
+    let max = builder.args().max_message_bytes;
+    let fds = pb::FILE_DESCRIPTOR_SET;
+    builder
+        .add_service(
+            ProfileServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            fds,
+        )
+        .add_service(
+            GoalServiceServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            fds,
+        )
+        .add_service(
+            AssessmentServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            fds,
+        )
+        .add_service(
+            ExperienceServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            fds,
+        )
+        .add_service(
+            SkillServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            fds,
+        )
+        .add_service(
+            IntegrationServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
+            fds,
+        )
+        .ready_when(
+            SERVICES,
+            Box::new(move || {
+                let profiles = profiles.clone();
+                Box::pin(async move { profiles.prepare().await })
+            }),
+        );
+}

@@ -1,0 +1,222 @@
+//! The core the handlers share: who may read whose data, the cached views (profile,
+//! completion, learner view) and their invalidation, and the mapping of store errors.
+
+use std::{sync::Arc, time::Duration};
+
+use tonic::{Code, Request, Status};
+use tt_common::{
+    auth::{Principal, PrincipalKind, principal},
+    cache::{Cache, Codec},
+    clock::{Millis, SharedClock},
+    error,
+    storage::{PageTokens, StorageError},
+};
+use tt_proto::profiles::v1 as pb;
+
+use crate::{
+    DOMAIN,
+    api::convert,
+    domain::{assessment::Questionnaire, taxonomy::Taxonomy},
+    store::{Learner, Store, WriteError},
+};
+
+/// The profiles service core.
+#[derive(Debug)]
+pub struct Profiles {
+    pub store: Store,
+    pub cache: Cache,
+    pub taxonomy: Taxonomy,
+    pub questionnaire: Questionnaire,
+    pub clock: SharedClock,
+    pub pages: PageTokens,
+    /// Lifetime of cached views; zero turns caching off.
+    pub cache_ttl: Duration,
+    pub(crate) prepared: tokio::sync::OnceCell<()>,
+}
+
+pub fn db(e: StorageError) -> Status {
+    e.to_status(DOMAIN)
+}
+
+/// Maps a refused child write of a `kind` ("goal", "position", "skill") with id `id`.
+pub fn write(e: WriteError, kind: &str, id: &str) -> Status {
+    match e {
+        WriteError::Storage(e) => db(e),
+        WriteError::NoProfile => error::not_found(DOMAIN, "profile", ""),
+        WriteError::Limit(message) => error::status(
+            Code::FailedPrecondition,
+            DOMAIN,
+            &format!("{}_LIMIT_REACHED", kind.to_ascii_uppercase()),
+            message,
+        ),
+        WriteError::NotFound => error::not_found(DOMAIN, kind, id),
+        WriteError::Stale => stale(kind),
+        WriteError::Invalid(message) => {
+            error::status(Code::InvalidArgument, DOMAIN, "INVALID_ARGUMENT", message)
+        }
+    }
+}
+
+/// ABORTED for an etag that no longer matches.
+pub fn stale(kind: &str) -> Status {
+    error::status(
+        Code::Aborted,
+        DOMAIN,
+        "ETAG_MISMATCH",
+        format!("the {kind} changed since it was read; read it again"),
+    )
+}
+
+fn key(kind: &str, user_id: &str) -> String {
+    format!("{kind}:{user_id}")
+}
+
+const VIEWS: &[&str] = &["profile", "completion", "view"];
+
+impl Profiles {
+    pub fn new(
+        store: Store,
+        cache: Cache,
+        clock: SharedClock,
+        pages: PageTokens,
+        cache_ttl: Duration,
+    ) -> Result<Arc<Self>, String> {
+        Ok(Arc::new(Self {
+            store,
+            cache,
+            taxonomy: Taxonomy::builtin().map_err(|e| format!("skill taxonomy: {e}"))?,
+            questionnaire: Questionnaire::builtin().map_err(|e| format!("assessment: {e}"))?,
+            clock,
+            pages,
+            cache_ttl,
+            prepared: tokio::sync::OnceCell::new(),
+        }))
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// The user whose data a read names: `user_id`, or the caller when empty. Reading
+    /// someone else's data needs the admin role.
+    pub fn reader<T>(&self, request: &Request<T>, user_id: &str) -> Result<(String, bool), Status> {
+        let p = principal(request)?;
+        let own = user_id.is_empty() || (p.kind == PrincipalKind::User && p.subject == user_id);
+        if own {
+            if p.kind != PrincipalKind::User {
+                return Err(error::invalid_field(DOMAIN, "user_id", "a service token must name the user"));
+            }
+            return Ok((p.subject.clone(), true));
+        }
+        if !p.is_admin() {
+            return Err(error::permission_denied(DOMAIN, "only admins may read another learner's profile"));
+        }
+        if !tt_common::is_id(user_id) {
+            return Err(error::invalid_field(DOMAIN, "user_id", "must be a user id"));
+        }
+        Ok((user_id.to_owned(), false))
+    }
+
+    /// The caller, for writes to their own data (their profile is created on first access).
+    pub async fn owner(&self, p: &Principal) -> Result<String, Status> {
+        if p.kind != PrincipalKind::User {
+            return Err(error::permission_denied(DOMAIN, "this method is for signed-in learners"));
+        }
+        self.ensure(&p.subject).await?;
+        Ok(p.subject.clone())
+    }
+
+    /// Creates the profile of `user_id` on first access; FAILED_PRECONDITION for a deleted user.
+    pub async fn ensure(&self, user_id: &str) -> Result<(), Status> {
+        if self.store.ensure_profile(user_id, self.now()).await.map_err(db)? {
+            return Ok(());
+        }
+        if self.store.is_purged(user_id).await.map_err(db)? {
+            return Err(error::status(
+                Code::FailedPrecondition,
+                DOMAIN,
+                "USER_DELETED",
+                "this user was deleted",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Everything about a learner (NOT_FOUND without a profile).
+    pub async fn learner(&self, user_id: &str) -> Result<Learner, Status> {
+        self.store
+            .learner(user_id)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| error::not_found(DOMAIN, "profile", user_id))
+    }
+
+    /// A view of `user_id` from the cache, else built from the database and cached.
+    async fn cached<T>(
+        &self,
+        kind: &str,
+        user_id: &str,
+        create: bool,
+        build: fn(&Self, &Learner) -> T,
+    ) -> Result<T, Status>
+    where
+        T: prost::Message + Default,
+    {
+        let load = || async {
+            if create {
+                self.ensure(user_id).await?;
+            }
+            let learner = self.learner(user_id).await?;
+            Ok::<_, Status>(build(self, &learner))
+        };
+        if self.cache_ttl.is_zero() {
+            return load().await;
+        }
+        self.cache.get_or_load_with(&key(kind, user_id), self.cache_ttl, Codec::protobuf(), load).await
+    }
+
+    /// The profile (created on first access when `create`, i.e. for its owner).
+    pub async fn profile_view(&self, user_id: &str, create: bool) -> Result<pb::Profile, Status> {
+        self.cached("profile", user_id, create, |s, l| convert::profile(l, s.now())).await
+    }
+
+    pub async fn completion_view(&self, user_id: &str, create: bool) -> Result<pb::Completion, Status> {
+        self.cached("completion", user_id, create, |_, l| convert::completion(l)).await
+    }
+
+    pub async fn learner_view(&self, user_id: &str) -> Result<pb::LearnerView, Status> {
+        self.cached("view", user_id, false, |s, l| convert::learner_view(l, &s.taxonomy, s.now())).await
+    }
+
+    /// Drops every cached view of `user_id` after a write.
+    pub async fn changed(&self, user_id: &str) {
+        for kind in VIEWS {
+            self.cache.invalidate(&key(kind, user_id)).await;
+        }
+    }
+
+    /// INVALID_ARGUMENT for an unknown skill id, suggesting the closest skills.
+    pub fn unknown_skill(&self, id: &str) -> String {
+        let suggestions: Vec<String> =
+            self.taxonomy.suggest(id, 3).iter().map(|s| format!("{} ({})", s.id, s.name)).collect();
+        format!("unknown skill {id:?}; did you mean: {}", suggestions.join(", "))
+    }
+
+    /// Checks skill ids against the taxonomy, recording each unknown one under `field[i]`.
+    pub fn check_skills(
+        &self,
+        v: &mut tt_common::error::Violations,
+        field: &str,
+        ids: &[String],
+        max: usize,
+    ) {
+        v.check(ids.len() <= max, field, format!("at most {max} skills"));
+        for (i, id) in ids.iter().enumerate() {
+            if self.taxonomy.get(id).is_none() {
+                v.add(&format!("{field}[{i}]"), self.unknown_skill(id));
+            } else if ids[..i].contains(id) {
+                v.add(&format!("{field}[{i}]"), format!("{id:?} is listed twice"));
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Profiles' repositories: one sqlx implementation over `AnyPool`, in the SQL subset SQLite and
+//! PostgreSQL both accept. The conformance tests (`tests/store.rs`) run on both.
+//!
+//! Every write to a learner's goals, positions or skills runs in one transaction that first
+//! bumps the profile row's `child_writes` counter: on PostgreSQL that row lock serialises a
+//! learner's concurrent writes, so limits ("at most 10 active goals") and ranks hold under
+//! concurrency; SQLite serialises writers anyway.
+
+pub mod assessments;
+pub mod goals;
+pub mod positions;
+pub mod profiles;
+pub mod purge;
+pub mod skills;
+
+use sqlx::{Any, Transaction};
+use tt_common::storage::{Database, Migration, StorageError};
+
+pub use self::{
+    assessments::ResultRow, goals::GoalRow, positions::PositionRow, profiles::ProfileRow, skills::SkillRow,
+};
+
+/// Profiles' migrations, embedded in the binary.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "profiles",
+    sql: include_str!("../../migrations/0001_profiles.sql"),
+}];
+
+/// The repositories over one database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+}
+
+/// Everything profiles holds about one learner (the source of every derived view).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learner {
+    pub profile: ProfileRow,
+    /// In the learner's order.
+    pub goals: Vec<GoalRow>,
+    /// Newest start first.
+    pub positions: Vec<PositionRow>,
+    /// By skill id.
+    pub skills: Vec<SkillRow>,
+    pub latest_result: Option<ResultRow>,
+    pub results: i64,
+}
+
+/// Why a child write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The learner has no profile (or was deleted).
+    #[error("no profile")]
+    NoProfile,
+    #[error("limit reached: {0}")]
+    Limit(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("version mismatch")]
+    Stale,
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Storage(e.into())
+    }
+}
+
+impl Store {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        self.db.migrate(MIGRATIONS).await
+    }
+
+    /// Everything about `user_id`, or None when there is no profile. Reads run in one
+    /// transaction so the parts agree with each other.
+    pub async fn learner(&self, user_id: &str) -> Result<Option<Learner>, StorageError> {
+        let mut tx = self.db.pool().begin().await?;
+        let Some(profile) = profiles::get(&mut tx, user_id).await? else {
+            return Ok(None);
+        };
+        let goals = goals::all(&mut tx, user_id).await?;
+        let positions = positions::all(&mut tx, user_id).await?;
+        let skills = skills::all(&mut tx, user_id).await?;
+        let (latest_result, results) = assessments::latest(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok(Some(Learner { profile, goals, positions, skills, latest_result, results }))
+    }
+}
+
+/// Begins a learner's child write: takes the per-learner row lock (see the module docs).
+pub(crate) async fn begin_child_write<'a>(
+    db: &'a Database,
+    user_id: &str,
+) -> Result<Transaction<'a, Any>, WriteError> {
+    let mut tx = db.pool().begin().await?;
+    let done = sqlx::query("UPDATE profiles SET child_writes = child_writes + 1 WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(WriteError::NoProfile);
+    }
+    Ok(tx)
+}
+
+/// A JSON text array of strings.
+pub(crate) fn to_json(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn from_json(text: &str) -> Result<Vec<String>, StorageError> {
+    serde_json::from_str(text).map_err(|e| StorageError::Other(format!("bad JSON list: {e}")))
+}
+
+/// An optional column as i32.
+pub(crate) fn small(v: i64) -> Result<i32, StorageError> {
+    i32::try_from(v).map_err(|_| StorageError::Other(format!("{v} out of range")))
+}
