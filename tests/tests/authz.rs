@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use prost::Message;
 use tonic::{Code, transport::Channel};
 use tt_e2e::{ADMIN_EMAIL, ADMIN_PASSWORD, AllInOne, raw};
-use tt_proto::identity::v1::{self as pb, auth_service_client::AuthServiceClient};
+use tt_proto::{
+    identity::v1::{self as pb, auth_service_client::AuthServiceClient},
+    profiles::v1 as ppb,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Who {
@@ -32,6 +35,11 @@ enum Rule {
     OwnerOnly,
     Admin,
     AdminOrService,
+    /// Any valid token (people and services).
+    AnyToken,
+    /// The owner's data, named by user id: the owner and admins.
+    OwnerOrAdmin,
+    ServiceOnly,
 }
 
 /// What the caller gets.
@@ -49,19 +57,53 @@ fn expected(rule: Rule, who: Who) -> Option<Code> {
         (Rule::Admin, _) => Some(Code::PermissionDenied),
         (Rule::AdminOrService, Admin | Service) => None,
         (Rule::AdminOrService, _) => Some(Code::PermissionDenied),
+        (Rule::AnyToken, _) => None,
+        (Rule::OwnerOrAdmin, Owner | Admin) => None,
+        (Rule::OwnerOrAdmin, _) => Some(Code::PermissionDenied),
+        (Rule::ServiceOnly, Service) => None,
+        (Rule::ServiceOnly, _) => Some(Code::PermissionDenied),
     }
 }
 
 struct Fixture {
     tokens: BTreeMap<Who, String>,
     owner_session: String,
+    owner_id: String,
+    owner_goal: String,
+    owner_position: String,
 }
 
 fn body(path: &str, f: &Fixture) -> Vec<u8> {
-    match path {
-        "/timetravelers.identity.v1.AccountService/RevokeSession" => {
-            pb::RevokeSessionRequest { session_id: f.owner_session.clone() }.encode_to_vec()
+    let owner = f.owner_id.clone();
+    let title = || Some(prost_types::FieldMask { paths: vec!["title".into()] });
+    match path.rsplit('/').next().unwrap_or_default() {
+        "RevokeSession" => pb::RevokeSessionRequest { session_id: f.owner_session.clone() }.encode_to_vec(),
+        "GetProfile" => ppb::GetProfileRequest { user_id: owner }.encode_to_vec(),
+        "GetCompletion" => ppb::GetCompletionRequest { user_id: owner }.encode_to_vec(),
+        "ExportProfile" => ppb::ExportProfileRequest { user_id: owner }.encode_to_vec(),
+        "ListGoals" => ppb::ListGoalsRequest { user_id: owner, ..Default::default() }.encode_to_vec(),
+        "ListPositions" => ppb::ListPositionsRequest { user_id: owner, ..Default::default() }.encode_to_vec(),
+        "ListLearnerSkills" => ppb::ListLearnerSkillsRequest { user_id: owner, ..Default::default() }.encode_to_vec(),
+        "ListAssessmentResults" => {
+            ppb::ListAssessmentResultsRequest { user_id: owner, ..Default::default() }.encode_to_vec()
         }
+        "UpdateGoal" => ppb::UpdateGoalRequest {
+            goal: Some(ppb::Goal { id: f.owner_goal.clone(), title: "renamed".into(), ..Default::default() }),
+            update_mask: title(),
+        }
+        .encode_to_vec(),
+        "DeleteGoal" => ppb::DeleteGoalRequest { goal_id: f.owner_goal.clone() }.encode_to_vec(),
+        "UpdatePosition" => ppb::UpdatePositionRequest {
+            position: Some(ppb::Position {
+                id: f.owner_position.clone(),
+                title: "renamed".into(),
+                ..Default::default()
+            }),
+            update_mask: title(),
+        }
+        .encode_to_vec(),
+        "DeletePosition" => ppb::DeletePositionRequest { position_id: f.owner_position.clone() }.encode_to_vec(),
+        "SearchSkills" => ppb::SearchSkillsRequest { query: "rust".into(), ..Default::default() }.encode_to_vec(),
         _ => Vec::new(),
     }
 }
@@ -96,6 +138,29 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         ("/timetravelers.identity.v1.SettingsService/ListSettings", AdminOrService),
         ("/timetravelers.identity.v1.SettingsService/GetSetting", AdminOrService),
         ("/timetravelers.identity.v1.SettingsService/UpdateSetting", Admin),
+        ("/timetravelers.profiles.v1.ProfileService/GetProfile", OwnerOrAdmin),
+        ("/timetravelers.profiles.v1.ProfileService/UpdateProfile", SignedIn),
+        ("/timetravelers.profiles.v1.ProfileService/GetCompletion", OwnerOrAdmin),
+        ("/timetravelers.profiles.v1.ProfileService/ExportProfile", OwnerOrAdmin),
+        ("/timetravelers.profiles.v1.GoalService/CreateGoal", SignedIn),
+        ("/timetravelers.profiles.v1.GoalService/ListGoals", OwnerOrAdmin),
+        ("/timetravelers.profiles.v1.GoalService/UpdateGoal", OwnerOnly),
+        ("/timetravelers.profiles.v1.GoalService/DeleteGoal", OwnerOnly),
+        ("/timetravelers.profiles.v1.GoalService/ReorderGoals", SignedIn),
+        ("/timetravelers.profiles.v1.AssessmentService/GetAssessment", AnyToken),
+        ("/timetravelers.profiles.v1.AssessmentService/SubmitAssessment", SignedIn),
+        ("/timetravelers.profiles.v1.AssessmentService/ListAssessmentResults", OwnerOrAdmin),
+        ("/timetravelers.profiles.v1.ExperienceService/CreatePosition", SignedIn),
+        ("/timetravelers.profiles.v1.ExperienceService/ListPositions", OwnerOrAdmin),
+        ("/timetravelers.profiles.v1.ExperienceService/UpdatePosition", OwnerOnly),
+        ("/timetravelers.profiles.v1.ExperienceService/DeletePosition", OwnerOnly),
+        ("/timetravelers.profiles.v1.SkillService/SearchSkills", AnyToken),
+        ("/timetravelers.profiles.v1.SkillService/ListLearnerSkills", OwnerOrAdmin),
+        ("/timetravelers.profiles.v1.SkillService/UpsertLearnerSkill", SignedIn),
+        ("/timetravelers.profiles.v1.SkillService/DeleteLearnerSkill", SignedIn),
+        ("/timetravelers.profiles.v1.IntegrationService/GetLearnerView", ServiceOnly),
+        ("/timetravelers.profiles.v1.IntegrationService/VerifyLearnerSkill", ServiceOnly),
+        ("/timetravelers.profiles.v1.IntegrationService/ConsumeEvents", ServiceOnly),
     ])
 }
 
@@ -107,7 +172,8 @@ async fn registered_methods() -> anyhow::Result<Vec<String>> {
     let config = timetravelers::Config::for_tests(dir.path().to_path_buf());
     let (_, builder) =
         timetravelers::start(config, "127.0.0.1:0".parse()?).await.map_err(anyhow::Error::msg)?;
-    let fds = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET)?;
+    let mut fds = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET)?;
+    fds.file.extend(prost_types::FileDescriptorSet::decode(ppb::FILE_DESCRIPTOR_SET)?.file);
     let mut methods = Vec::new();
     for name in builder.service_names() {
         let (package, service) = name.rsplit_once('.').unwrap_or(("", name));
@@ -136,19 +202,20 @@ async fn fixture(ch: &Channel) -> anyhow::Result<Fixture> {
     let mut auth = AuthServiceClient::new(ch.clone());
     let mut tokens = BTreeMap::new();
     let mut owner_session = String::new();
+    let mut owner_id = String::new();
     for (who, email) in [(Who::User, "user"), (Who::Owner, "owner"), (Who::OtherUser, "other")] {
-        let t = auth
+        let registered = auth
             .register(pb::RegisterRequest {
                 email: format!("{email}@matrix.test"),
                 password: "matrix passphrase".into(),
                 display_name: String::new(),
             })
             .await?
-            .into_inner()
-            .tokens
-            .expect("tokens");
+            .into_inner();
+        let t = registered.tokens.expect("tokens");
         if who == Who::Owner {
             owner_session = t.session_id.clone();
+            owner_id = registered.user.expect("user").id;
         }
         tokens.insert(who, t.access_token);
     }
@@ -171,7 +238,42 @@ async fn fixture(ch: &Channel) -> anyhow::Result<Fixture> {
         .access_token;
     tokens.insert(Who::Admin, admin);
     tokens.insert(Who::Service, service);
-    Ok(Fixture { tokens, owner_session })
+    let owner = tokens.get(&Who::Owner).cloned();
+    let goal = raw::call(
+        ch.clone(),
+        "/timetravelers.profiles.v1.GoalService/CreateGoal",
+        ppb::CreateGoalRequest {
+            goal: Some(ppb::Goal {
+                kind: ppb::GoalKind::ShortTerm.into(),
+                title: "Ship a Rust service".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }
+        .encode_to_vec(),
+        owner.as_deref(),
+    )
+    .await?;
+    let owner_goal = ppb::CreateGoalResponse::decode(goal.as_slice())?.goal.expect("goal").id;
+    let position = raw::call(
+        ch.clone(),
+        "/timetravelers.profiles.v1.ExperienceService/CreatePosition",
+        ppb::CreatePositionRequest {
+            position: Some(ppb::Position {
+                title: "Engineer".into(),
+                organization: "Acme".into(),
+                start: Some(ppb::YearMonth { year: 2020, month: 1 }),
+                current: true,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }
+        .encode_to_vec(),
+        owner.as_deref(),
+    )
+    .await?;
+    let owner_position = ppb::CreatePositionResponse::decode(position.as_slice())?.position.expect("position").id;
+    Ok(Fixture { tokens, owner_session, owner_id, owner_goal, owner_position })
 }
 
 #[tokio::test]

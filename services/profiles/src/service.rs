@@ -101,11 +101,13 @@ impl Profiles {
     /// someone else's data needs the admin role.
     pub fn reader<T>(&self, request: &Request<T>, user_id: &str) -> Result<(String, bool), Status> {
         let p = principal(request)?;
-        let own = user_id.is_empty() || (p.kind == PrincipalKind::User && p.subject == user_id);
-        if own {
-            if p.kind != PrincipalKind::User {
-                return Err(error::invalid_field(DOMAIN, "user_id", "a service token must name the user"));
-            }
+        if p.kind != PrincipalKind::User {
+            return Err(error::permission_denied(
+                DOMAIN,
+                "this method is for signed-in people; services use IntegrationService",
+            ));
+        }
+        if user_id.is_empty() || p.subject == user_id {
             return Ok((p.subject.clone(), true));
         }
         if !p.is_admin() {
