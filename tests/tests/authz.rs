@@ -83,7 +83,9 @@ fn body(path: &str, f: &Fixture) -> Vec<u8> {
         "ExportProfile" => ppb::ExportProfileRequest { user_id: owner }.encode_to_vec(),
         "ListGoals" => ppb::ListGoalsRequest { user_id: owner, ..Default::default() }.encode_to_vec(),
         "ListPositions" => ppb::ListPositionsRequest { user_id: owner, ..Default::default() }.encode_to_vec(),
-        "ListLearnerSkills" => ppb::ListLearnerSkillsRequest { user_id: owner, ..Default::default() }.encode_to_vec(),
+        "ListLearnerSkills" => {
+            ppb::ListLearnerSkillsRequest { user_id: owner, ..Default::default() }.encode_to_vec()
+        }
         "ListAssessmentResults" => {
             ppb::ListAssessmentResultsRequest { user_id: owner, ..Default::default() }.encode_to_vec()
         }
@@ -102,8 +104,12 @@ fn body(path: &str, f: &Fixture) -> Vec<u8> {
             update_mask: title(),
         }
         .encode_to_vec(),
-        "DeletePosition" => ppb::DeletePositionRequest { position_id: f.owner_position.clone() }.encode_to_vec(),
-        "SearchSkills" => ppb::SearchSkillsRequest { query: "rust".into(), ..Default::default() }.encode_to_vec(),
+        "DeletePosition" => {
+            ppb::DeletePositionRequest { position_id: f.owner_position.clone() }.encode_to_vec()
+        }
+        "SearchSkills" => {
+            ppb::SearchSkillsRequest { query: "rust".into(), ..Default::default() }.encode_to_vec()
+        }
         _ => Vec::new(),
     }
 }
@@ -272,7 +278,8 @@ async fn fixture(ch: &Channel) -> anyhow::Result<Fixture> {
         owner.as_deref(),
     )
     .await?;
-    let owner_position = ppb::CreatePositionResponse::decode(position.as_slice())?.position.expect("position").id;
+    let owner_position =
+        ppb::CreatePositionResponse::decode(position.as_slice())?.position.expect("position").id;
     Ok(Fixture { tokens, owner_session, owner_id, owner_goal, owner_position })
 }
 

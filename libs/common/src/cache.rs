@@ -68,6 +68,12 @@ impl<T: prost::Message + Default> Codec<T> {
     }
 }
 
+/// What an invalidated key holds for [`INVALIDATED_FOR`].
+const INVALIDATED: &[u8] = b"\0tt:invalidated";
+/// Longer than any load that could have read the value the write replaced: loads are bounded by
+/// the call deadline (TT_REQUEST_TIMEOUT, 30 s by default) and the statement timeout (10 s).
+const INVALIDATED_FOR: Duration = Duration::from_secs(35);
+
 /// The cache handle: cheap to clone, namespaced by a key prefix.
 #[derive(Clone)]
 pub struct Cache {
@@ -139,6 +145,27 @@ impl Cache {
                 m.set(key, value, ttl).await;
                 Ok(())
             }
+        }
+    }
+
+    /// Stores `value` only when the key holds nothing (not even an invalidation marker).
+    /// Returns whether it was stored.
+    pub async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let stored: Option<String> = redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(stored.is_some())
+            }
+            Backend::Memory(m) => Ok(m.set_if_absent(key, value, ttl).await),
         }
     }
 
@@ -222,6 +249,8 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         match self.get(key).await {
+            // Invalidated moments ago: read through, and leave the marker in place.
+            Ok(Some(bytes)) if bytes == INVALIDATED => {}
             Ok(Some(bytes)) => match (codec.decode)(&bytes) {
                 Some(v) => return Ok(v),
                 None => tracing::warn!(key, "undecodable cache entry"),
@@ -231,17 +260,20 @@ impl Cache {
         }
         let value = load().await?;
         if let Some(bytes) = (codec.encode)(&value)
-            && let Err(e) = self.set(key, &bytes, ttl).await
+            && let Err(e) = self.set_if_absent(key, &bytes, ttl).await
         {
             tracing::warn!(key, error = %e, "cache write failed");
         }
         Ok(value)
     }
 
-    /// Invalidation on write: logs a failure instead of failing the write (the TTL bounds
-    /// staleness).
+    /// Invalidation on write: replaces the entry with a short-lived marker rather than deleting
+    /// it. A read that loaded the old value before the write cannot store it afterwards
+    /// ([`Cache::get_or_load_with`] only fills empty keys), which a plain delete would allow;
+    /// reads go to the database until the marker expires. Logs a failure instead of failing the
+    /// write (the TTL bounds staleness).
     pub async fn invalidate(&self, key: &str) {
-        if let Err(e) = self.delete(key).await {
+        if let Err(e) = self.set(key, INVALIDATED, INVALIDATED_FOR).await {
             tracing::warn!(key, error = %e, "cache invalidation failed");
         }
     }
@@ -291,6 +323,11 @@ impl Memory {
 
     async fn set(&self, key: String, value: &[u8], ttl: Duration) {
         self.values.insert(key, Entry { bytes: value.into(), ttl }).await;
+    }
+
+    async fn set_if_absent(&self, key: String, value: &[u8], ttl: Duration) -> bool {
+        let entry = self.values.entry(key).or_insert(Entry { bytes: value.into(), ttl }).await;
+        entry.is_fresh()
     }
 
     async fn delete(&self, key: &str) {
@@ -360,6 +397,27 @@ mod tests {
         .expect("no hang");
         assert_eq!(v, Ok(9));
         frozen.abort();
+    }
+
+    #[tokio::test]
+    async fn a_load_racing_an_invalidation_cannot_cache_the_old_value() {
+        // Redis when TT_TEST_REDIS_URL is set, in-process otherwise.
+        let cache = crate::testing::test_cache();
+        let ttl = Duration::from_secs(60);
+        // The loader reads the old value; a write invalidates before the loader stores it.
+        let stale: Result<u32, ()> = cache
+            .get_or_load("k", ttl, || async {
+                cache.invalidate("k").await;
+                Ok(1)
+            })
+            .await;
+        assert_eq!(stale, Ok(1));
+        let fresh: Result<u32, ()> = cache.get_or_load("k", ttl, || async { Ok(2) }).await;
+        assert_eq!(fresh, Ok(2), "the old value was not cached after the invalidation");
+        // Without a racing write, values are cached as before.
+        let first: Result<u32, ()> = cache.get_or_load("j", ttl, || async { Ok(3) }).await;
+        let second: Result<u32, ()> = cache.get_or_load("j", ttl, || async { Ok(4) }).await;
+        assert_eq!((first, second), (Ok(3), Ok(3)));
     }
 
     #[tokio::test]

@@ -34,31 +34,54 @@ async fn fill(s: &Stack, who: &Learner) {
                 }),
                 ..Default::default()
             }),
-            update_mask: mask(&["headline", "current_role", "fields_of_work", "location", "timezone", "languages", "preferences"]),
+            update_mask: mask(&[
+                "headline",
+                "current_role",
+                "fields_of_work",
+                "location",
+                "timezone",
+                "languages",
+                "preferences",
+            ]),
         })
         .await
         .expect("profile");
     step(s.completion(who).await.percent);
     s.goals(&who.token)
-        .create_goal(pb::CreateGoalRequest { goal: Some(goal(GoalKind::LongTerm, "Data scientist")), request_id: String::new() })
+        .create_goal(pb::CreateGoalRequest {
+            goal: Some(goal(GoalKind::LongTerm, "Data scientist")),
+            request_id: String::new(),
+        })
         .await
         .expect("goal");
     step(s.completion(who).await.percent);
-    let q = s.assessment(&who.token).get_assessment(pb::GetAssessmentRequest {}).await.expect("q").into_inner();
+    let q =
+        s.assessment(&who.token).get_assessment(pb::GetAssessmentRequest {}).await.expect("q").into_inner();
     let q = q.assessment.expect("q");
-    let answers = q.questions.iter().map(|x| pb::Answer { question_id: x.id.clone(), option_id: x.options[1].id.clone() });
+    let answers = q
+        .questions
+        .iter()
+        .map(|x| pb::Answer { question_id: x.id.clone(), option_id: x.options[1].id.clone() });
     s.assessment(&who.token)
         .submit_assessment(pb::SubmitAssessmentRequest { version: q.version, answers: answers.collect() })
         .await
         .expect("assessment");
     step(s.completion(who).await.percent);
     s.experience(&who.token)
-        .create_position(pb::CreatePositionRequest { position: Some(position("Analyst", (2025, 6), None)), request_id: String::new() })
+        .create_position(pb::CreatePositionRequest {
+            position: Some(position("Analyst", (2025, 6), None)),
+            request_id: String::new(),
+        })
         .await
         .expect("position");
     step(s.completion(who).await.percent);
     for skill in ["sql", "python", "statistics"] {
-        let r = pb::UpsertLearnerSkillRequest { skill_id: skill.into(), proficiency: 3, years: 1.0, last_used: None };
+        let r = pb::UpsertLearnerSkillRequest {
+            skill_id: skill.into(),
+            proficiency: 3,
+            years: 1.0,
+            last_used: None,
+        };
         s.skills(&who.token).upsert_learner_skill(r).await.expect("skill");
     }
     step(s.completion(who).await.percent);
@@ -122,7 +145,10 @@ async fn cached_and_uncached_views_agree() {
             .await
             .expect("view");
         assert_eq!(view.get_ref().view.as_ref().map(|v| v.timezone.as_str()), Some("Asia/Tokyo"));
-        let unknown = s.integration(&service).get_learner_view(pb::GetLearnerViewRequest { user_id: tt_common::new_id() }).await;
+        let unknown = s
+            .integration(&service)
+            .get_learner_view(pb::GetLearnerViewRequest { user_id: tt_common::new_id() })
+            .await;
         assert_eq!(code(unknown), Code::NotFound);
     }
 }
@@ -185,7 +211,8 @@ async fn deleting_a_user_purges_their_profile_even_when_profiles_was_down() {
         ..Default::default()
     };
     let mut integration = s.integration(&service);
-    let applied = |n: i32| move |r: tonic::Response<pb::ConsumeEventsResponse>| assert_eq!(r.into_inner().applied, n);
+    let applied =
+        |n: i32| move |r: tonic::Response<pb::ConsumeEventsResponse>| assert_eq!(r.into_inner().applied, n);
     let request = || pb::ConsumeEventsRequest { events: vec![replay.clone()] };
     applied(1)(integration.consume_events(request()).await.expect("first"));
     applied(0)(integration.consume_events(request()).await.expect("replay"));

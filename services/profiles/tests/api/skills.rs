@@ -39,10 +39,20 @@ async fn search_ranks_exact_aliases_first_and_pages() {
     assert!(second.skills.iter().all(|x| !first.skills.contains(x)), "pages do not repeat");
     // A token belongs to its query.
     let other = skills
-        .search_skills(pb::SearchSkillsRequest { query: "t".into(), page_token: first.next_page_token, ..Default::default() })
+        .search_skills(pb::SearchSkillsRequest {
+            query: "t".into(),
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
         .await;
     assert_bad_fields(other, &["page_token"]);
-    let bad = skills.search_skills(pb::SearchSkillsRequest { query: " ".into(), track: "cooking".into(), ..Default::default() }).await;
+    let bad = skills
+        .search_skills(pb::SearchSkillsRequest {
+            query: " ".into(),
+            track: "cooking".into(),
+            ..Default::default()
+        })
+        .await;
     assert_bad_fields(bad, &["query", "track"]);
 }
 
@@ -58,7 +68,13 @@ async fn unknown_skills_suggest_and_verification_needs_a_service() {
     assert!(details.field_violations[0].description.contains("python"), "{:?}", details.field_violations);
     assert_bad_fields(skills.upsert_learner_skill(upsert("rust", 6)).await, &["proficiency"]);
 
-    let own = skills.upsert_learner_skill(upsert("rust", 3)).await.expect("upsert").into_inner().skill.expect("skill");
+    let own = skills
+        .upsert_learner_skill(upsert("rust", 3))
+        .await
+        .expect("upsert")
+        .into_inner()
+        .skill
+        .expect("skill");
     assert_eq!(own.proficiency, 3);
     assert_eq!(own.years, 2.5);
     assert!(own.verification.is_none());
@@ -86,7 +102,13 @@ async fn unknown_skills_suggest_and_verification_needs_a_service() {
     assert!(!v.verifier.is_empty(), "records which service verified it");
 
     // The learner's own update keeps the verification; the learner view uses the verified level.
-    let again = skills.upsert_learner_skill(upsert("rust", 5)).await.expect("upsert").into_inner().skill.expect("skill");
+    let again = skills
+        .upsert_learner_skill(upsert("rust", 5))
+        .await
+        .expect("upsert")
+        .into_inner()
+        .skill
+        .expect("skill");
     assert_eq!(again.proficiency, 5);
     assert_eq!(again.verification.map(|v| v.proficiency), Some(4));
     let view = s
@@ -106,21 +128,31 @@ async fn assessment_validates_scores_and_keeps_history() {
     let s = Stack::start().await;
     let ada = s.learner("ada").await;
     let mut a = s.assessment(&ada.token);
-    let q = a.get_assessment(pb::GetAssessmentRequest {}).await.expect("get").into_inner().assessment.expect("q");
+    let q =
+        a.get_assessment(pb::GetAssessmentRequest {}).await.expect("get").into_inner().assessment.expect("q");
     assert!(q.questions.len() >= 16);
     let answers = |pick: usize| -> Vec<pb::Answer> {
         q.questions
             .iter()
-            .map(|x| pb::Answer { question_id: x.id.clone(), option_id: x.options[pick.min(x.options.len() - 1)].id.clone() })
+            .map(|x| pb::Answer {
+                question_id: x.id.clone(),
+                option_id: x.options[pick.min(x.options.len() - 1)].id.clone(),
+            })
             .collect()
     };
     let mut partial = answers(0);
     partial.pop();
     partial[0].option_id = "zz".into();
-    let refused = a.submit_assessment(pb::SubmitAssessmentRequest { version: q.version + 1, answers: partial }).await;
+    let refused =
+        a.submit_assessment(pb::SubmitAssessmentRequest { version: q.version + 1, answers: partial }).await;
     assert_bad_fields(refused, &["version", "answers[0].option_id", "answers"]);
     assert!(
-        a.list_assessment_results(pb::ListAssessmentResultsRequest::default()).await.expect("list").get_ref().results.is_empty(),
+        a.list_assessment_results(pb::ListAssessmentResultsRequest::default())
+            .await
+            .expect("list")
+            .get_ref()
+            .results
+            .is_empty(),
         "nothing kept"
     );
 
@@ -143,8 +175,15 @@ async fn assessment_validates_scores_and_keeps_history() {
         .into_inner()
         .result
         .expect("result");
-    let history = a.list_assessment_results(pb::ListAssessmentResultsRequest::default()).await.expect("list").into_inner();
-    assert_eq!(history.results.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![second.id.clone(), first.id]);
+    let history = a
+        .list_assessment_results(pb::ListAssessmentResultsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(
+        history.results.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        vec![second.id.clone(), first.id]
+    );
     let service = s.service_token().await;
     let view = s
         .integration(&service)

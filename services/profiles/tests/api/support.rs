@@ -14,7 +14,9 @@ use tt_common::{
 use tt_identity::{Identity, config::IdentityArgs};
 use tt_profiles::{Profiles, config::ProfilesArgs};
 use tt_proto::{
-    identity::v1::{self as ipb, admin_service_client::AdminServiceClient, auth_service_client::AuthServiceClient},
+    identity::v1::{
+        self as ipb, admin_service_client::AdminServiceClient, auth_service_client::AuthServiceClient,
+    },
     profiles::v1::{
         self as pb, assessment_service_client::AssessmentServiceClient,
         experience_service_client::ExperienceServiceClient, goal_service_client::GoalServiceClient,
@@ -63,8 +65,9 @@ impl Stack {
             .expect("identity");
         let mut profile_args: ProfilesArgs = tt_common::config::defaults();
         profile_args.profiles_cache_ttl = ttl.parse().expect("duration");
-        let profiles = tt_profiles::run::build(profiles_db.connect(), &cache, &secret, shared.clone(), &profile_args)
-            .expect("profiles");
+        let profiles =
+            tt_profiles::run::build(profiles_db.connect(), &cache, &secret, shared.clone(), &profile_args)
+                .expect("profiles");
         let mut builder = ServerBuilder::new(ServerArgs::for_tests());
         builder.verifier(tt_identity::run::local_verifier(&identity, shared));
         tt_identity::register(&mut builder, identity.clone());
