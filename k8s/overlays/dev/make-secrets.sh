@@ -10,6 +10,7 @@ mkdir -p "$dir"
 [ -f "$dir/signing-key.pem" ] || openssl genpkey -algorithm ed25519 -out "$dir/signing-key.pem"
 [ -f "$dir/bootstrap-admin-password" ] || openssl rand -hex 12 > "$dir/bootstrap-admin-password"
 printf 'postgres://postgres:%s@postgres:5432/identity' "$(cat "$dir/postgres-password")" > "$dir/database-url"
+printf 'postgres://postgres:%s@postgres:5432/profiles' "$(cat "$dir/postgres-password")" > "$dir/profiles-database-url"
 printf 'redis://redis:6379' > "$dir/redis-url"
 chmod 600 "$dir"/*
 kubectl get namespace timetravelers >/dev/null 2>&1 || kubectl create namespace timetravelers
@@ -19,5 +20,9 @@ kubectl -n timetravelers create secret generic identity-secrets \
   --from-file=database-url="$dir/database-url" --from-file=redis-url="$dir/redis-url" \
   --from-file=secret.key="$dir/secret.key" --from-file=signing-key.pem="$dir/signing-key.pem" \
   --from-file=bootstrap-admin-password="$dir/bootstrap-admin-password" \
+  --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n timetravelers create secret generic profiles-secrets \
+  --from-file=database-url="$dir/profiles-database-url" --from-file=redis-url="$dir/redis-url" \
+  --from-file=secret.key="$dir/secret.key" \
   --dry-run=client -o yaml | kubectl apply -f -
 echo "dev admin: admin@timetravelers.example / $(cat "$dir/bootstrap-admin-password")"

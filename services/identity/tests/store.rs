@@ -2,7 +2,12 @@
 //! (`TT_TEST_DATABASE_URL`), each test on a fresh, empty database.
 
 use serde_json::json;
-use tt_common::{auth::Role, storage::StorageError, testing::TestDatabase};
+use tt_common::{
+    auth::Role,
+    outbox::{EventBuilder, backlog},
+    storage::StorageError,
+    testing::TestDatabase,
+};
 use tt_identity::{
     domain::UserStatus,
     store::{
@@ -129,16 +134,23 @@ async fn suspension_marks_and_ends_sessions_atomically() {
 }
 
 #[tokio::test]
-async fn deleting_a_user_removes_sessions_and_tokens() {
+async fn deleting_a_user_removes_sessions_and_tokens_and_tells_profiles() {
     let (s, _db) = store().await;
     let u = user("d@x.io");
     s.create_user(&u, &audit("c")).await.expect("create");
     let sid = tt_common::new_id();
     s.create_session(&session(&u.id, &sid), "t0", &audit("l")).await.expect("session");
-    assert!(s.delete_user(&u.id, &audit("del")).await.expect("delete"));
+    let event = EventBuilder::new("identity", "identity.user.deleted", &u.id, "admin", 5).build();
+    assert!(s.delete_user(&u.id, &audit("del"), &event).await.expect("delete"));
     assert!(s.token_by_hash("t0").await.expect("token").is_none());
     assert!(s.session(&sid).await.expect("session").is_none());
-    assert!(!s.delete_user(&u.id, &audit("del")).await.expect("again"));
+    assert_eq!(
+        backlog(s.db().pool(), "profiles").await.expect("backlog").pending,
+        1,
+        "event committed with it"
+    );
+    assert!(!s.delete_user(&u.id, &audit("del"), &event).await.expect("again"));
+    assert_eq!(backlog(s.db().pool(), "profiles").await.expect("backlog").pending, 1, "nothing for a no-op");
 }
 
 #[tokio::test]

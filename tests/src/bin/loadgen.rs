@@ -8,7 +8,14 @@
 //!
 //! Scenarios: `echo` (the baseline itself), `getme` (authenticated AccountService/GetMe),
 //! `login` (AuthService/Login with the right password), `getme-during-logins` (GetMe idle, then
-//! GetMe while a login flood saturates password hashing; reports the p99 ratio).
+//! GetMe while a login flood saturates password hashing; reports the p99 ratio), `profiles`
+//! (ProfileService/GetProfile for the caller and IntegrationService/GetLearnerView with a service
+//! token, each on a server with the view cache and on one with it turned off: cache hit versus
+//! miss in the same run).
+//!
+//! Against running servers: `--target` is the profiles (or all-in-one) URL, `--identity` the
+//! identity URL when it differs, and `--miss-target` a second profiles deployment on the same
+//! database with `TT_PROFILES_CACHE_TTL=0s`.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -55,6 +62,15 @@ struct Args {
     /// Data directory of the in-process server (a temporary one when unset).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Identity's URL when --target is a standalone profiles service.
+    #[arg(long)]
+    identity: Option<String>,
+    /// Profiles with its view cache off (scenario `profiles`; in process when unset).
+    #[arg(long)]
+    miss_target: Option<String>,
+    /// The admin's password on --target (creates the service account for GetLearnerView).
+    #[arg(long, env = "TT_LOADGEN_ADMIN_PASSWORD", default_value = tt_e2e::ADMIN_PASSWORD)]
+    admin_password: String,
 }
 
 const PASSWORD: &str = "loadgen passphrase 123";
@@ -72,6 +88,10 @@ async fn main() -> anyhow::Result<()> {
     load::run("warmup", &echo_channels, args.in_flight, w, echo_call).await?;
     let baseline = load::run("echo (baseline)", &echo_channels, args.in_flight, d, echo_call).await?;
     drop(echo_channels);
+
+    if args.scenario == "profiles" {
+        return profiles::run(&args, baseline).await;
+    }
 
     let (_server, url) = match &args.target {
         Some(url) => (None, url.clone()),
@@ -129,17 +149,21 @@ async fn main() -> anyhow::Result<()> {
         other => anyhow::bail!("unknown scenario {other:?}"),
     }
 
+    print(&args, &reports, &baseline);
+    Ok(())
+}
+
+fn print(args: &Args, reports: &[Report], baseline: &Report) {
     println!(
         "in flight {}, connections {}, duration {:?} per run, on {} CPUs",
         args.in_flight,
         args.connections,
-        d,
+        args.duration.0,
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
-    for r in &reports {
+    for r in reports {
         println!("{}   ({:.2}x echo)", r.line(), r.rps() / baseline.rps());
     }
-    Ok(())
 }
 
 async fn register(channel: &Channel, email: &str) -> anyhow::Result<String> {
@@ -185,4 +209,191 @@ async fn run_login(
         async move { AuthServiceClient::new(ch).login(request).await.map(|_| ()) }
     })
     .await
+}
+
+mod profiles {
+    //! Scenario `profiles`: cached reads of the profile and of the learner view, against the
+    //! same reads with the cache turned off.
+
+    use tt_e2e::AllInOne;
+    use tt_proto::{
+        identity::v1::{
+            CreateServiceAccountRequest, IssueServiceTokenRequest, LoginRequest,
+            admin_service_client::AdminServiceClient, auth_service_client::AuthServiceClient,
+        },
+        profiles::v1::{
+            CreateGoalRequest, GetLearnerViewRequest, GetProfileRequest, Goal, GoalKind, Profile,
+            UpdateProfileRequest, UpsertLearnerSkillRequest, goal_service_client::GoalServiceClient,
+            integration_service_client::IntegrationServiceClient,
+            profile_service_client::ProfileServiceClient, skill_service_client::SkillServiceClient,
+        },
+    };
+
+    use super::*;
+
+    /// One deployment to measure: profiles at `url`, identity at `identity`.
+    struct Target {
+        label: &'static str,
+        url: String,
+        identity: String,
+        _server: Option<AllInOne>,
+    }
+
+    pub async fn run(args: &Args, baseline: Report) -> anyhow::Result<()> {
+        let (d, w) = (args.duration.0, args.warmup.0);
+        let hit = match &args.target {
+            Some(url) => Target {
+                label: "cache",
+                url: url.clone(),
+                identity: args.identity.clone().unwrap_or_else(|| url.clone()),
+                _server: None,
+            },
+            None => in_process("cache", |_| {}).await?,
+        };
+        let miss = match &args.miss_target {
+            Some(url) => {
+                Target { label: "no cache", url: url.clone(), identity: hit.identity.clone(), _server: None }
+            }
+            None => {
+                in_process("no cache", |c| {
+                    c.profiles.profiles_cache_ttl = tt_common::config::HumanDuration(Duration::ZERO)
+                })
+                .await?
+            }
+        };
+        let mut reports = vec![baseline.clone()];
+        let mut figures = Vec::new();
+        for target in [&hit, &miss] {
+            let (learner, service) = prepare(target, &args.admin_password).await?;
+            let channels = load::connections(&target.url, args.connections).await?;
+            let user_id = learner_id(&channels[0], &learner).await?;
+            let profile = move |ch: Channel, _n: u64| {
+                let bearer = Bearer::new(learner.clone());
+                async move {
+                    ProfileServiceClient::with_interceptor(ch, bearer)
+                        .get_profile(GetProfileRequest::default())
+                        .await
+                        .map(|_| ())
+                }
+            };
+            let view = move |ch: Channel, _n: u64| {
+                let (bearer, user_id) = (Bearer::new(service.clone()), user_id.clone());
+                async move {
+                    IntegrationServiceClient::with_interceptor(ch, bearer)
+                        .get_learner_view(GetLearnerViewRequest { user_id })
+                        .await
+                        .map(|_| ())
+                }
+            };
+            load::run("warmup", &channels, args.in_flight, w, profile.clone()).await?;
+            let p =
+                load::run(&format!("GetProfile ({})", target.label), &channels, args.in_flight, d, profile)
+                    .await?;
+            load::run("warmup", &channels, args.in_flight, w, view.clone()).await?;
+            let v =
+                load::run(&format!("GetLearnerView ({})", target.label), &channels, args.in_flight, d, view)
+                    .await?;
+            figures.push((p.clone(), v.clone()));
+            reports.extend([p, v]);
+        }
+        super::print(args, &reports, &baseline);
+        if let [(hit_p, hit_v), (miss_p, miss_v)] = figures.as_slice() {
+            for (name, hit, miss) in [("GetProfile", hit_p, miss_p), ("GetLearnerView", hit_v, miss_v)] {
+                println!(
+                    "{name}: cached {:.2}x echo (target >= 0.5), p99 {:.2} ms (target <= 5), \
+                     hit/miss {:.2}x (target >= 2)",
+                    hit.rps() / baseline.rps(),
+                    hit.p99_us as f64 / 1000.0,
+                    hit.rps() / miss.rps().max(1.0),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn in_process(
+        label: &'static str,
+        tune: impl FnOnce(&mut timetravelers::Config),
+    ) -> anyhow::Result<Target> {
+        let dir = tempfile::tempdir()?.keep();
+        let server = AllInOne::start_in(dir, tune).await?;
+        let url = server.url();
+        Ok(Target { label, identity: url.clone(), url, _server: Some(server) })
+    }
+
+    /// A learner with a filled-in profile, and a service token.
+    async fn prepare(target: &Target, admin_password: &str) -> anyhow::Result<(String, String)> {
+        let identity = load::connections(&target.identity, 1).await?.remove(0);
+        let profiles = load::connections(&target.url, 1).await?.remove(0);
+        let email = format!("load-{}@example.com", tt_common::new_id());
+        let learner = register(&identity, &email).await?;
+        let bearer = || Bearer::new(learner.clone());
+        ProfileServiceClient::with_interceptor(profiles.clone(), bearer())
+            .update_profile(UpdateProfileRequest {
+                profile: Some(Profile {
+                    headline: "Platform engineer".into(),
+                    fields_of_work: vec!["software".into()],
+                    timezone: "Europe/Paris".into(),
+                    languages: vec!["en".into(), "fr".into()],
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: ["headline", "fields_of_work", "timezone", "languages"].map(String::from).to_vec(),
+                }),
+            })
+            .await?;
+        GoalServiceClient::with_interceptor(profiles.clone(), bearer())
+            .create_goal(CreateGoalRequest {
+                goal: Some(Goal {
+                    kind: GoalKind::LongTerm.into(),
+                    title: "Staff engineer".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await?;
+        for skill in ["rust", "kubernetes", "postgresql"] {
+            SkillServiceClient::with_interceptor(profiles.clone(), bearer())
+                .upsert_learner_skill(UpsertLearnerSkillRequest {
+                    skill_id: skill.into(),
+                    proficiency: 3,
+                    years: 2.0,
+                    last_used: None,
+                })
+                .await?;
+        }
+        let admin = AuthServiceClient::new(identity.clone())
+            .login(LoginRequest { email: tt_e2e::ADMIN_EMAIL.into(), password: admin_password.into() })
+            .await?
+            .into_inner()
+            .tokens
+            .map(|t| t.access_token)
+            .unwrap_or_default();
+        let account = AdminServiceClient::with_interceptor(identity.clone(), Bearer::new(admin))
+            .create_service_account(CreateServiceAccountRequest {
+                name: "loadgen".into(),
+                description: String::new(),
+            })
+            .await?
+            .into_inner();
+        let service = AuthServiceClient::new(identity)
+            .issue_service_token(IssueServiceTokenRequest {
+                client_id: account.service_account.map(|a| a.id).unwrap_or_default(),
+                client_secret: account.client_secret,
+            })
+            .await?
+            .into_inner()
+            .access_token;
+        Ok((learner, service))
+    }
+
+    async fn learner_id(profiles: &Channel, learner: &str) -> anyhow::Result<String> {
+        Ok(ProfileServiceClient::with_interceptor(profiles.clone(), Bearer::new(learner))
+            .get_profile(GetProfileRequest::default())
+            .await?
+            .into_inner()
+            .profile
+            .map(|p| p.user_id)
+            .unwrap_or_default())
+    }
 }
