@@ -96,7 +96,10 @@ impl Guard {
 
     /// Clears the identifier's failures after a successful sign-in.
     pub async fn succeeded(&self, identifier: &str) {
-        self.cache.invalidate(&attempts_key(identifier)).await;
+        // A counter, not a cached view: delete it (an invalidation marker would break INCR).
+        if let Err(e) = self.cache.delete(&attempts_key(identifier)).await {
+            tracing::warn!(error = %e, "clearing sign-in failures failed");
+        }
     }
 }
 
