@@ -21,6 +21,20 @@ pub fn year_month(index: MonthIndex) -> (i32, i32) {
     (index.div_euclid(12), index.rem_euclid(12) + 1)
 }
 
+/// Writes a month index as "YYYY-MM" (exports show months the way people write them).
+pub fn serialize_month<S: serde::Serializer>(index: &MonthIndex, s: S) -> Result<S::Ok, S::Error> {
+    let (year, month) = year_month(*index);
+    s.serialize_str(&format!("{year:04}-{month:02}"))
+}
+
+/// [`serialize_month`] for an optional month (null when unset).
+pub fn serialize_opt_month<S: serde::Serializer>(index: &Option<MonthIndex>, s: S) -> Result<S::Ok, S::Error> {
+    match index {
+        Some(i) => serialize_month(i, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// The month of a unix-millis instant (UTC).
 pub fn current_month(now_ms: i64) -> MonthIndex {
     let ts = jiff::Timestamp::from_millisecond(now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);

@@ -17,7 +17,9 @@ pub struct PositionRow {
     pub user_id: String,
     pub title: String,
     pub organization: String,
+    #[serde(rename = "start", serialize_with = "crate::domain::career::serialize_month")]
     pub start_month: MonthIndex,
+    #[serde(rename = "end", serialize_with = "crate::domain::career::serialize_opt_month")]
     pub end_month: Option<MonthIndex>,
     pub current: bool,
     pub description: String,

@@ -16,11 +16,17 @@ pub struct SkillRow {
     pub user_id: String,
     pub skill_id: String,
     pub proficiency: i32,
+    #[serde(rename = "years", serialize_with = "tenths_as_years")]
     pub years_tenths: i32,
+    #[serde(rename = "last_used", serialize_with = "crate::domain::career::serialize_opt_month")]
     pub last_used_month: Option<MonthIndex>,
     pub verification: Option<Verification>,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+fn tenths_as_years<S: serde::Serializer>(tenths: &i32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(f64::from(*tenths) / 10.0)
 }
 
 /// A service's confirmation of a level.

@@ -170,6 +170,8 @@ async fn export_holds_everything_as_json() {
     assert_eq!(doc["profile"]["timezone"], "Europe/Lisbon");
     assert_eq!(doc["goals"].as_array().map(Vec::len), Some(1));
     assert_eq!(doc["positions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(doc["positions"][0]["start"], "2025-06", "months as people write them");
+    assert_eq!(doc["skills"][0]["years"], 1.0);
     assert_eq!(doc["skills"].as_array().map(Vec::len), Some(3));
     assert_eq!(doc["assessment_results"].as_array().map(Vec::len), Some(1));
     assert_eq!(doc["completion"]["percent"], 100);
