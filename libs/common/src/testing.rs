@@ -96,7 +96,8 @@ pub fn test_cache() -> Cache {
     let prefix = format!("tt-test:{}:", crate::new_id());
     match std::env::var("TT_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => {
-            Cache::redis(&RedisOptions::new(url), &prefix).expect("TT_TEST_REDIS_URL must be a redis URL")
+            Cache::redis_near(&RedisOptions::new(url), &prefix, crate::cache::NEAR_CAPACITY)
+                .expect("TT_TEST_REDIS_URL must be a redis URL")
         }
         _ => Cache::memory(10_000, &prefix),
     }

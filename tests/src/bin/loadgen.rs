@@ -252,7 +252,8 @@ mod profiles {
         };
         let miss = match &args.miss_target {
             Some(url) => {
-                Target { label: "no cache", url: url.clone(), identity: hit.identity.clone(), _server: None }
+                let identity = args.identity.clone().unwrap_or_else(|| url.clone());
+                Target { label: "no cache", url: url.clone(), identity, _server: None }
             }
             None => {
                 in_process("no cache", |c| {
@@ -371,7 +372,7 @@ mod profiles {
             .unwrap_or_default();
         let account = AdminServiceClient::with_interceptor(identity.clone(), Bearer::new(admin))
             .create_service_account(CreateServiceAccountRequest {
-                name: "loadgen".into(),
+                name: format!("loadgen-{}", tt_common::new_id()),
                 description: String::new(),
             })
             .await?

@@ -28,7 +28,10 @@ pub fn serialize_month<S: serde::Serializer>(index: &MonthIndex, s: S) -> Result
 }
 
 /// [`serialize_month`] for an optional month (null when unset).
-pub fn serialize_opt_month<S: serde::Serializer>(index: &Option<MonthIndex>, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_opt_month<S: serde::Serializer>(
+    index: &Option<MonthIndex>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match index {
         Some(i) => serialize_month(i, s),
         None => s.serialize_none(),

@@ -4,6 +4,9 @@
 //! cache-aside helper [`Cache::get_or_load`] treats them as misses and goes to the database, and the
 //! `ConnectionManager` reconnects on its own when Redis returns. Callers that keep security state
 //! here (lockouts, rate limits, revocation marks) use the raw methods and fail closed on errors.
+//!
+//! With Redis, a near cache (`near.rs`) keeps recently read values in process, invalidated on
+//! every replica through a Redis channel, so hot reads skip the Redis round trip.
 
 use std::{
     collections::HashMap,
@@ -12,7 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod near;
+
 use redis::{AsyncCommands, aio::ConnectionManager};
+
+use self::near::Near;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// A cache failure: Redis unreachable, too slow or answering nonsense.
@@ -57,9 +64,13 @@ pub fn open(redis_url: &str) -> Result<Cache, String> {
     if redis_url.is_empty() {
         Ok(Cache::memory(100_000, "tt:"))
     } else {
-        Cache::redis(&RedisOptions::new(redis_url), "tt:").map_err(|e| format!("REDIS_URL: {e}"))
+        Cache::redis_near(&RedisOptions::new(redis_url), "tt:", NEAR_CAPACITY)
+            .map_err(|e| format!("REDIS_URL: {e}"))
     }
 }
+
+/// Entries of the in-process near cache in front of Redis.
+pub const NEAR_CAPACITY: u64 = 10_000;
 
 impl<T: prost::Message + Default> Codec<T> {
     /// Protobuf messages, encoded as on the wire.
@@ -68,17 +79,24 @@ impl<T: prost::Message + Default> Codec<T> {
     }
 }
 
-/// What an invalidated key holds for [`INVALIDATED_FOR`].
-const INVALIDATED: &[u8] = b"\0tt:invalidated";
-/// Longer than any load that could have read the value the write replaced: loads are bounded by
-/// the call deadline (TT_REQUEST_TIMEOUT, 30 s by default) and the statement timeout (10 s).
-const INVALIDATED_FOR: Duration = Duration::from_secs(35);
+/// What an invalidated key holds (followed by a nonce unique to the invalidation).
+const INVALIDATED: &[u8] = b"\0tt:invalidated:";
+/// How long a marker stays when nobody reads the key (the first read replaces it).
+const INVALIDATED_FOR: Duration = Duration::from_secs(60);
+
+/// Replaces KEYS[1] with ARGV[2] (TTL ARGV[3] ms) only while it still holds ARGV[1].
+const REPLACE_IF: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return false";
 
 /// The cache handle: cheap to clone, namespaced by a key prefix.
 #[derive(Clone)]
 pub struct Cache {
     backend: Backend,
     prefix: Arc<str>,
+    /// In-process copy of Redis values (Redis only; see `near.rs`).
+    near: Option<Arc<Near>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -108,17 +126,32 @@ impl Cache {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let manager = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { backend: Backend::Redis(manager), prefix: prefix.into() })
+        Ok(Self { backend: Backend::Redis(manager), prefix: prefix.into(), near: None })
+    }
+
+    /// Redis with a near cache of `capacity` entries in front (needs a Tokio runtime: it
+    /// subscribes to the invalidation channel).
+    pub fn redis_near(options: &RedisOptions, prefix: &str, capacity: u64) -> Result<Self, CacheError> {
+        let mut cache = Self::redis(options, prefix)?;
+        if let Backend::Redis(manager) = &cache.backend {
+            let client = redis::Client::open(options.url.as_str())?;
+            cache.near = Some(Near::start(client, manager.clone(), capacity, options.connect_timeout));
+        }
+        Ok(cache)
     }
 
     /// An in-process cache holding at most `capacity` entries.
     pub fn memory(capacity: u64, prefix: &str) -> Self {
-        Self { backend: Backend::Memory(Arc::new(Memory::new(capacity))), prefix: prefix.into() }
+        Self { backend: Backend::Memory(Arc::new(Memory::new(capacity))), prefix: prefix.into(), near: None }
     }
 
     /// The same store under a longer prefix (one per service, one per test).
     pub fn scoped(&self, prefix: &str) -> Self {
-        Self { backend: self.backend.clone(), prefix: format!("{}{prefix}", self.prefix).into() }
+        Self {
+            backend: self.backend.clone(),
+            prefix: format!("{}{prefix}", self.prefix).into(),
+            near: self.near.clone(),
+        }
     }
 
     fn key(&self, key: &str) -> String {
@@ -128,7 +161,19 @@ impl Cache {
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => Ok(conn.clone().get(key).await?),
+            Backend::Redis(conn) => {
+                let Some(near) = &self.near else { return Ok(conn.clone().get(key).await?) };
+                if let Some(value) = near.get(&key) {
+                    return Ok(Some(value));
+                }
+                let epoch = near.epoch();
+                let value: Option<Vec<u8>> = conn.clone().get(&key).await?;
+                if let Some(v) = &value {
+                    // Markers are never kept: a load must see the current one.
+                    near.fill(&key, v, epoch, !v.starts_with(INVALIDATED));
+                }
+                Ok(value)
+            }
             Backend::Memory(m) => Ok(m.get(&key).await),
         }
     }
@@ -138,7 +183,10 @@ impl Cache {
         match &self.backend {
             Backend::Redis(conn) => {
                 let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                let _: () = conn.clone().pset_ex(key, value, ms).await?;
+                let _: () = conn.clone().pset_ex(&key, value, ms).await?;
+                if let Some(near) = &self.near {
+                    near.changed(&key).await;
+                }
                 Ok(())
             }
             Backend::Memory(m) => {
@@ -169,11 +217,39 @@ impl Cache {
         }
     }
 
+    /// Stores `value` only while the key still holds `expected`. Returns whether it was stored.
+    pub async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let stored: Option<String> = redis::Script::new(REPLACE_IF)
+                    .key(key)
+                    .arg(expected)
+                    .arg(value)
+                    .arg(ms)
+                    .invoke_async(&mut conn.clone())
+                    .await?;
+                Ok(stored.is_some())
+            }
+            Backend::Memory(m) => Ok(m.replace_if(key, expected, value, ttl).await),
+        }
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), CacheError> {
         let key = self.key(key);
         match &self.backend {
             Backend::Redis(conn) => {
-                let _: () = conn.clone().del(key).await?;
+                let _: () = conn.clone().del(&key).await?;
+                if let Some(near) = &self.near {
+                    near.changed(&key).await;
+                }
                 Ok(())
             }
             Backend::Memory(m) => {
@@ -248,32 +324,48 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        match self.get(key).await {
-            // Invalidated moments ago: read through, and leave the marker in place.
-            Ok(Some(bytes)) if bytes == INVALIDATED => {}
+        // What the key held before the load: the value is stored only if it still holds that.
+        let observed = match self.get(key).await {
+            Ok(Some(bytes)) if bytes.starts_with(INVALIDATED) => Some(bytes),
             Ok(Some(bytes)) => match (codec.decode)(&bytes) {
                 Some(v) => return Ok(v),
-                None => tracing::warn!(key, "undecodable cache entry"),
+                None => {
+                    tracing::warn!(key, "undecodable cache entry");
+                    Some(bytes)
+                }
             },
-            Ok(None) => {}
-            Err(e) => tracing::warn!(key, error = %e, "cache read failed; using the database"),
-        }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "cache read failed; using the database");
+                return load().await;
+            }
+        };
         let value = load().await?;
-        if let Some(bytes) = (codec.encode)(&value)
-            && let Err(e) = self.set_if_absent(key, &bytes, ttl).await
-        {
-            tracing::warn!(key, error = %e, "cache write failed");
+        if let Some(bytes) = (codec.encode)(&value) {
+            let stored = match &observed {
+                // The marker was set after its write committed, so this load saw that write;
+                // a newer write has replaced the marker and the value is not stored.
+                Some(marker) => self.replace_if(key, marker, &bytes, ttl).await,
+                // A write during the load leaves a marker, and the value is not stored.
+                None => self.set_if_absent(key, &bytes, ttl).await,
+            };
+            if let Err(e) = stored {
+                tracing::warn!(key, error = %e, "cache write failed");
+            }
         }
         Ok(value)
     }
 
-    /// Invalidation on write: replaces the entry with a short-lived marker rather than deleting
-    /// it. A read that loaded the old value before the write cannot store it afterwards
-    /// ([`Cache::get_or_load_with`] only fills empty keys), which a plain delete would allow;
-    /// reads go to the database until the marker expires. Logs a failure instead of failing the
-    /// write (the TTL bounds staleness).
+    /// Invalidation after a write commits: replaces the entry with a marker unique to this
+    /// invalidation rather than deleting it. [`Cache::get_or_load_with`] stores a loaded value
+    /// only over exactly what it saw before loading (nothing, or a marker), so a read that loaded
+    /// the old row before the write cannot cache it afterwards (a plain delete would let it),
+    /// while the first read after the write caches the new value at once. Logs a failure instead
+    /// of failing the write (the TTL bounds staleness).
     pub async fn invalidate(&self, key: &str) {
-        if let Err(e) = self.set(key, INVALIDATED, INVALIDATED_FOR).await {
+        let mut marker = INVALIDATED.to_vec();
+        marker.extend_from_slice(crate::new_id().as_bytes());
+        if let Err(e) = self.set(key, &marker, INVALIDATED_FOR).await {
             tracing::warn!(key, error = %e, "cache invalidation failed");
         }
     }
@@ -328,6 +420,22 @@ impl Memory {
     async fn set_if_absent(&self, key: String, value: &[u8], ttl: Duration) -> bool {
         let entry = self.values.entry(key).or_insert(Entry { bytes: value.into(), ttl }).await;
         entry.is_fresh()
+    }
+
+    async fn replace_if(&self, key: String, expected: &[u8], value: &[u8], ttl: Duration) -> bool {
+        use moka::ops::compute::{CompResult, Op};
+        let new = Entry { bytes: value.into(), ttl };
+        let result = self
+            .values
+            .entry(key)
+            .and_compute_with(|current| async move {
+                match current {
+                    Some(e) if &*e.value().bytes == expected => Op::Put(new),
+                    _ => Op::Nop,
+                }
+            })
+            .await;
+        matches!(result, CompResult::ReplacedWith(_))
     }
 
     async fn delete(&self, key: &str) {
@@ -415,9 +523,64 @@ mod tests {
         let fresh: Result<u32, ()> = cache.get_or_load("k", ttl, || async { Ok(2) }).await;
         assert_eq!(fresh, Ok(2), "the old value was not cached after the invalidation");
         // Without a racing write, values are cached as before.
-        let first: Result<u32, ()> = cache.get_or_load("j", ttl, || async { Ok(3) }).await;
-        let second: Result<u32, ()> = cache.get_or_load("j", ttl, || async { Ok(4) }).await;
-        assert_eq!((first, second), (Ok(3), Ok(3)));
+        let cached: Result<u32, ()> = cache.get_or_load("k", ttl, || async { Ok(3) }).await;
+        assert_eq!(cached, Ok(2), "the first read after the invalidation cached the new value");
+        // Two invalidations: a load that saw the first marker cannot store over the second.
+        cache.invalidate("k").await;
+        let racing: Result<u32, ()> = cache
+            .get_or_load("k", ttl, || async {
+                cache.invalidate("k").await;
+                Ok(5)
+            })
+            .await;
+        assert_eq!(racing, Ok(5));
+        let after: Result<u32, ()> = cache.get_or_load("k", ttl, || async { Ok(6) }).await;
+        assert_eq!(after, Ok(6));
+        let again: Result<u32, ()> = cache.get_or_load("k", ttl, || async { Ok(7) }).await;
+        assert_eq!(again, Ok(6), "and then it is cached");
+    }
+
+    #[tokio::test]
+    async fn near_caches_of_two_replicas_stay_coherent() {
+        // Runs on Redis only (TT_TEST_REDIS_URL): two replicas with their own near caches.
+        let Ok(url) = std::env::var("TT_TEST_REDIS_URL") else { return };
+        let prefix = format!("tt-test:{}:", crate::new_id());
+        let a = Cache::redis_near(&RedisOptions::new(url.as_str()), &prefix, 100).expect("a");
+        let b = Cache::redis_near(&RedisOptions::new(url.as_str()), &prefix, 100).expect("b");
+        let ttl = Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Wait until both subscriptions are up (a near read then comes from process memory).
+        loop {
+            a.set("k", b"1", ttl).await.expect("set");
+            let _ = b.get("k").await.expect("get");
+            if b.near.as_ref().and_then(|n| n.get(&b.key("k"))).is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the near cache never filled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A write on replica A reaches B's near copy through the channel.
+        a.set("k", b"2", ttl).await.expect("set");
+        loop {
+            if b.get("k").await.expect("get").as_deref() == Some(&b"2"[..]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "replica B kept the old value");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Invalidation markers are never kept near: cache-aside on B sees A's invalidation.
+        let v: Result<u32, ()> = b.get_or_load("view", ttl, || async { Ok(1) }).await;
+        assert_eq!(v, Ok(1));
+        a.invalidate("view").await;
+        let mut fresh: Result<u32, ()> = Ok(0);
+        while Instant::now() < deadline {
+            fresh = b.get_or_load("view", ttl, || async { Ok(2) }).await;
+            if fresh == Ok(2) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(fresh, Ok(2), "B reloaded after A's invalidation");
     }
 
     #[tokio::test]
