@@ -77,9 +77,8 @@ impl IdentityArgs {
                 format!("{} does not exist", path.display()),
             ));
         }
-        if !self.profiles_url.is_empty()
-            && !(self.profiles_url.starts_with("http://") || self.profiles_url.starts_with("https://"))
-        {
+        let url = &self.profiles_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::new("TT_PROFILES_URL", "must be an http:// or https:// URL"));
         }
         if self.signin_rate_per_minute == 0 {

@@ -36,7 +36,7 @@ fn enum_name<E: TryFrom<i32>>(
 
 /// Applies one update_mask path from `src` to `row`, recording violations.
 fn apply(v: &mut Violations, path: &str, src: &pb::Profile, row: &mut ProfileRow) {
-    let prefs = src.preferences.clone().unwrap_or_default();
+    let prefs = src.preferences.unwrap_or_default();
     let notes = prefs.notifications.unwrap_or_default();
     let field = format!("profile.{path}");
     let set = |target: &mut String, value: Option<String>| {

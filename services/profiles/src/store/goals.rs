@@ -7,7 +7,7 @@ use tt_common::{
     storage::{StorageError, col},
 };
 
-use super::{Store, WriteError, begin_child_write, from_json, small, to_json};
+use super::{Store, WriteError, begin_child_write, fetch_all, fetch_one, from_json, small, to_json};
 use crate::domain::{MAX_ACTIVE_GOALS, MAX_GOALS};
 
 /// The status name of an active goal.
@@ -59,11 +59,7 @@ fn decode(row: &AnyRow) -> Result<GoalRow, StorageError> {
 }
 
 pub(crate) async fn all(tx: &mut Transaction<'_, Any>, user_id: &str) -> Result<Vec<GoalRow>, StorageError> {
-    let rows = sqlx::query("SELECT * FROM goals WHERE user_id = $1 ORDER BY rank, id")
-        .bind(user_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.iter().map(decode).collect()
+    fetch_all(tx, "SELECT * FROM goals WHERE user_id = $1 ORDER BY rank, id", &[user_id], decode).await
 }
 
 async fn one(
@@ -71,12 +67,7 @@ async fn one(
     user_id: &str,
     id: &str,
 ) -> Result<Option<GoalRow>, StorageError> {
-    let row = sqlx::query("SELECT * FROM goals WHERE user_id = $1 AND id = $2")
-        .bind(user_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.as_ref().map(decode).transpose()
+    fetch_one(tx, "SELECT * FROM goals WHERE user_id = $1 AND id = $2", &[user_id, id], decode).await
 }
 
 fn check_limits(goals: &[GoalRow], becomes_active: bool) -> Result<(), WriteError> {

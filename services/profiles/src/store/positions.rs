@@ -7,7 +7,7 @@ use tt_common::{
     storage::{StorageError, col},
 };
 
-use super::{Store, WriteError, begin_child_write, from_json, small, to_json};
+use super::{Store, WriteError, begin_child_write, fetch_all, fetch_one, from_json, small, to_json};
 use crate::domain::{MAX_POSITIONS, career::MonthIndex};
 
 /// A stored position. Months are month indexes (`year * 12 + month - 1`).
@@ -53,11 +53,8 @@ pub(crate) async fn all(
     tx: &mut Transaction<'_, Any>,
     user_id: &str,
 ) -> Result<Vec<PositionRow>, StorageError> {
-    let rows = sqlx::query("SELECT * FROM positions WHERE user_id = $1 ORDER BY start_month DESC, id DESC")
-        .bind(user_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.iter().map(decode).collect()
+    let sql = "SELECT * FROM positions WHERE user_id = $1 ORDER BY start_month DESC, id DESC";
+    fetch_all(tx, sql, &[user_id], decode).await
 }
 
 async fn one(
@@ -65,12 +62,7 @@ async fn one(
     user_id: &str,
     id: &str,
 ) -> Result<Option<PositionRow>, StorageError> {
-    let row = sqlx::query("SELECT * FROM positions WHERE user_id = $1 AND id = $2")
-        .bind(user_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.as_ref().map(decode).transpose()
+    fetch_one(tx, "SELECT * FROM positions WHERE user_id = $1 AND id = $2", &[user_id, id], decode).await
 }
 
 impl Store {

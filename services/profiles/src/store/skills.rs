@@ -7,7 +7,7 @@ use tt_common::{
     storage::{StorageError, col},
 };
 
-use super::{Store, WriteError, begin_child_write, small};
+use super::{Store, WriteError, begin_child_write, fetch_all, fetch_one, small};
 use crate::domain::{MAX_SKILLS, career::MonthIndex};
 
 /// A stored learner skill.
@@ -70,11 +70,8 @@ fn decode(row: &AnyRow) -> Result<SkillRow, StorageError> {
 }
 
 pub(crate) async fn all(tx: &mut Transaction<'_, Any>, user_id: &str) -> Result<Vec<SkillRow>, StorageError> {
-    let rows = sqlx::query("SELECT * FROM learner_skills WHERE user_id = $1 ORDER BY skill_id")
-        .bind(user_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.iter().map(decode).collect()
+    fetch_all(tx, "SELECT * FROM learner_skills WHERE user_id = $1 ORDER BY skill_id", &[user_id], decode)
+        .await
 }
 
 async fn one(
@@ -82,12 +79,13 @@ async fn one(
     user_id: &str,
     skill_id: &str,
 ) -> Result<Option<SkillRow>, StorageError> {
-    let row = sqlx::query("SELECT * FROM learner_skills WHERE user_id = $1 AND skill_id = $2")
-        .bind(user_id)
-        .bind(skill_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.as_ref().map(decode).transpose()
+    fetch_one(
+        tx,
+        "SELECT * FROM learner_skills WHERE user_id = $1 AND skill_id = $2",
+        &[user_id, skill_id],
+        decode,
+    )
+    .await
 }
 
 async fn count(tx: &mut Transaction<'_, Any>, user_id: &str) -> Result<i64, StorageError> {
