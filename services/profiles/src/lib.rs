@@ -88,6 +88,7 @@ pub fn register(builder: &mut ServerBuilder, profiles: Arc<Profiles>) {
             IntegrationServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
             fds,
         )
+        .background("profiles.prune_consumed_events", Box::pin(prune_consumed(profiles.clone())))
         .ready_when(
             SERVICES,
             Box::new(move || {
@@ -95,4 +96,18 @@ pub fn register(builder: &mut ServerBuilder, profiles: Arc<Profiles>) {
                 Box::pin(async move { profiles.prepare().await })
             }),
         );
+}
+
+/// Forgets consumed event ids after 30 days, hourly (redelivery happens within minutes).
+async fn prune_consumed(profiles: Arc<Profiles>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+    const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
+    loop {
+        tokio::time::sleep(EVERY).await;
+        match profiles.store.prune_consumed(profiles.now() - KEEP_MS).await {
+            Ok(n) if n > 0 => tracing::info!(events = n, "pruned consumed event ids"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning consumed event ids failed"),
+        }
+    }
 }

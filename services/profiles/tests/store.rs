@@ -198,4 +198,8 @@ async fn purging_removes_everything_once_and_blocks_recreation() {
     assert!(store.is_purged(&user).await.expect("purged"));
     assert!(store.acknowledge_event("event-2", 1).await.expect("ack"));
     assert!(!store.acknowledge_event("event-2", 2).await.expect("ack again"));
+    // event-1 was consumed at 50, event-2 at 1: pruning before 10 forgets only event-2.
+    assert_eq!(store.prune_consumed(10).await.expect("prune"), 1);
+    assert!(store.acknowledge_event("event-2", 3).await.expect("forgotten"));
+    assert!(!store.acknowledge_event("event-1", 3).await.expect("kept"));
 }

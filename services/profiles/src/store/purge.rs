@@ -40,6 +40,16 @@ impl Store {
         Ok(fresh)
     }
 
+    /// Forgets event ids consumed before `before`. Safe: applying an old event again changes
+    /// nothing (a purge of a purged user is empty), so the ids only need to outlive redelivery.
+    pub async fn prune_consumed(&self, before: Millis) -> Result<u64, StorageError> {
+        let done = sqlx::query("DELETE FROM consumed_events WHERE consumed_at < $1")
+            .bind(before)
+            .execute(self.db().pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// True when the user was deleted in identity.
     pub async fn is_purged(&self, user_id: &str) -> Result<bool, StorageError> {
         let row = sqlx::query("SELECT user_id FROM purged_users WHERE user_id = $1")
