@@ -40,6 +40,16 @@ pub fn exhausted(domain: &str, reason: &str, message: impl Into<String>, retry: 
     Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
+/// ABORTED `ETAG_MISMATCH`: the `what` changed since the caller read it.
+pub fn etag_mismatch(domain: &str, what: &str) -> Status {
+    status(
+        Code::Aborted,
+        domain,
+        "ETAG_MISMATCH",
+        format!("the {what} changed since it was read; read it again"),
+    )
+}
+
 /// INTERNAL with a generic message; the cause is logged, never returned.
 pub fn internal(domain: &str, cause: &dyn Display) -> Status {
     tracing::error!(domain, error = %cause, "internal error");
@@ -85,6 +95,11 @@ impl Violations {
     pub fn add(&mut self, field: &str, description: impl Into<String>) -> &mut Self {
         self.fields.push(FieldViolation::new(field, description));
         self
+    }
+
+    /// Records a violation of `field` unless `value` is an id as [`crate::new_id`] makes.
+    pub fn check_id(&mut self, field: &str, value: &str) -> &mut Self {
+        self.check(crate::is_id(value), field, "must be an id (a lower-case UUID)")
     }
 
     /// Takes the value of a fallible parse, recording its error under `field`.

@@ -5,10 +5,10 @@ use std::{sync::Arc, time::Duration};
 
 use tonic::{Code, Request, Status};
 use tt_common::{
-    auth::{Principal, PrincipalKind, principal},
+    auth::{require_self_or_admin, require_user},
     cache::{Cache, Codec},
     clock::{Millis, SharedClock},
-    error,
+    error::{self, Violations},
     storage::{PageTokens, StorageError},
 };
 use tt_proto::profiles::v1 as pb;
@@ -50,21 +50,11 @@ pub fn write(e: WriteError, kind: &str, id: &str) -> Status {
             message,
         ),
         WriteError::NotFound => error::not_found(DOMAIN, kind, id),
-        WriteError::Stale => stale(kind),
+        WriteError::Stale => error::etag_mismatch(DOMAIN, kind),
         WriteError::Invalid(message) => {
             error::status(Code::InvalidArgument, DOMAIN, "INVALID_ARGUMENT", message)
         }
     }
-}
-
-/// ABORTED for an etag that no longer matches.
-pub fn stale(kind: &str) -> Status {
-    error::status(
-        Code::Aborted,
-        DOMAIN,
-        "ETAG_MISMATCH",
-        format!("the {kind} changed since it was read; read it again"),
-    )
 }
 
 fn key(kind: &str, user_id: &str) -> String {
@@ -99,33 +89,24 @@ impl Profiles {
 
     /// The user whose data a read names: `user_id`, or the caller when empty. Reading
     /// someone else's data needs the admin role.
+    /// Services use IntegrationService instead (PERMISSION_DENIED).
     pub fn reader<T>(&self, request: &Request<T>, user_id: &str) -> Result<(String, bool), Status> {
-        let p = principal(request)?;
-        if p.kind != PrincipalKind::User {
-            return Err(error::permission_denied(
-                DOMAIN,
-                "this method is for signed-in people; services use IntegrationService",
-            ));
+        let me = require_user(request)?;
+        if user_id.is_empty() || me.subject == user_id {
+            return Ok((me.subject.clone(), true));
         }
-        if user_id.is_empty() || p.subject == user_id {
-            return Ok((p.subject.clone(), true));
-        }
-        if !p.is_admin() {
-            return Err(error::permission_denied(DOMAIN, "only admins may read another learner's profile"));
-        }
-        if !tt_common::is_id(user_id) {
-            return Err(error::invalid_field(DOMAIN, "user_id", "must be a user id"));
-        }
+        require_self_or_admin(request, user_id)?;
+        let mut v = Violations::new(DOMAIN);
+        v.check_id("user_id", user_id);
+        v.into_result()?;
         Ok((user_id.to_owned(), false))
     }
 
     /// The caller, for writes to their own data (their profile is created on first access).
-    pub async fn owner(&self, p: &Principal) -> Result<String, Status> {
-        if p.kind != PrincipalKind::User {
-            return Err(error::permission_denied(DOMAIN, "this method is for signed-in learners"));
-        }
-        self.ensure(&p.subject).await?;
-        Ok(p.subject.clone())
+    pub async fn owner<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let me = require_user(request)?.subject.clone();
+        self.ensure(&me).await?;
+        Ok(me)
     }
 
     /// Creates the profile of `user_id` on first access; FAILED_PRECONDITION for a deleted user.
@@ -192,9 +173,8 @@ impl Profiles {
 
     /// Drops every cached view of `user_id` after a write.
     pub async fn changed(&self, user_id: &str) {
-        for kind in VIEWS {
-            self.cache.invalidate(&key(kind, user_id)).await;
-        }
+        let keys: Vec<String> = VIEWS.iter().map(|kind| key(kind, user_id)).collect();
+        self.cache.invalidate_many(&keys.iter().map(String::as_str).collect::<Vec<_>>()).await;
     }
 
     /// INVALID_ARGUMENT for an unknown skill id, suggesting the closest skills.
@@ -205,13 +185,7 @@ impl Profiles {
     }
 
     /// Checks skill ids against the taxonomy, recording each unknown one under `field[i]`.
-    pub fn check_skills(
-        &self,
-        v: &mut tt_common::error::Violations,
-        field: &str,
-        ids: &[String],
-        max: usize,
-    ) {
+    pub fn check_skills(&self, v: &mut Violations, field: &str, ids: &[String], max: usize) {
         v.check(ids.len() <= max, field, format!("at most {max} skills"));
         for (i, id) in ids.iter().enumerate() {
             if self.taxonomy.get(id).is_none() {

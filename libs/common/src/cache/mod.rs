@@ -168,9 +168,9 @@ impl Cache {
                 }
                 let epoch = near.epoch();
                 let value: Option<Vec<u8>> = conn.clone().get(&key).await?;
-                if let Some(v) = &value {
-                    // Markers are never kept: a load must see the current one.
-                    near.fill(&key, v, epoch, !v.starts_with(INVALIDATED));
+                // Markers are never kept near: a load must see the current one.
+                if let Some(v) = value.as_deref().filter(|v| !v.starts_with(INVALIDATED)) {
+                    near.fill(&key, v, epoch);
                 }
                 Ok(value)
             }
@@ -363,10 +363,38 @@ impl Cache {
     /// while the first read after the write caches the new value at once. Logs a failure instead
     /// of failing the write (the TTL bounds staleness).
     pub async fn invalidate(&self, key: &str) {
+        self.invalidate_many(&[key]).await;
+    }
+
+    /// [`Cache::invalidate`] for several keys in one Redis round trip (markers, then the near
+    /// cache invalidations).
+    pub async fn invalidate_many(&self, keys: &[&str]) {
         let mut marker = INVALIDATED.to_vec();
         marker.extend_from_slice(crate::new_id().as_bytes());
-        if let Err(e) = self.set(key, &marker, INVALIDATED_FOR).await {
-            tracing::warn!(key, error = %e, "cache invalidation failed");
+        let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let ms = u64::try_from(INVALIDATED_FOR.as_millis()).unwrap_or(u64::MAX);
+                let mut pipe = redis::pipe();
+                for key in &full {
+                    pipe.pset_ex(key, &marker, ms).ignore();
+                    if self.near.is_some() {
+                        pipe.publish(near::CHANNEL, key).ignore();
+                    }
+                }
+                let done: Result<(), _> = pipe.query_async(&mut conn.clone()).await;
+                if let Err(e) = done {
+                    tracing::warn!(keys = ?full, error = %e, "cache invalidation failed");
+                }
+                if let Some(near) = &self.near {
+                    full.iter().for_each(|key| near.forget(key));
+                }
+            }
+            Backend::Memory(m) => {
+                for key in full {
+                    m.set(key, &marker, INVALIDATED_FOR).await;
+                }
+            }
         }
     }
 }

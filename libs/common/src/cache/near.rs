@@ -62,8 +62,8 @@ impl Near {
     }
 
     /// Keeps a value read from Redis unless an invalidation arrived since `epoch`.
-    pub fn fill(&self, key: &str, value: &[u8], epoch: u64, keep: bool) {
-        if keep && self.healthy.load(Ordering::Acquire) && self.epoch() == epoch {
+    pub fn fill(&self, key: &str, value: &[u8], epoch: u64) {
+        if self.healthy.load(Ordering::Acquire) && self.epoch() == epoch {
             self.values.insert(key.to_owned(), value.into());
         }
     }

@@ -93,11 +93,6 @@ impl Relay {
         self
     }
 
-    /// Notify this after committing an event to deliver it at once rather than at the next poll.
-    pub fn waker(&self) -> Arc<Notify> {
-        self.wake.clone()
-    }
-
     /// Runs forever: deliver, prune, wait for a wake-up or the poll interval; back off (with
     /// full jitter) while the receiver fails.
     pub async fn run(self) {

@@ -242,3 +242,8 @@ pub fn etag(version: i64) -> String {
 pub fn etag_matches(given: &str, version: i64) -> bool {
     given.is_empty() || given == etag(version)
 }
+
+/// The version an etag from [`etag`] names; `None` for anything this platform never issued.
+pub fn etag_version(given: &str) -> Option<i64> {
+    given.strip_prefix('v')?.parse().ok()
+}

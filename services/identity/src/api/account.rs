@@ -1,7 +1,7 @@
 //! AccountService: the signed-in user's own account and sessions.
 
 use serde_json::json;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 use tt_common::{
     auth::require_user,
     clock::to_timestamp,
@@ -60,12 +60,7 @@ impl AccountService for Api {
         v.into_result()?;
         let current = self.user(&me).await?;
         if !etag_matches(&patch.etag, current.version) {
-            return Err(error::status(
-                Code::Aborted,
-                DOMAIN,
-                "ETAG_MISMATCH",
-                "the user changed since it was read; read it again",
-            ));
+            return Err(error::etag_mismatch(DOMAIN, "user"));
         }
         let name = display_name.unwrap_or(current.display_name.clone());
         let updated = self
@@ -73,9 +68,7 @@ impl AccountService for Api {
             .update_display_name(&me, current.version, &name, self.now())
             .await
             .map_err(db)?
-            .ok_or_else(|| {
-                error::status(Code::Aborted, DOMAIN, "ETAG_MISMATCH", "the user changed concurrently; retry")
-            })?;
+            .ok_or_else(|| error::etag_mismatch(DOMAIN, "user"))?;
         self.forget_user(&me).await;
         Ok(Response::new(pb::UpdateMeResponse { user: Some(user_to_proto(&updated)) }))
     }

@@ -23,10 +23,6 @@ use crate::{
     },
 };
 
-fn check_user_id(v: &mut Violations, id: &str) {
-    v.check(tt_common::is_id(id), "user_id", "must be a user id");
-}
-
 #[tonic::async_trait]
 impl AdminService for Api {
     async fn list_users(
@@ -76,7 +72,7 @@ impl AdminService for Api {
         require_admin(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        check_user_id(&mut v, &req.user_id);
+        v.check_id("user_id", &req.user_id);
         v.into_result()?;
         let user = self.user_view(&req.user_id).await?;
         Ok(Response::new(pb::GetUserResponse { user: Some(user) }))
@@ -89,7 +85,7 @@ impl AdminService for Api {
         let admin = require_admin(&request)?.subject.clone();
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        check_user_id(&mut v, &req.user_id);
+        v.check_id("user_id", &req.user_id);
         let mut wanted = vec![Role::Learner];
         for (i, raw) in req.roles.iter().enumerate() {
             match pb::Role::try_from(*raw).ok().and_then(roles::from_proto) {
@@ -134,7 +130,7 @@ impl AdminService for Api {
         let admin = require_admin(&request)?.subject.clone();
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        check_user_id(&mut v, &req.user_id);
+        v.check_id("user_id", &req.user_id);
         v.check(req.reason.chars().count() <= 500, "reason", "must be at most 500 characters");
         v.into_result()?;
         if req.user_id == admin {
@@ -161,7 +157,7 @@ impl AdminService for Api {
         let admin = require_admin(&request)?.subject.clone();
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        check_user_id(&mut v, &req.user_id);
+        v.check_id("user_id", &req.user_id);
         v.into_result()?;
         let now = self.now();
         let audit = AuditRecord::new("user.reinstated", &admin, &req.user_id, json!({}), now);
@@ -177,7 +173,7 @@ impl AdminService for Api {
         let admin = require_admin(&request)?.subject.clone();
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        check_user_id(&mut v, &req.user_id);
+        v.check_id("user_id", &req.user_id);
         v.into_result()?;
         if req.user_id == admin {
             return Err(error::status(

@@ -219,7 +219,7 @@ impl AuthService for Api {
         let client = client_of(&request);
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        v.check(tt_common::is_id(&req.client_id), "client_id", "must be a service account id");
+        v.check_id("client_id", &req.client_id);
         v.check(
             !req.client_secret.is_empty() && req.client_secret.len() <= 256,
             "client_secret",

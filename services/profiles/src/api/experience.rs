@@ -2,13 +2,12 @@
 
 use tonic::{Request, Response, Status};
 use tt_common::{
-    auth::principal,
     error::{self, Violations},
     storage::PageSize,
 };
 use tt_proto::profiles::v1::{self as pb, experience_service_server::ExperienceService};
 
-use super::{Api, check_id, convert, expected_version, request_id, violations};
+use super::{Api, convert, expected_version, request_id, set, violations};
 use crate::{
     DOMAIN,
     domain::{self, MAX_POSITION_SKILLS, career},
@@ -21,38 +20,21 @@ const IMMUTABLE: &[&str] = &["id", "create_time", "update_time", "etag"];
 impl Api {
     fn apply_position(&self, v: &mut Violations, path: &str, src: &pb::Position, row: &mut PositionRow) {
         let field = format!("position.{path}");
-        let this_month = career::current_month(self.now());
+        let now = self.now();
+        // Some(None): not given; None: invalid (recorded).
         let month = |v: &mut Violations, m: &Option<pb::YearMonth>| -> Option<Option<career::MonthIndex>> {
             match m {
                 None => Some(None),
-                Some(m) => match domain::month(m.year, m.month) {
-                    Ok(i) if i > this_month => {
-                        v.add(&field, "must not be in the future");
-                        None
-                    }
-                    Ok(i) => Some(Some(i)),
-                    Err(e) => {
-                        v.add(&field, e);
-                        None
-                    }
-                },
+                Some(m) => v.take(&field, domain::past_month(m.year, m.month, now)).map(Some),
             }
         };
         match path {
-            "title" => {
-                if let Some(t) = v.take(&field, domain::text(&src.title, 120, true)) {
-                    row.title = t;
-                }
-            }
+            "title" => set(&mut row.title, v.take(&field, domain::text(&src.title, 120, true))),
             "organization" => {
-                if let Some(t) = v.take(&field, domain::text(&src.organization, 120, true)) {
-                    row.organization = t;
-                }
+                set(&mut row.organization, v.take(&field, domain::text(&src.organization, 120, true)))
             }
             "description" => {
-                if let Some(t) = v.take(&field, domain::text(&src.description, 2000, false)) {
-                    row.description = t;
-                }
+                set(&mut row.description, v.take(&field, domain::text(&src.description, 2000, false)))
             }
             "start" => match month(v, &src.start) {
                 Some(Some(i)) => row.start_month = i,
@@ -61,11 +43,7 @@ impl Api {
                 }
                 None => {}
             },
-            "end" => {
-                if let Some(end) = month(v, &src.end) {
-                    row.end_month = end;
-                }
-            }
+            "end" => set(&mut row.end_month, month(v, &src.end)),
             "current" => row.current = src.current,
             "skill_ids" => {
                 self.check_skills(v, &field, &src.skill_ids, MAX_POSITION_SKILLS);
@@ -105,7 +83,7 @@ impl ExperienceService for Api {
         &self,
         request: Request<pb::CreatePositionRequest>,
     ) -> Result<Response<pb::CreatePositionResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let req = request.into_inner();
         let src = req.position.unwrap_or_default();
         let now = self.now();
@@ -113,17 +91,11 @@ impl ExperienceService for Api {
         let mut row = PositionRow {
             id: tt_common::new_id(),
             user_id: me.clone(),
-            title: String::new(),
-            organization: String::new(),
-            start_month: 0,
-            end_month: None,
-            current: false,
-            description: String::new(),
-            skill_ids: Vec::new(),
             request_id: request_id(&mut v, &req.request_id),
             version: 1,
             created_at: now,
             updated_at: now,
+            ..PositionRow::default()
         };
         for path in ALL {
             self.apply_position(&mut v, path, &src, &mut row);
@@ -164,22 +136,22 @@ impl ExperienceService for Api {
         &self,
         request: Request<pb::UpdatePositionRequest>,
     ) -> Result<Response<pb::UpdatePositionResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let req = request.into_inner();
         let src = req.position.unwrap_or_default();
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut v = violations();
-        check_id(&mut v, "position.id", &src.id);
+        v.check_id("position.id", &src.id);
         v.check(!paths.is_empty(), "update_mask", "must name the fields to change");
         v.into_result()?;
-        let expected = expected_version(&src.etag, "position")?;
-        let learner = self.learner(&me).await?;
-        let current = learner
-            .positions
-            .iter()
-            .find(|p| p.id == src.id)
+        let current = self
+            .store
+            .position(&me, &src.id)
+            .await
+            .map_err(db)?
             .ok_or_else(|| error::not_found(DOMAIN, "position", &src.id))?;
-        let mut row = current.clone();
+        let expected = expected_version(&src.etag, current.version, "position")?;
+        let mut row = current;
         let mut v = violations();
         for path in &paths {
             self.apply_position(&mut v, path, &src, &mut row);
@@ -188,13 +160,9 @@ impl ExperienceService for Api {
             check_period(&mut v, &row);
         }
         v.into_result()?;
-        let version = expected.unwrap_or(current.version);
         let updated = self
             .store
-            .update_position(&me, &src.id, Some(version), self.now(), |p| {
-                *p = PositionRow { version: p.version, ..row };
-                Ok(())
-            })
+            .update_position(&row, expected, self.now())
             .await
             .map_err(|e| write(e, "position", &src.id))?;
         self.changed(&me).await;
@@ -205,10 +173,10 @@ impl ExperienceService for Api {
         &self,
         request: Request<pb::DeletePositionRequest>,
     ) -> Result<Response<pb::DeletePositionResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let id = request.into_inner().position_id;
         let mut v = violations();
-        check_id(&mut v, "position_id", &id);
+        v.check_id("position_id", &id);
         v.into_result()?;
         self.store.delete_position(&me, &id).await.map_err(|e| write(e, "position", &id))?;
         self.changed(&me).await;

@@ -2,13 +2,12 @@
 
 use tonic::{Request, Response, Status};
 use tt_common::{
-    auth::principal,
     error::{self, Violations},
     storage::PageSize,
 };
 use tt_proto::profiles::v1::{self as pb, goal_service_server::GoalService};
 
-use super::{Api, check_id, convert, expected_version, request_id, violations};
+use super::{Api, convert, expected_version, request_id, set, violations};
 use crate::{
     DOMAIN,
     domain::{self, MAX_GOAL_SKILLS},
@@ -35,15 +34,9 @@ impl Api {
                     v.add(&field, "must be ACTIVE, ACHIEVED or ABANDONED");
                 }
             },
-            "title" => {
-                if let Some(t) = v.take(&field, domain::text(&src.title, 200, true)) {
-                    row.title = t;
-                }
-            }
+            "title" => set(&mut row.title, v.take(&field, domain::text(&src.title, 200, true))),
             "target_role" => {
-                if let Some(t) = v.take(&field, domain::text(&src.target_role, 120, false)) {
-                    row.target_role = t;
-                }
+                set(&mut row.target_role, v.take(&field, domain::text(&src.target_role, 120, false)))
             }
             "target_field" => {
                 if src.target_field.is_empty() {
@@ -91,7 +84,7 @@ impl GoalService for Api {
         &self,
         request: Request<pb::CreateGoalRequest>,
     ) -> Result<Response<pb::CreateGoalResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let req = request.into_inner();
         let mut src = req.goal.unwrap_or_default();
         // Defaults: priority 3, status ACTIVE.
@@ -106,20 +99,11 @@ impl GoalService for Api {
         let mut row = GoalRow {
             id: tt_common::new_id(),
             user_id: me.clone(),
-            kind: String::new(),
-            title: String::new(),
-            target_role: String::new(),
-            target_field: String::new(),
-            target_date: String::new(),
-            priority: 3,
-            status: String::new(),
-            skill_ids: Vec::new(),
-            rank: 0,
             request_id: request_id(&mut v, &req.request_id),
             version: 1,
             created_at: now,
             updated_at: now,
-            achieved_at: None,
+            ..GoalRow::default()
         };
         for path in
             ["kind", "title", "target_role", "target_field", "target_date", "priority", "status", "skill_ids"]
@@ -127,9 +111,6 @@ impl GoalService for Api {
             self.apply_goal(&mut v, path, &src, &mut row);
         }
         v.into_result()?;
-        if row.status == crate::store::goals::ACHIEVED {
-            row.achieved_at = Some(now);
-        }
         let goal = self.store.create_goal(&row).await.map_err(|e| write(e, "goal", &row.id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::CreateGoalResponse { goal: Some(convert::goal(&goal)) }))
@@ -169,33 +150,30 @@ impl GoalService for Api {
         &self,
         request: Request<pb::UpdateGoalRequest>,
     ) -> Result<Response<pb::UpdateGoalResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let req = request.into_inner();
         let src = req.goal.unwrap_or_default();
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut v = violations();
-        check_id(&mut v, "goal.id", &src.id);
+        v.check_id("goal.id", &src.id);
         v.check(!paths.is_empty(), "update_mask", "must name the fields to change");
         v.into_result()?;
-        let expected = expected_version(&src.etag, "goal")?;
-        let learner = self.learner(&me).await?;
-        let current = learner
-            .goals
-            .iter()
-            .find(|g| g.id == src.id)
+        let current = self
+            .store
+            .goal(&me, &src.id)
+            .await
+            .map_err(db)?
             .ok_or_else(|| error::not_found(DOMAIN, "goal", &src.id))?;
-        let mut row = current.clone();
+        let expected = expected_version(&src.etag, current.version, "goal")?;
+        let mut row = current;
         let mut v = violations();
         for path in &paths {
             self.apply_goal(&mut v, path, &src, &mut row);
         }
         v.into_result()?;
-        let version = expected.unwrap_or(current.version);
-        let (_, after) = self
+        let after = self
             .store
-            .update_goal(&me, &src.id, Some(version), self.now(), |g| {
-                *g = GoalRow { version: g.version, ..row }
-            })
+            .update_goal(&row, expected, self.now())
             .await
             .map_err(|e| write(e, "goal", &src.id))?;
         self.changed(&me).await;
@@ -206,10 +184,10 @@ impl GoalService for Api {
         &self,
         request: Request<pb::DeleteGoalRequest>,
     ) -> Result<Response<pb::DeleteGoalResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let id = request.into_inner().goal_id;
         let mut v = violations();
-        check_id(&mut v, "goal_id", &id);
+        v.check_id("goal_id", &id);
         v.into_result()?;
         self.store.delete_goal(&me, &id).await.map_err(|e| write(e, "goal", &id))?;
         self.changed(&me).await;
@@ -220,11 +198,11 @@ impl GoalService for Api {
         &self,
         request: Request<pb::ReorderGoalsRequest>,
     ) -> Result<Response<pb::ReorderGoalsResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let ids = request.into_inner().goal_ids;
         let mut v = violations();
         for (i, id) in ids.iter().enumerate() {
-            check_id(&mut v, &format!("goal_ids[{i}]"), id);
+            v.check_id(&format!("goal_ids[{i}]"), id);
         }
         v.check(ids.len() <= domain::MAX_GOALS, "goal_ids", "too many ids");
         v.into_result()?;

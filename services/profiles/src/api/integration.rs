@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use tt_common::{auth::require_service, clock::from_timestamp};
 use tt_proto::profiles::v1::{self as pb, integration_service_server::IntegrationService};
 
-use super::{Api, check_id, convert, violations};
+use super::{Api, convert, violations};
 use crate::{
     service::{db, write},
     store::skills::Verification,
@@ -22,7 +22,7 @@ impl IntegrationService for Api {
         require_service(&request)?;
         let user_id = request.into_inner().user_id;
         let mut v = violations();
-        check_id(&mut v, "user_id", &user_id);
+        v.check_id("user_id", &user_id);
         v.into_result()?;
         let view = self.learner_view(&user_id).await?;
         Ok(Response::new(pb::GetLearnerViewResponse { view: Some(view) }))
@@ -35,7 +35,7 @@ impl IntegrationService for Api {
         let verifier = require_service(&request)?.subject.clone();
         let req = request.into_inner();
         let mut v = violations();
-        check_id(&mut v, "user_id", &req.user_id);
+        v.check_id("user_id", &req.user_id);
         if self.taxonomy.get(&req.skill_id).is_none() {
             v.add("skill_id", self.unknown_skill(&req.skill_id));
         }
@@ -74,7 +74,7 @@ impl IntegrationService for Api {
         for (i, e) in events.iter().enumerate() {
             v.check(!e.id.is_empty() && e.id.len() <= 64, &format!("events[{i}].id"), "must be an event id");
             if e.r#type == USER_DELETED {
-                check_id(&mut v, &format!("events[{i}].subject"), &e.subject);
+                v.check_id(&format!("events[{i}].subject"), &e.subject);
             }
         }
         v.into_result()?;

@@ -27,17 +27,20 @@ impl Deref for Api {
     }
 }
 
-/// The version an etag names: None for no etag; ABORTED for one this service never issued.
-pub fn expected_version(etag: &str, kind: &str) -> Result<Option<i64>, Status> {
+/// The version a write must find: the one the etag names, or `current` without an etag.
+/// ABORTED for an etag this platform never issued.
+pub fn expected_version(etag: &str, current: i64, kind: &str) -> Result<i64, Status> {
     if etag.is_empty() {
-        return Ok(None);
+        return Ok(current);
     }
-    etag.strip_prefix('v').and_then(|v| v.parse().ok()).map(Some).ok_or_else(|| crate::service::stale(kind))
+    tt_common::storage::etag_version(etag).ok_or_else(|| tt_common::error::etag_mismatch(DOMAIN, kind))
 }
 
-/// Checks an id field (UUIDv7 text) of a request.
-pub fn check_id(v: &mut Violations, field: &str, id: &str) {
-    v.check(tt_common::is_id(id), field, "must be an id");
+/// Stores a checked value, if the check passed (the failure is in the violations).
+pub fn set<T>(target: &mut T, checked: Option<T>) {
+    if let Some(value) = checked {
+        *target = value;
+    }
 }
 
 /// Checks an optional idempotency key.

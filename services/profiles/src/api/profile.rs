@@ -2,13 +2,14 @@
 
 use serde_json::json;
 use tonic::{Request, Response, Status};
-use tt_common::{auth::principal, error::Violations};
+use tt_common::error::{Violations, etag_mismatch};
 use tt_proto::profiles::v1::{self as pb, profile_service_server::ProfileService};
 
-use super::{Api, convert, expected_version, violations};
+use super::{Api, convert, expected_version, set, violations};
 use crate::{
+    DOMAIN,
     domain::{self, MAX_FIELDS, MAX_LANGUAGES},
-    service::{db, stale},
+    service::db,
     store::ProfileRow,
 };
 
@@ -39,11 +40,6 @@ fn apply(v: &mut Violations, path: &str, src: &pb::Profile, row: &mut ProfileRow
     let prefs = src.preferences.unwrap_or_default();
     let notes = prefs.notifications.unwrap_or_default();
     let field = format!("profile.{path}");
-    let set = |target: &mut String, value: Option<String>| {
-        if let Some(value) = value {
-            *target = value;
-        }
-    };
     match path {
         "headline" => set(&mut row.headline, v.take(&field, domain::text(&src.headline, 160, false))),
         "current_role" => {
@@ -51,19 +47,14 @@ fn apply(v: &mut Violations, path: &str, src: &pb::Profile, row: &mut ProfileRow
         }
         "location" => set(&mut row.location, v.take(&field, domain::text(&src.location, 120, false))),
         "timezone" => set(&mut row.timezone, v.take(&field, domain::timezone(&src.timezone))),
-        "fields_of_work" => {
-            if let Some(list) =
-                v.take(&field, domain::list(&src.fields_of_work, MAX_FIELDS, domain::field_of_work))
-            {
-                row.fields_of_work = list;
-            }
-        }
-        "languages" => {
-            if let Some(list) = v.take(&field, domain::list(&src.languages, MAX_LANGUAGES, domain::language))
-            {
-                row.languages = list;
-            }
-        }
+        "fields_of_work" => set(
+            &mut row.fields_of_work,
+            v.take(&field, domain::list(&src.fields_of_work, MAX_FIELDS, domain::field_of_work)),
+        ),
+        "languages" => set(
+            &mut row.languages,
+            v.take(&field, domain::list(&src.languages, MAX_LANGUAGES, domain::language)),
+        ),
         "career_stage_override" => set(
             &mut row.career_stage_override,
             enum_name(v, &field, src.career_stage_override, true, pb::CareerStage::as_str_name),
@@ -118,29 +109,23 @@ impl ProfileService for Api {
         &self,
         request: Request<pb::UpdateProfileRequest>,
     ) -> Result<Response<pb::UpdateProfileResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let req = request.into_inner();
         let src = req.profile.unwrap_or_default();
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
-        let expected = expected_version(&src.etag, "profile")?;
-        let current = self.store.profile(&me).await.map_err(db)?.ok_or_else(|| stale("profile"))?;
-        if expected.is_some_and(|e| e != current.version) {
-            return Err(stale("profile"));
-        }
+        let stale = || etag_mismatch(DOMAIN, "profile");
+        let mut row = self.store.profile(&me).await.map_err(db)?.ok_or_else(stale)?;
+        // A stale etag fails the conditional update below.
+        let expected = expected_version(&src.etag, row.version, "profile")?;
         let mut v = violations();
         v.check(!paths.is_empty(), "update_mask", "must name the fields to change");
-        let mut row = current.clone();
         for path in &paths {
             apply(&mut v, path, &src, &mut row);
         }
         v.into_result()?;
-        self.store
-            .update_profile(&row, current.version, self.now())
-            .await
-            .map_err(db)?
-            .ok_or_else(|| stale("profile"))?;
+        self.store.update_profile(&row, expected, self.now()).await.map_err(db)?.ok_or_else(stale)?;
         self.changed(&me).await;
-        let profile = self.profile_view(&me, true).await?;
+        let profile = self.profile_view(&me, false).await?;
         Ok(Response::new(pb::UpdateProfileResponse { profile: Some(profile) }))
     }
 

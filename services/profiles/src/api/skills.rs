@@ -7,7 +7,7 @@ use tt_proto::profiles::v1::{self as pb, skill_service_server::SkillService};
 use super::{Api, convert, violations};
 use crate::{
     DOMAIN,
-    domain::{self, career, taxonomy},
+    domain::{self, taxonomy},
     service::{db, write},
     store::skills::SelfAssessment,
 };
@@ -70,7 +70,7 @@ impl SkillService for Api {
         &self,
         request: Request<pb::UpsertLearnerSkillRequest>,
     ) -> Result<Response<pb::UpsertLearnerSkillResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let req = request.into_inner();
         let mut v = violations();
         if self.taxonomy.get(&req.skill_id).is_none() {
@@ -78,20 +78,10 @@ impl SkillService for Api {
         }
         v.check((1..=5).contains(&req.proficiency), "proficiency", "must be 1 to 5");
         v.check(req.years.is_finite() && (0.0..=60.0).contains(&req.years), "years", "must be 0 to 60");
-        let last_used = match &req.last_used {
-            None => None,
-            Some(m) => match domain::month(m.year, m.month) {
-                Ok(i) if i > career::current_month(self.now()) => {
-                    v.add("last_used", "must not be in the future");
-                    None
-                }
-                Ok(i) => Some(i),
-                Err(e) => {
-                    v.add("last_used", e);
-                    None
-                }
-            },
-        };
+        let last_used = req
+            .last_used
+            .as_ref()
+            .and_then(|m| v.take("last_used", domain::past_month(m.year, m.month, self.now())));
         v.into_result()?;
         let stated = SelfAssessment {
             proficiency: req.proficiency,
@@ -114,7 +104,7 @@ impl SkillService for Api {
         &self,
         request: Request<pb::DeleteLearnerSkillRequest>,
     ) -> Result<Response<pb::DeleteLearnerSkillResponse>, Status> {
-        let me = self.owner(principal(&request)?).await?;
+        let me = self.owner(&request).await?;
         let id = request.into_inner().skill_id;
         if !taxonomy::is_skill_id(&id) {
             return Err(error::invalid_field(DOMAIN, "skill_id", "must be a skill id"));

@@ -104,6 +104,15 @@ pub fn month(year: i32, month: i32) -> Result<career::MonthIndex, String> {
     Ok(career::month_index(year, month))
 }
 
+/// A month (as [`month`]) that is not after the month of `now_ms`.
+pub fn past_month(year: i32, month_of_year: i32, now_ms: i64) -> Result<career::MonthIndex, String> {
+    let index = month(year, month_of_year)?;
+    if index > career::current_month(now_ms) {
+        return Err("must not be in the future".into());
+    }
+    Ok(index)
+}
+
 /// Today's date (UTC) at `now_ms`.
 pub fn today(now_ms: i64) -> jiff::civil::Date {
     jiff::Timestamp::from_millisecond(now_ms)

@@ -15,7 +15,7 @@ pub const ACTIVE: &str = "GOAL_STATUS_ACTIVE";
 pub const ACHIEVED: &str = "GOAL_STATUS_ACHIEVED";
 
 /// A stored goal. `kind` and `status` hold protobuf value names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GoalRow {
     pub id: String,
     pub user_id: String,
@@ -70,11 +70,12 @@ async fn one(
     fetch_one(tx, "SELECT * FROM goals WHERE user_id = $1 AND id = $2", &[user_id, id], decode).await
 }
 
-fn check_limits(goals: &[GoalRow], becomes_active: bool) -> Result<(), WriteError> {
-    if goals.len() >= MAX_GOALS {
+/// Refuses a write that would pass the limits; `others` are the learner's other goals.
+fn check_limits(others: &[&GoalRow], added: bool, becomes_active: bool) -> Result<(), WriteError> {
+    if added && others.len() >= MAX_GOALS {
         return Err(WriteError::Limit("at most 50 goals; delete old ones first"));
     }
-    if becomes_active && goals.iter().filter(|g| g.status == ACTIVE).count() >= MAX_ACTIVE_GOALS {
+    if becomes_active && others.iter().filter(|g| g.status == ACTIVE).count() >= MAX_ACTIVE_GOALS {
         return Err(WriteError::Limit("at most 10 active goals; achieve or abandon one first"));
     }
     Ok(())
@@ -113,7 +114,7 @@ impl Store {
         {
             return Ok(first.clone());
         }
-        check_limits(&existing, goal.status == ACTIVE)?;
+        check_limits(&existing.iter().collect::<Vec<_>>(), true, goal.status == ACTIVE)?;
         let rank = i32::try_from(existing.len()).unwrap_or(i32::MAX);
         sqlx::query(
             "INSERT INTO goals (id, user_id, kind, title, target_role, target_field, target_date, priority, \
@@ -133,7 +134,7 @@ impl Store {
         .bind(i64::from(rank))
         .bind(goal.request_id.clone())
         .bind(goal.created_at)
-        .bind(goal.achieved_at)
+        .bind((goal.status == ACHIEVED).then_some(goal.created_at))
         .execute(&mut *tx)
         .await?;
         let created = one(&mut tx, &goal.user_id, &goal.id).await?.ok_or(WriteError::NotFound)?;
@@ -141,31 +142,33 @@ impl Store {
         Ok(created)
     }
 
-    /// Applies `change` to the stored goal (when `expected_version` is given it must match),
-    /// checking the active-goal limit when the goal becomes active. Returns (before, after).
+    /// One goal of the learner.
+    pub async fn goal(&self, user_id: &str, id: &str) -> Result<Option<GoalRow>, StorageError> {
+        let mut tx = self.db().pool().begin().await?;
+        let goal = one(&mut tx, user_id, id).await?;
+        tx.commit().await?;
+        Ok(goal)
+    }
+
+    /// Writes the editable fields of `goal` over the stored one if its version is still
+    /// `expected_version`, checking the active-goal limit when the goal becomes active and
+    /// stamping the achievement time.
     pub async fn update_goal(
         &self,
-        user_id: &str,
-        id: &str,
-        expected_version: Option<i64>,
+        goal: &GoalRow,
+        expected_version: i64,
         now: Millis,
-        change: impl FnOnce(&mut GoalRow),
-    ) -> Result<(GoalRow, GoalRow), WriteError> {
+    ) -> Result<GoalRow, WriteError> {
+        let (user_id, id) = (goal.user_id.as_str(), goal.id.as_str());
         let mut tx = begin_child_write(self.db(), user_id).await?;
         let goals = all(&mut tx, user_id).await?;
-        let before = goals.iter().find(|g| g.id == id).cloned().ok_or(WriteError::NotFound)?;
-        if expected_version.is_some_and(|v| v != before.version) {
+        let (before, others): (Vec<&GoalRow>, Vec<&GoalRow>) = goals.iter().partition(|g| g.id == id);
+        let before = before.first().ok_or(WriteError::NotFound)?;
+        if expected_version != before.version {
             return Err(WriteError::Stale);
         }
-        let mut goal = before.clone();
-        change(&mut goal);
-        if goal.status == ACTIVE && before.status != ACTIVE {
-            let others: Vec<GoalRow> = goals.iter().filter(|g| g.id != id).cloned().collect();
-            if others.iter().filter(|g| g.status == ACTIVE).count() >= MAX_ACTIVE_GOALS {
-                return Err(WriteError::Limit("at most 10 active goals; achieve or abandon one first"));
-            }
-        }
-        goal.achieved_at = match (goal.status == ACHIEVED, before.achieved_at) {
+        check_limits(&others, false, goal.status == ACTIVE && before.status != ACTIVE)?;
+        let achieved_at = match (goal.status == ACHIEVED, before.achieved_at) {
             (true, Some(t)) => Some(t),
             (true, None) => Some(now),
             (false, _) => None,
@@ -185,13 +188,13 @@ impl Store {
         .bind(i64::from(goal.priority))
         .bind(&goal.status)
         .bind(to_json(&goal.skill_ids))
-        .bind(goal.achieved_at)
+        .bind(achieved_at)
         .bind(now)
         .execute(&mut *tx)
         .await?;
         let after = one(&mut tx, user_id, id).await?.ok_or(WriteError::NotFound)?;
         tx.commit().await?;
-        Ok((before, after))
+        Ok(after)
     }
 
     /// Deletes a goal and closes the gap in the order. NotFound when there is no such goal.

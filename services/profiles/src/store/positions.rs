@@ -11,7 +11,7 @@ use super::{Store, WriteError, begin_child_write, fetch_all, fetch_one, from_jso
 use crate::domain::{MAX_POSITIONS, career::MonthIndex};
 
 /// A stored position. Months are month indexes (`year * 12 + month - 1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PositionRow {
     pub id: String,
     pub user_id: String,
@@ -122,25 +122,28 @@ impl Store {
         Ok(created)
     }
 
-    /// Applies `change` (which validates the result and may refuse it) to the stored position.
+    /// One position of the learner.
+    pub async fn position(&self, user_id: &str, id: &str) -> Result<Option<PositionRow>, StorageError> {
+        let mut tx = self.db().pool().begin().await?;
+        let position = one(&mut tx, user_id, id).await?;
+        tx.commit().await?;
+        Ok(position)
+    }
+
+    /// Writes the editable fields of `p` over the stored position if its version is still
+    /// `expected_version` (Stale otherwise).
     pub async fn update_position(
         &self,
-        user_id: &str,
-        id: &str,
-        expected_version: Option<i64>,
+        p: &PositionRow,
+        expected_version: i64,
         now: Millis,
-        change: impl FnOnce(&mut PositionRow) -> Result<(), WriteError>,
     ) -> Result<PositionRow, WriteError> {
+        let (user_id, id) = (p.user_id.as_str(), p.id.as_str());
         let mut tx = begin_child_write(self.db(), user_id).await?;
-        let mut p = one(&mut tx, user_id, id).await?.ok_or(WriteError::NotFound)?;
-        if expected_version.is_some_and(|v| v != p.version) {
-            return Err(WriteError::Stale);
-        }
-        change(&mut p)?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE positions SET title = $3, organization = $4, start_month = $5, end_month = $6, \
              is_current = $7, description = $8, skill_ids = $9, version = version + 1, updated_at = $10 \
-             WHERE user_id = $1 AND id = $2",
+             WHERE user_id = $1 AND id = $2 AND version = $11",
         )
         .bind(user_id)
         .bind(id)
@@ -152,8 +155,15 @@ impl Store {
         .bind(&p.description)
         .bind(to_json(&p.skill_ids))
         .bind(now)
+        .bind(expected_version)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(match one(&mut tx, user_id, id).await? {
+                Some(_) => WriteError::Stale,
+                None => WriteError::NotFound,
+            });
+        }
         let updated = one(&mut tx, user_id, id).await?.ok_or(WriteError::NotFound)?;
         tx.commit().await?;
         Ok(updated)
