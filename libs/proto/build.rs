@@ -30,6 +30,15 @@ const PACKAGES: &[(&str, &[&str])] = &[
             "timetravelers/profiles/v1/integration.proto",
         ],
     ),
+    (
+        "timetravelers.analytics.v1",
+        &[
+            "timetravelers/analytics/v1/ingest.proto",
+            "timetravelers/analytics/v1/reports.proto",
+            "timetravelers/analytics/v1/events.proto",
+            "timetravelers/analytics/v1/admin.proto",
+        ],
+    ),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -291,6 +291,49 @@ pub struct StoreArgs {
     pub create_secret: bool,
 }
 
+/// Checks a peer's gRPC URL setting (`key` names it in the error); empty passes unless required.
+pub fn check_peer_url(key: &str, url: &str, required: bool) -> Result<(), ConfigError> {
+    if url.is_empty() && !required {
+        return Ok(());
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(());
+    }
+    Err(ConfigError::new(key, "must be the peer's http:// or https:// URL"))
+}
+
+/// The service account a service signs in with (client credentials, at identity) to call peers
+/// that accept only service tokens, such as analytics' ingestion.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceAccountArgs {
+    /// Client id of the service account (created with identity's CreateServiceAccount).
+    #[arg(long, env = "TT_SERVICE_CLIENT_ID", default_value = "")]
+    pub service_client_id: String,
+    /// Its client secret.
+    #[arg(long, env = "TT_SERVICE_CLIENT_SECRET", default_value = "", hide_env_values = true)]
+    pub service_client_secret: String,
+    /// A file holding the client secret (a mounted Secret); takes the place of the value above.
+    #[arg(long, env = "TT_SERVICE_CLIENT_SECRET_FILE")]
+    pub service_client_secret_file: Option<PathBuf>,
+}
+
+impl ServiceAccountArgs {
+    /// The client id and secret, when configured.
+    pub fn credentials(&self) -> Result<Option<(String, String)>, ConfigError> {
+        let secret = inline_or_file(
+            &self.service_client_secret,
+            self.service_client_secret_file.as_ref(),
+            "TT_SERVICE_CLIENT_SECRET_FILE",
+        )?;
+        match (self.service_client_id.is_empty(), secret.is_empty()) {
+            (true, true) => Ok(None),
+            (false, false) => Ok(Some((self.service_client_id.clone(), secret))),
+            (true, false) => Err(ConfigError::new("TT_SERVICE_CLIENT_ID", "is required with a client secret")),
+            (false, true) => Err(ConfigError::new("TT_SERVICE_CLIENT_SECRET", "is required with a client id")),
+        }
+    }
+}
+
 /// A value given inline or, for secrets, as a file (`<key>_FILE`); the file wins.
 pub fn inline_or_file(inline: &str, file: Option<&PathBuf>, file_key: &str) -> Result<String, ConfigError> {
     match file {

@@ -22,7 +22,7 @@ struct Recorder {
 }
 
 impl Sink for Recorder {
-    fn deliver(&self, events: Vec<Event>) -> BoxFuture<'_, Result<(), Status>> {
+    fn deliver(&self, events: Vec<Event>, _backlog: outbox::Backlog) -> BoxFuture<'_, Result<(), Status>> {
         Box::pin(async move {
             if *self.down.lock().expect("lock") {
                 return Err(Status::unavailable("receiver down"));

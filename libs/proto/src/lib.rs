@@ -35,3 +35,13 @@ pub mod identity {
             include_bytes!(concat!(env!("OUT_DIR"), "/timetravelers.identity.v1.descriptor.bin"));
     }
 }
+
+pub mod analytics {
+    pub mod v1 {
+        tonic::include_proto!("timetravelers.analytics.v1");
+
+        /// Encoded `FileDescriptorSet` of this package and its imports.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/timetravelers.analytics.v1.descriptor.bin"));
+    }
+}

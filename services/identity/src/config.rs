@@ -43,6 +43,10 @@ pub struct IdentityArgs {
     /// purges the user's data. Until it is set, deletions wait in the outbox.
     #[arg(long, env = "TT_PROFILES_URL", default_value = "")]
     pub profiles_url: String,
+    /// Analytics' gRPC URL: user events (registered, logged in, locked out, suspended, deleted)
+    /// are delivered there from the outbox. Until it is set, they wait in the outbox.
+    #[arg(long, env = "TT_ANALYTICS_URL", default_value = "")]
+    pub analytics_url: String,
     /// Sign-in attempts (login, register, service token) per client address per minute.
     #[arg(long, env = "TT_SIGNIN_RATE_PER_MINUTE", default_value_t = 60)]
     pub signin_rate_per_minute: u32,
@@ -77,10 +81,8 @@ impl IdentityArgs {
                 format!("{} does not exist", path.display()),
             ));
         }
-        let url = &self.profiles_url;
-        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError::new("TT_PROFILES_URL", "must be an http:// or https:// URL"));
-        }
+        tt_common::config::check_peer_url("TT_PROFILES_URL", &self.profiles_url, false)?;
+        tt_common::config::check_peer_url("TT_ANALYTICS_URL", &self.analytics_url, false)?;
         if self.signin_rate_per_minute == 0 {
             return Err(ConfigError::new("TT_SIGNIN_RATE_PER_MINUTE", "must be at least 1"));
         }

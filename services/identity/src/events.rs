@@ -1,6 +1,7 @@
-//! What identity tells other services, through its transactional outbox: user deletions go to
-//! profiles (which purges the user's data). The relay authenticates with a service token that
-//! identity signs for itself.
+//! What identity tells other services, through its transactional outbox. Audited changes carry
+//! their events ([`for_audit`]): user registrations, sign-ins, lockouts and suspensions go to
+//! analytics; deletions go to analytics and to profiles (which purges the user's data). The
+//! relays authenticate with service tokens identity signs for itself.
 
 use std::sync::Arc;
 
@@ -9,14 +10,14 @@ use tonic::Status;
 use tt_common::{
     auth::{RenewingToken, Role},
     client::{Credentials, Peer, PeerOptions, TokenProvider},
-    outbox::{Relay, Sink},
+    outbox::{ANALYTICS, AnalyticsSink, Backlog, EventBuilder, Relay, Sink},
 };
 use tt_proto::{
     common::v1::Event,
     profiles::v1::{ConsumeEventsRequest, integration_service_client::IntegrationServiceClient},
 };
 
-use crate::Identity;
+use crate::{Identity, store::audit::AuditRecord};
 
 /// The event a deletion writes (subject: the user id).
 pub const USER_DELETED: &str = "identity.user.deleted";
@@ -24,16 +25,48 @@ pub const USER_DELETED: &str = "identity.user.deleted";
 /// The subject of the tokens identity signs for its own calls.
 pub const SELF_SUBJECT: &str = "identity";
 
-/// Service tokens identity signs for itself.
+/// The event an audit record stands for, if any, and where it goes. Every event is about a
+/// user (its subject); the actor is whoever caused it (empty: the system).
+pub fn for_audit(record: &AuditRecord) -> Option<(Event, &'static [&'static str])> {
+    const TO_ANALYTICS: &[&str] = &[ANALYTICS];
+    let event = |kind: &str, subject: &str, actor: &str| {
+        EventBuilder::new(SELF_SUBJECT, kind, subject, actor, record.created_at)
+    };
+    let client = || {
+        serde_json::from_str::<serde_json::Value>(&record.details)
+            .ok()
+            .and_then(|d| d.get("client").and_then(|c| c.as_str()).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let (event, destinations) = match record.kind.as_str() {
+        "user.registered" => (event("identity.user.registered", &record.subject, &record.actor_id), TO_ANALYTICS),
+        "login.succeeded" => (
+            event("identity.user.logged_in", &record.subject, &record.actor_id).string("client", client()),
+            TO_ANALYTICS,
+        ),
+        // The subject of a lockout record is the sign-in name; only known users are reported.
+        "login.locked_out" if !record.actor_id.is_empty() => {
+            (event("identity.user.locked_out", &record.actor_id, ""), TO_ANALYTICS)
+        }
+        "user.suspended" => (event("identity.user.suspended", &record.subject, &record.actor_id), TO_ANALYTICS),
+        "user.deleted" => (event(USER_DELETED, &record.subject, &record.actor_id), &["profiles", ANALYTICS][..]),
+        _ => return None,
+    };
+    Some((event.build(), destinations))
+}
+
+/// Service tokens identity signs for itself (or, in the all-in-one server, for a co-located
+/// service named by `subject`).
 pub struct SelfIssued {
     identity: Arc<Identity>,
+    subject: String,
     token: RenewingToken,
 }
 
 impl SelfIssued {
-    pub fn new(identity: Arc<Identity>) -> Arc<Self> {
+    pub fn new(identity: Arc<Identity>, subject: &str) -> Arc<Self> {
         let clock = identity.clock.clone();
-        Arc::new(Self { identity, token: RenewingToken::new(clock) })
+        Arc::new(Self { identity, subject: subject.to_owned(), token: RenewingToken::new(clock) })
     }
 }
 
@@ -41,7 +74,7 @@ impl TokenProvider for SelfIssued {
     fn token(&self) -> BoxFuture<'_, Result<String, Status>> {
         Box::pin(self.token.get(|| {
             let ttl = self.identity.args.service_token_ttl.0;
-            self.identity.access_token(SELF_SUBJECT, &[Role::Service], None, ttl)
+            self.identity.access_token(&self.subject, &[Role::Service], None, ttl)
         }))
     }
 }
@@ -50,7 +83,7 @@ impl TokenProvider for SelfIssued {
 struct ProfilesSink(Peer);
 
 impl Sink for ProfilesSink {
-    fn deliver(&self, events: Vec<Event>) -> BoxFuture<'_, Result<(), Status>> {
+    fn deliver(&self, events: Vec<Event>, _backlog: Backlog) -> BoxFuture<'_, Result<(), Status>> {
         Box::pin(async move {
             let request = ConsumeEventsRequest { events };
             self.0
@@ -64,16 +97,30 @@ impl Sink for ProfilesSink {
     }
 }
 
-/// The relay of the "profiles" destination, to profiles at `url`, woken by
-/// [`Identity::outbox_wake`].
-pub fn profiles_relay(identity: &Arc<Identity>, url: &str) -> Result<Relay, String> {
-    let peer =
-        Peer::connect_lazy(PeerOptions::new(url), Credentials::Service(SelfIssued::new(identity.clone())))?;
-    Ok(Relay::new(
-        identity.store.db().clone(),
-        "profiles",
-        Arc::new(ProfilesSink(peer)),
-        identity.clock.clone(),
-    )
-    .with_waker(identity.outbox_wake.clone()))
+fn peer(identity: &Arc<Identity>, url: &str) -> Result<Peer, String> {
+    Peer::connect_lazy(PeerOptions::new(url), Credentials::Service(SelfIssued::new(identity.clone(), SELF_SUBJECT)))
+}
+
+fn relay(identity: &Arc<Identity>, destination: &str, sink: Arc<dyn Sink>) -> Relay {
+    Relay::new(identity.store.db().clone(), destination, sink, identity.clock.clone())
+        .with_signal(identity.store.outbox())
+}
+
+/// The relay of the "profiles" destination (None until `TT_PROFILES_URL` is set).
+pub fn profiles_relay(identity: &Arc<Identity>) -> Result<Option<Relay>, String> {
+    let url = &identity.args.profiles_url;
+    if url.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(relay(identity, "profiles", Arc::new(ProfilesSink(peer(identity, url)?)))))
+}
+
+/// The relay of the "analytics" destination (None until `TT_ANALYTICS_URL` is set).
+pub fn analytics_relay(identity: &Arc<Identity>) -> Result<Option<Relay>, String> {
+    let url = &identity.args.analytics_url;
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let sink = AnalyticsSink::new(peer(identity, url)?, SELF_SUBJECT);
+    Ok(Some(relay(identity, ANALYTICS, Arc::new(sink))))
 }

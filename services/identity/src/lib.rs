@@ -127,19 +127,23 @@ impl Identity {
 /// Mounts identity's four gRPC services, its descriptors, its public methods and its readiness
 /// check (which runs [`Identity::prepare`]).
 pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
-    if !identity.args.profiles_url.is_empty() {
-        match events::profiles_relay(&identity, &identity.args.profiles_url) {
-            Ok(relay) => {
+    for (name, relay) in [
+        ("identity.outbox.profiles", events::profiles_relay(&identity)),
+        ("identity.outbox.analytics", events::analytics_relay(&identity)),
+    ] {
+        match relay {
+            Ok(Some(relay)) => {
                 let identity = identity.clone();
                 builder.background(
-                    "identity.outbox.profiles",
+                    name,
                     Box::pin(async move {
                         identity.wait_prepared().await;
                         relay.run().await;
                     }),
                 );
             }
-            Err(e) => tracing::error!(error = %e, "TT_PROFILES_URL: the outbox relay cannot start"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(relay = name, error = %e, "an outbox relay cannot start"),
         }
     }
     let api = Api(identity.clone());

@@ -42,8 +42,6 @@ pub struct Identity {
     pub pages: PageTokens,
     pub clock: SharedClock,
     pub args: IdentityArgs,
-    /// Nudges the outbox relays after a commit that wrote events.
-    pub outbox_wake: Arc<tokio::sync::Notify>,
     /// The outcome of [`Identity::prepare`], once it succeeded.
     pub(crate) prepared: tokio::sync::Mutex<Option<crate::Bootstrap>>,
 }
@@ -124,7 +122,6 @@ impl Identity {
             pages,
             clock,
             args,
-            outbox_wake: Arc::new(tokio::sync::Notify::new()),
             prepared: tokio::sync::Mutex::new(None),
         }))
     }

@@ -4,7 +4,7 @@
 use serde_json::json;
 use tt_common::{
     auth::Role,
-    outbox::{EventBuilder, backlog},
+    outbox::backlog,
     storage::StorageError,
     testing::TestDatabase,
 };
@@ -134,23 +134,38 @@ async fn suspension_marks_and_ends_sessions_atomically() {
 }
 
 #[tokio::test]
-async fn deleting_a_user_removes_sessions_and_tokens_and_tells_profiles() {
+async fn deleting_a_user_removes_sessions_and_tokens_and_tells_profiles_and_analytics() {
     let (s, _db) = store().await;
     let u = user("d@x.io");
+    let deleted = |id: &str| AuditRecord::new("user.deleted", "admin", id, json!({}), 5);
     s.create_user(&u, &audit("c")).await.expect("create");
     let sid = tt_common::new_id();
     s.create_session(&session(&u.id, &sid), "t0", &audit("l")).await.expect("session");
-    let event = EventBuilder::new("identity", "identity.user.deleted", &u.id, "admin", 5).build();
-    assert!(s.delete_user(&u.id, &audit("del"), &event).await.expect("delete"));
+    let pending = |dest: &'static str| {
+        let s = s.clone();
+        async move { backlog(s.db().pool(), dest).await.expect("backlog").pending }
+    };
+    assert_eq!(pending("analytics").await, 0, "records without events write none");
+    assert!(s.delete_user(&u.id, &deleted(&u.id)).await.expect("delete"));
     assert!(s.token_by_hash("t0").await.expect("token").is_none());
     assert!(s.session(&sid).await.expect("session").is_none());
-    assert_eq!(
-        backlog(s.db().pool(), "profiles").await.expect("backlog").pending,
-        1,
-        "event committed with it"
-    );
-    assert!(!s.delete_user(&u.id, &audit("del"), &event).await.expect("again"));
-    assert_eq!(backlog(s.db().pool(), "profiles").await.expect("backlog").pending, 1, "nothing for a no-op");
+    assert_eq!(pending("profiles").await, 1, "event committed with it");
+    assert_eq!(pending("analytics").await, 1, "analytics hears of it too");
+    assert!(!s.delete_user(&u.id, &deleted(&u.id)).await.expect("again"));
+    assert_eq!(pending("profiles").await, 1, "nothing for a no-op");
+}
+
+#[tokio::test]
+async fn audited_user_events_reach_the_outbox_only_when_committed() {
+    let (s, _db) = store().await;
+    let u = user("e@x.io");
+    let registered = AuditRecord::new("user.registered", &u.id, &u.id, json!({}), 5);
+    s.create_user(&u, &registered).await.expect("create");
+    assert!(s.create_user(&u, &registered).await.is_err(), "a duplicate user is refused");
+    let b = backlog(s.db().pool(), "analytics").await.expect("backlog");
+    assert_eq!(b.pending, 1, "one event: the refused duplicate wrote none");
+    assert_eq!(b.oldest, Some(5));
+    assert_eq!(backlog(s.db().pool(), "profiles").await.expect("backlog").pending, 0);
 }
 
 #[tokio::test]

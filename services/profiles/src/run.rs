@@ -63,9 +63,7 @@ pub struct ProfilesConfig {
 
 impl Validate for ProfilesConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.identity_url.starts_with("http://") || self.identity_url.starts_with("https://")) {
-            return Err(ConfigError::new("TT_IDENTITY_URL", "must be identity's http:// or https:// URL"));
-        }
+        tt_common::config::check_peer_url("TT_IDENTITY_URL", &self.identity_url, true)?;
         self.server.validate()?;
         self.store.validate()?;
         self.profiles.validate()

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use tonic::{Code, Request, Status};
 use tt_common::{
-    auth::{require_self_or_admin, require_user},
+    auth::require_user,
     cache::{Cache, Codec},
     clock::{Millis, SharedClock},
     error::{self, Violations},
@@ -91,15 +91,7 @@ impl Profiles {
     /// someone else's data needs the admin role.
     /// Services use IntegrationService instead (PERMISSION_DENIED).
     pub fn reader<T>(&self, request: &Request<T>, user_id: &str) -> Result<(String, bool), Status> {
-        let me = require_user(request)?;
-        if user_id.is_empty() || me.subject == user_id {
-            return Ok((me.subject.clone(), true));
-        }
-        require_self_or_admin(request, user_id)?;
-        let mut v = Violations::new(DOMAIN);
-        v.check_id("user_id", user_id);
-        v.into_result()?;
-        Ok((user_id.to_owned(), false))
+        tt_common::auth::read_target(request, user_id, DOMAIN)
     }
 
     /// The caller, for writes to their own data (their profile is created on first access).

@@ -12,7 +12,7 @@ mod verifier;
 
 pub use claims::{ACCESS_TOKEN_TYPE, AccessClaims, JWT_HEADER_TYPE, TokenSettings};
 pub use principal::{
-    Principal, PrincipalKind, Role, principal, require_admin, require_admin_or_service,
+    Principal, PrincipalKind, Role, principal, read_target, require_admin, require_admin_or_service,
     require_self_or_admin, require_service, require_user,
 };
 pub use remote::{ClientCredentials, GrpcKeySource, RenewingToken};

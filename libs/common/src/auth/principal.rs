@@ -124,3 +124,18 @@ pub fn require_self_or_admin<'a, T>(request: &'a Request<T>, user_id: &str) -> R
     }
     Ok(p)
 }
+
+/// Whose data a read names: `user_id`, or the caller when it is empty; reading someone else's
+/// needs the admin role (PERMISSION_DENIED), and their id must look like one (INVALID_ARGUMENT
+/// in `domain`). Returns the user and whether it is the caller. Services are refused.
+pub fn read_target<T>(request: &Request<T>, user_id: &str, domain: &str) -> Result<(String, bool), Status> {
+    let me = require_user(request)?;
+    if user_id.is_empty() || me.subject == user_id {
+        return Ok((me.subject.clone(), true));
+    }
+    require_self_or_admin(request, user_id)?;
+    let mut v = crate::error::Violations::new(domain);
+    v.check_id("user_id", user_id);
+    v.into_result()?;
+    Ok((user_id.to_owned(), false))
+}

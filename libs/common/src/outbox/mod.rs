@@ -12,14 +12,19 @@
 //! failed batch is retried whole before anything after it: events about one subject arrive in the
 //! order they were written.
 
+mod analytics;
 mod relay;
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use prost::Message;
 use sqlx::{Any, Transaction};
 use tt_proto::common::v1::{AttributeValue, Event, attribute_value::Kind};
 
+pub use analytics::{ANALYTICS, AnalyticsSink};
 pub use relay::{Relay, RelayOptions, Sink};
 
 use crate::{clock::Millis, storage::Migration, storage::StorageError};
@@ -100,6 +105,30 @@ pub async fn enqueue(
         .await?;
     }
     Ok(())
+}
+
+/// Raised by a writer after a commit that wrote events; wakes every relay subscribed to it (one
+/// per destination) so delivery does not wait for the next poll.
+#[derive(Debug, Clone, Default)]
+pub struct Signal(Arc<Mutex<Vec<Arc<tokio::sync::Notify>>>>);
+
+impl Signal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A notifier raised with every [`Signal::raise`] (it keeps one pending wake-up).
+    pub fn subscribe(&self) -> Arc<tokio::sync::Notify> {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(notify.clone());
+        notify
+    }
+
+    pub fn raise(&self) {
+        for notify in self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            notify.notify_one();
+        }
+    }
 }
 
 /// How far behind a destination is.

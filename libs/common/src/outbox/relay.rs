@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tonic::Status;
 use tt_proto::common::v1::Event;
 
+use super::{Backlog, Signal};
 use crate::{
     clock::{SharedClock, millis},
     storage::{Database, StorageError},
@@ -16,9 +17,11 @@ use crate::{
 
 /// The receiving end of a destination: usually a peer's gRPC ingestion method.
 pub trait Sink: Send + Sync {
-    /// Delivers a batch (oldest first). `Ok` means every event was accepted (or was a
-    /// duplicate the receiver already had); any error retries the whole batch later.
-    fn deliver(&self, events: Vec<Event>) -> BoxFuture<'_, Result<(), Status>>;
+    /// Delivers a batch (oldest first); `backlog` is what the destination still has pending,
+    /// this batch included (receivers may report it as the source's lag). `Ok` means every
+    /// event was accepted (or was a duplicate the receiver already had); any error retries the
+    /// whole batch later.
+    fn deliver(&self, events: Vec<Event>, backlog: Backlog) -> BoxFuture<'_, Result<(), Status>>;
 }
 
 /// Relay tuning.
@@ -58,7 +61,7 @@ pub enum RelayError {
     Sink(String),
 }
 
-/// Delivers one destination's outbox. Clone the [`Relay::waker`] to nudge it after a commit.
+/// Delivers one destination's outbox.
 pub struct Relay {
     db: Database,
     destination: String,
@@ -87,9 +90,9 @@ impl Relay {
         self
     }
 
-    /// Uses `wake` (shared with the writer) instead of the relay's own notifier.
-    pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
-        self.wake = wake;
+    /// Wakes up whenever the writer raises `signal` (after a commit that wrote events).
+    pub fn with_signal(mut self, signal: &Signal) -> Self {
+        self.wake = signal.subscribe();
         self
     }
 
@@ -145,6 +148,7 @@ impl Relay {
             if rows.is_empty() {
                 return Ok(delivered);
             }
+            let backlog = super::backlog(self.db.pool(), &self.destination).await?;
             let mut ids = Vec::with_capacity(rows.len());
             let mut events = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -159,7 +163,7 @@ impl Relay {
                 ids.push(id);
             }
             let count = events.len();
-            let outcome = if events.is_empty() { Ok(()) } else { self.sink.deliver(events).await };
+            let outcome = if events.is_empty() { Ok(()) } else { self.sink.deliver(events, backlog).await };
             let now = self.clock.now_ms();
             match outcome {
                 Ok(()) => {

@@ -2,7 +2,6 @@
 
 use serde_json::json;
 use tonic::{Code, Request, Response, Status};
-use tt_common::outbox::EventBuilder;
 use tt_common::{
     auth::{Role, require_admin},
     clock::to_timestamp,
@@ -185,12 +184,9 @@ impl AdminService for Api {
         }
         let now = self.now();
         let audit = AuditRecord::new("user.deleted", &admin, &req.user_id, json!({}), now);
-        let event =
-            EventBuilder::new("identity", crate::events::USER_DELETED, &req.user_id, &admin, now).build();
-        if !self.store.delete_user(&req.user_id, &audit, &event).await.map_err(db)? {
+        if !self.store.delete_user(&req.user_id, &audit).await.map_err(db)? {
             return Err(error::not_found(DOMAIN, "user", &req.user_id));
         }
-        self.outbox_wake.notify_one();
         self.forget_user(&req.user_id).await;
         self.publish_mark(&req.user_id, now).await?;
         Ok(Response::new(pb::DeleteUserResponse {}))

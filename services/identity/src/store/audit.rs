@@ -30,8 +30,12 @@ impl AuditRecord {
         }
     }
 
-    /// Writes the record inside `tx`.
+    /// Writes the record inside `tx`, with the event it tells other services when it is one of
+    /// those (see [`crate::events::for_audit`]): both commit or roll back with the change.
     pub async fn insert(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StorageError> {
+        if let Some((event, destinations)) = crate::events::for_audit(self) {
+            tt_common::outbox::enqueue(tx, destinations, &event).await?;
+        }
         sqlx::query(
             "INSERT INTO audit_events (id, type, actor_id, subject, details, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -66,7 +70,7 @@ impl Store {
         for record in records {
             record.insert(&mut tx).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

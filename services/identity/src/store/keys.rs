@@ -91,7 +91,7 @@ impl Store {
         if let Some(a) = audit {
             a.insert(&mut tx).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }

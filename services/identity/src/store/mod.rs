@@ -11,7 +11,11 @@ pub mod settings;
 pub mod users;
 
 pub(crate) use tt_common::storage::col;
-use tt_common::storage::{Database, Migration, StorageError};
+use sqlx::{Any, Transaction};
+use tt_common::{
+    outbox::Signal,
+    storage::{Database, Migration, StorageError},
+};
 
 /// Identity's migrations, embedded in the binary.
 pub const MIGRATIONS: &[Migration] = &[
@@ -23,22 +27,32 @@ pub const MIGRATIONS: &[Migration] = &[
     tt_common::outbox::migration(2),
 ];
 
-/// Who hears about user lifecycle events (deletions): each gets its own outbox rows.
-pub const USER_EVENT_DESTINATIONS: &[&str] = &["profiles"];
-
 /// The repositories over one database.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
+    outbox: Signal,
 }
 
 impl Store {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, outbox: Signal::new() }
     }
 
     pub fn db(&self) -> &Database {
         &self.db
+    }
+
+    /// Raised after every commit that may have written outbox events (audited changes).
+    pub fn outbox(&self) -> &Signal {
+        &self.outbox
+    }
+
+    /// Commits and wakes the outbox relays.
+    pub(crate) async fn commit(&self, tx: Transaction<'_, Any>) -> Result<(), StorageError> {
+        tx.commit().await?;
+        self.outbox.raise();
+        Ok(())
     }
 
     /// Applies pending migrations.

@@ -51,7 +51,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         audit.insert(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -85,7 +85,7 @@ impl Store {
             return Ok(false);
         }
         audit.insert(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 }

@@ -86,7 +86,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         audit.insert(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -157,7 +157,7 @@ impl Store {
         .bind(session_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Rotation::Rotated)
     }
 
@@ -177,7 +177,7 @@ impl Store {
         if let Some(a) = audit {
             a.insert(&mut tx).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -224,7 +224,7 @@ impl Store {
             .bind(cutoff)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(done.rows_affected())
     }
 }

@@ -55,7 +55,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         audit.insert(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }

@@ -100,7 +100,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         audit.insert(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -208,7 +208,7 @@ impl Store {
         .await?;
         end_sessions(&mut tx, id, now).await?;
         audit.insert(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -244,19 +244,14 @@ impl Store {
             end_sessions(&mut tx, id, now).await?;
         }
         audit.insert(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.user_by_id(id).await
     }
 
-    /// Deletes the user, their sessions and refresh tokens, atomically with the audit record and
-    /// the `event` telling other services (through the outbox). Returns false when there was no
-    /// such user.
-    pub async fn delete_user(
-        &self,
-        id: &str,
-        audit: &AuditRecord,
-        event: &tt_proto::common::v1::Event,
-    ) -> Result<bool, StorageError> {
+    /// Deletes the user, their sessions and refresh tokens, atomically with the audit record (and
+    /// so with the event telling other services, see [`AuditRecord::insert`]). Returns false when
+    /// there was no such user.
+    pub async fn delete_user(&self, id: &str, audit: &AuditRecord) -> Result<bool, StorageError> {
         let mut tx = self.db().pool().begin().await?;
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
@@ -270,8 +265,7 @@ impl Store {
             return Ok(false);
         }
         audit.insert(&mut tx).await?;
-        tt_common::outbox::enqueue(&mut tx, super::USER_EVENT_DESTINATIONS, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 

@@ -1,0 +1,362 @@
+//! The event registry: every event type (and version) analytics accepts, with its attributes,
+//! and the checks an incoming event must pass. An event that fails them is not dropped: the
+//! reason goes with it to the dead-letter store, and a replay after a fix (a new type in this
+//! registry, a corrected emitter) checks it again.
+
+use std::collections::BTreeMap;
+
+use tt_common::clock::Millis;
+use tt_proto::common::v1::{AttributeValue, Event, attribute_value::Kind};
+
+/// An attribute's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrKind {
+    String,
+    Int,
+    Double,
+    Bool,
+}
+
+/// One declared attribute.
+#[derive(Debug, Clone, Copy)]
+pub struct Attr {
+    pub name: &'static str,
+    pub kind: AttrKind,
+    pub required: bool,
+}
+
+/// One accepted event type and version.
+#[derive(Debug, Clone, Copy)]
+pub struct EventType {
+    pub name: &'static str,
+    pub version: u32,
+    pub attributes: &'static [Attr],
+}
+
+const fn req(name: &'static str, kind: AttrKind) -> Attr {
+    Attr { name, kind, required: true }
+}
+
+const fn opt(name: &'static str, kind: AttrKind) -> Attr {
+    Attr { name, kind, required: false }
+}
+
+use AttrKind::{Int, String as Str};
+
+/// The types the platform emits today. A service that starts emitting a new type adds it here.
+pub const REGISTRY: &[EventType] = &[
+    EventType { name: "identity.user.registered", version: 1, attributes: &[] },
+    EventType { name: "identity.user.logged_in", version: 1, attributes: &[opt("client", Str)] },
+    EventType { name: "identity.user.locked_out", version: 1, attributes: &[] },
+    EventType { name: "identity.user.suspended", version: 1, attributes: &[] },
+    EventType { name: "identity.user.deleted", version: 1, attributes: &[] },
+    EventType { name: "profiles.profile.created", version: 1, attributes: &[] },
+    EventType {
+        name: "profiles.profile.updated",
+        version: 1,
+        attributes: &[req("fields", Str), opt("time_zone", Str)],
+    },
+    EventType {
+        name: "profiles.assessment.completed",
+        version: 1,
+        attributes: &[req("dominant_style", Str)],
+    },
+    EventType {
+        name: "profiles.goal.created",
+        version: 1,
+        attributes: &[req("goal_id", Str), opt("kind", Str)],
+    },
+    EventType { name: "profiles.goal.achieved", version: 1, attributes: &[req("goal_id", Str)] },
+    EventType {
+        name: "profiles.skill.added",
+        version: 1,
+        attributes: &[req("skill_id", Str), opt("level", Int)],
+    },
+    EventType {
+        name: "profiles.skill.verified",
+        version: 1,
+        attributes: &[req("skill_id", Str), req("proficiency", Int), opt("source", Str)],
+    },
+    EventType {
+        name: "profiles.completion.changed",
+        version: 1,
+        attributes: &[req("percent", Int), req("previous", Int)],
+    },
+];
+
+/// The type a user registers with (new users, cohorts).
+pub const REGISTERED: &str = "identity.user.registered";
+/// The attribute that tells a learner's time zone (their heatmap's default).
+pub const TIME_ZONE_ATTRIBUTE: &str = "time_zone";
+
+/// Events before this are refused (2020-01-01T00:00:00Z).
+const EARLIEST_MS: Millis = 1_577_836_800_000;
+/// How far ahead of analytics' clock an event's time may be.
+const MAX_SKEW_MS: Millis = 5 * 60 * 1000;
+const MAX_ATTRIBUTES: usize = 50;
+const MAX_STRING: usize = 1024;
+
+pub fn lookup(name: &str, version: u32) -> Option<&'static EventType> {
+    REGISTRY.iter().find(|t| t.name == name && t.version == version)
+}
+
+/// An event that passed every check, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub id: String,
+    pub kind: String,
+    pub version: i64,
+    pub time: Millis,
+    pub actor: String,
+    pub subject: String,
+    pub source: String,
+    /// The attributes as a JSON object (see [`attributes_json`]).
+    pub attributes: String,
+    /// Did the user do it themselves (counts as activity)?
+    pub active: bool,
+    pub registered: bool,
+    /// A time zone the event tells for its subject.
+    pub time_zone: Option<String>,
+}
+
+/// Checks `event` at `now`: the stored form, or why it was refused (`MALFORMED: ...` or
+/// `UNKNOWN_TYPE: ...`, every problem listed).
+pub fn check(event: &Event, now: Millis) -> Result<Accepted, String> {
+    let mut problems = Vec::new();
+    if !is_uuid(&event.id) {
+        problems.push("id must be a UUID".to_owned());
+    }
+    let prefix = event.r#type.split('.').next().unwrap_or("");
+    if !is_type_name(&event.r#type) {
+        problems.push("type must be a dotted lowercase name such as \"profiles.goal.created\"".to_owned());
+    } else if event.source != prefix {
+        problems.push(format!("source must be \"{prefix}\", the type's prefix"));
+    }
+    if event.version == 0 {
+        problems.push("version must be at least 1".to_owned());
+    }
+    let time = event.time.as_ref().map(tt_common::clock::from_timestamp);
+    match time {
+        None => problems.push("time is required".to_owned()),
+        Some(t) if t < EARLIEST_MS => problems.push("time is before 2020".to_owned()),
+        Some(t) if t > now + MAX_SKEW_MS => problems.push("time is more than 5 minutes in the future".to_owned()),
+        Some(_) => {}
+    }
+    if !is_user_id(&event.subject) {
+        problems.push("subject must be the id of the user the event is about".to_owned());
+    }
+    if event.actor.len() > 64 || event.actor.chars().any(|c| !c.is_ascii_graphic()) {
+        problems.push("actor must be an id of at most 64 printable characters".to_owned());
+    }
+    problems.extend(attribute_problems(&event.attributes));
+    if !problems.is_empty() {
+        return Err(format!("MALFORMED: {}", problems.join("; ")));
+    }
+    let Some(schema) = lookup(&event.r#type, event.version) else {
+        return Err(format!("UNKNOWN_TYPE: no schema for {} v{}", event.r#type, event.version));
+    };
+    let problems = schema_problems(schema, &event.attributes);
+    if !problems.is_empty() {
+        return Err(format!("MALFORMED: {}", problems.join("; ")));
+    }
+    let time_zone = match event.attributes.get(TIME_ZONE_ATTRIBUTE).and_then(|v| v.kind.as_ref()) {
+        Some(Kind::StringValue(tz)) if !tz.is_empty() => Some(tz.clone()),
+        _ => None,
+    };
+    Ok(Accepted {
+        id: event.id.clone(),
+        kind: event.r#type.clone(),
+        version: i64::from(event.version),
+        time: time.unwrap_or_default(),
+        actor: event.actor.clone(),
+        subject: event.subject.clone(),
+        source: event.source.clone(),
+        attributes: attributes_json(&event.attributes),
+        active: event.actor == event.subject,
+        registered: event.r#type == REGISTERED,
+        time_zone,
+    })
+}
+
+fn attribute_problems(attributes: &std::collections::HashMap<String, AttributeValue>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if attributes.len() > MAX_ATTRIBUTES {
+        problems.push(format!("at most {MAX_ATTRIBUTES} attributes"));
+    }
+    let mut names: Vec<_> = attributes.keys().collect();
+    names.sort();
+    for name in names {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            problems.push(format!("attribute name {name:?} must be 1 to 64 letters, digits or '_'"));
+        }
+        match attributes[name].kind.as_ref() {
+            None => problems.push(format!("attribute {name:?} has no value")),
+            Some(Kind::StringValue(s)) if s.chars().count() > MAX_STRING => {
+                problems.push(format!("attribute {name:?} is longer than {MAX_STRING} characters"))
+            }
+            Some(Kind::DoubleValue(d)) if !d.is_finite() => {
+                problems.push(format!("attribute {name:?} must be a finite number"))
+            }
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+fn schema_problems(schema: &EventType, attributes: &std::collections::HashMap<String, AttributeValue>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for attr in schema.attributes {
+        match attributes.get(attr.name).and_then(|v| v.kind.as_ref()) {
+            None if attr.required => problems.push(format!("attribute {:?} is required", attr.name)),
+            None => {}
+            Some(kind) if kind_of(kind) != attr.kind => {
+                problems.push(format!("attribute {:?} must be {:?}", attr.name, attr.kind))
+            }
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+fn kind_of(kind: &Kind) -> AttrKind {
+    match kind {
+        Kind::StringValue(_) => AttrKind::String,
+        Kind::IntValue(_) => AttrKind::Int,
+        Kind::DoubleValue(_) => AttrKind::Double,
+        Kind::BoolValue(_) => AttrKind::Bool,
+    }
+}
+
+/// A UUID in its 36-character text form (the platform's ids are UUIDv7).
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// The ids users have: printable, at most 64 characters.
+pub fn is_user_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_graphic())
+}
+
+fn is_type_name(s: &str) -> bool {
+    s.len() <= 100
+        && s.split('.').count() >= 2
+        && s.split('.').all(|part| {
+            part.starts_with(|c: char| c.is_ascii_lowercase())
+                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+}
+
+/// Typed attributes as one JSON object, keys sorted. Floats always carry a fraction or an
+/// exponent, so [`attributes_from_json`] gives back the same types.
+pub fn attributes_json(attributes: &std::collections::HashMap<String, AttributeValue>) -> String {
+    let map: BTreeMap<&str, serde_json::Value> = attributes
+        .iter()
+        .filter_map(|(k, v)| {
+            let value = match v.kind.as_ref()? {
+                Kind::StringValue(s) => serde_json::Value::from(s.as_str()),
+                Kind::IntValue(i) => serde_json::Value::from(*i),
+                Kind::DoubleValue(d) => serde_json::Value::from(*d),
+                Kind::BoolValue(b) => serde_json::Value::from(*b),
+            };
+            Some((k.as_str(), value))
+        })
+        .collect();
+    serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// The typed attributes back from their JSON form.
+pub fn attributes_from_json(json: &str) -> std::collections::HashMap<String, AttributeValue> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Default::default();
+    };
+    map.into_iter()
+        .filter_map(|(k, v)| {
+            let kind = match v {
+                serde_json::Value::String(s) => Kind::StringValue(s),
+                serde_json::Value::Bool(b) => Kind::BoolValue(b),
+                serde_json::Value::Number(n) if n.is_i64() => Kind::IntValue(n.as_i64()?),
+                serde_json::Value::Number(n) => Kind::DoubleValue(n.as_f64()?),
+                _ => return None,
+            };
+            Some((k, AttributeValue { kind: Some(kind) }))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use tt_common::outbox::EventBuilder;
+
+    use super::*;
+
+    const NOW: Millis = 1_790_000_000_000;
+
+    fn event(kind: &str) -> Event {
+        EventBuilder::new(kind.split('.').next().unwrap_or(""), kind, "u1", "u1", NOW).build()
+    }
+
+    #[test]
+    fn a_known_event_is_accepted_and_counts_as_activity_when_the_user_did_it() {
+        let e = EventBuilder::new("identity", "identity.user.logged_in", "u1", "u1", NOW).string("client", "cli").build();
+        let a = check(&e, NOW).expect("accepted");
+        assert!(a.active);
+        assert_eq!(a.attributes, r#"{"client":"cli"}"#);
+        let mut by_admin = event("identity.user.suspended");
+        by_admin.actor = "admin".into();
+        assert!(!check(&by_admin, NOW).expect("accepted").active, "an admin's act is not the user's activity");
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_together() {
+        let mut e = event("profiles.goal.created");
+        e.id = "nope".into();
+        e.source = "identity".into();
+        e.time = None;
+        e.subject.clear();
+        let reason = check(&e, NOW).expect_err("malformed");
+        assert!(reason.starts_with("MALFORMED: "), "{reason}");
+        for part in ["id must", "source must be \"profiles\"", "time is required", "subject must"] {
+            assert!(reason.contains(part), "{reason} lacks {part}");
+        }
+    }
+
+    #[test]
+    fn unknown_types_and_versions_and_bad_attributes_are_refused() {
+        let reason = check(&event("profiles.badge.won"), NOW).expect_err("unknown");
+        assert_eq!(reason, "UNKNOWN_TYPE: no schema for profiles.badge.won v1");
+        let mut v2 = event("identity.user.registered");
+        v2.version = 2;
+        assert!(check(&v2, NOW).expect_err("v2").starts_with("UNKNOWN_TYPE"));
+        let no_goal = event("profiles.goal.created");
+        assert_eq!(check(&no_goal, NOW).expect_err("attr"), "MALFORMED: attribute \"goal_id\" is required");
+        let wrong = EventBuilder::new("profiles", "profiles.goal.created", "u1", "u1", NOW).int("goal_id", 3).build();
+        assert!(check(&wrong, NOW).expect_err("kind").contains("must be String"));
+        let future = EventBuilder::new("identity", "identity.user.deleted", "u1", "a", NOW + 6 * 60_000).build();
+        assert!(check(&future, NOW).expect_err("future").contains("future"));
+    }
+
+    #[test]
+    fn attributes_keep_their_types_through_json() {
+        let e = EventBuilder::new("profiles", "profiles.skill.verified", "u", "s", NOW)
+            .string("skill_id", "rust")
+            .int("proficiency", 4)
+            .bool("fresh", true)
+            .build();
+        let mut attributes = e.attributes.clone();
+        attributes.insert("score".into(), AttributeValue { kind: Some(Kind::DoubleValue(2.0)) });
+        let json = attributes_json(&attributes);
+        assert_eq!(attributes_from_json(&json), attributes);
+    }
+
+    #[test]
+    fn every_registered_type_is_valid_and_unique() {
+        for (i, t) in REGISTRY.iter().enumerate() {
+            assert!(is_type_name(t.name), "{}", t.name);
+            assert!(REGISTRY[..i].iter().all(|o| (o.name, o.version) != (t.name, t.version)), "{}", t.name);
+        }
+    }
+}

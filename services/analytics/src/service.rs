@@ -1,0 +1,77 @@
+//! The core the handlers share: ingestion (checks, dead letters, one transaction per batch) and
+//! the mapping of store errors.
+
+use std::time::Duration;
+
+use prost::Message;
+use tonic::Status;
+use tt_common::{
+    cache::Cache,
+    clock::{Millis, SharedClock},
+    storage::{PageTokens, StorageError},
+};
+use tt_proto::common::v1::Event;
+
+use crate::{
+    DOMAIN,
+    domain::schema,
+    store::{Backlog, Batch, NewDeadLetter, Store, Summary},
+};
+
+/// The analytics service core.
+#[derive(Debug)]
+pub struct Analytics {
+    pub store: Store,
+    /// Analytics' own cache namespace (dashboards).
+    pub cache: Cache,
+    pub clock: SharedClock,
+    pub pages: PageTokens,
+    /// How long a computed dashboard is served from the cache; zero turns caching off.
+    pub dashboard_ttl: Duration,
+    pub(crate) prepared: tokio::sync::OnceCell<()>,
+}
+
+pub fn db(e: StorageError) -> Status {
+    e.to_status(DOMAIN)
+}
+
+/// A refused event as a dead letter.
+pub fn dead_letter(event: &Event, reason: String) -> NewDeadLetter {
+    NewDeadLetter {
+        event_id: if schema::is_uuid(&event.id) { event.id.clone() } else { String::new() },
+        source: event.source.chars().take(64).collect(),
+        payload: event.encode_to_vec(),
+        reason,
+    }
+}
+
+impl Analytics {
+    pub fn new(store: Store, cache: Cache, clock: SharedClock, pages: PageTokens, dashboard_ttl: Duration) -> Self {
+        Self { store, cache, clock, pages, dashboard_ttl, prepared: tokio::sync::OnceCell::new() }
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// Checks and stores one batch: accepted events and dead letters in one transaction.
+    pub async fn ingest(&self, events: Vec<Event>, backlog: Option<Backlog>) -> Result<Summary, Status> {
+        let now = self.now();
+        let mut batch = Batch { now, backlog, ..Batch::default() };
+        for event in &events {
+            match schema::check(event, now) {
+                Ok(accepted) => batch.accepted.push(accepted),
+                Err(reason) => batch.dead.push(dead_letter(event, reason)),
+            }
+        }
+        let summary = self.store.ingest(&batch).await.map_err(db)?;
+        metrics::counter!("tt_analytics_events_accepted_total").increment(summary.accepted.unsigned_abs());
+        metrics::counter!("tt_analytics_events_duplicate_total").increment(summary.duplicates.unsigned_abs());
+        metrics::counter!("tt_analytics_events_dead_lettered_total")
+            .increment(summary.dead_lettered.unsigned_abs());
+        if summary.dead_lettered > 0 {
+            tracing::warn!(dead_lettered = summary.dead_lettered, "events refused to the dead-letter store");
+        }
+        Ok(summary)
+    }
+}

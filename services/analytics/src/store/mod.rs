@@ -1,0 +1,80 @@
+//! Analytics' repositories: one sqlx implementation over `AnyPool`, in the SQL subset SQLite and
+//! PostgreSQL both accept. The conformance tests (`tests/store.rs`) run on both.
+//!
+//! Ingestion ([`Store::ingest`]) is one transaction per batch: the new events, every rollup
+//! they change, the source's statistics and the batch's dead letters commit together, and only
+//! events inserted for the first time (by id) touch the rollups, so a replayed batch changes
+//! nothing. Reports read the rollups, never the event table (except one learner's own events).
+
+pub mod dead_letters;
+pub mod events;
+pub mod ingest;
+pub mod reports;
+
+use tt_common::storage::{Database, Migration, StorageError};
+
+pub use self::ingest::{Backlog, Batch, NewDeadLetter, Summary};
+
+/// Analytics' migrations, embedded in the binary.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "analytics",
+    sql: include_str!("../../migrations/0001_analytics.sql"),
+}];
+
+/// The repositories over one database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        self.db.migrate(MIGRATIONS).await
+    }
+}
+
+/// `rows` groups of `cols` numbered placeholders starting after `first - 1`:
+/// `($1, $2), ($3, $4)`. Only numbers enter the SQL.
+pub(crate) fn placeholders(rows: usize, cols: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(first + r * cols + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `$first, $first+1, ...` for an IN list of `n` values.
+pub(crate) fn list(n: usize, first: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_are_numbered_in_row_order() {
+        assert_eq!(super::placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::placeholders(1, 2, 4), "($4, $5)");
+        assert_eq!(super::list(3, 2), "$2, $3, $4");
+    }
+}
