@@ -1,6 +1,13 @@
 #!/usr/bin/env sh
 # Creates the development secrets in the current kube context with values generated here, once
 # (kept in .tilt-secrets/, which git ignores). Never used for production.
+#
+# Profiles signs in to analytics with a service account. Its secret is the key
+# service-client-secret of profiles-secrets, read from .tilt-secrets/profiles-service-client-secret
+# (created empty here). Once identity runs, create the account (docs/deploy.md, "Profiles' service
+# account"), write its client_secret to that file, set its id as TT_SERVICE_CLIENT_ID in
+# k8s/base/profiles/configmap.yaml (a local edit: the id differs per cluster) and run this script
+# again.
 set -eu
 cd "$(dirname "$0")/../../.."
 dir=.tilt-secrets
@@ -11,6 +18,8 @@ mkdir -p "$dir"
 [ -f "$dir/bootstrap-admin-password" ] || openssl rand -hex 12 > "$dir/bootstrap-admin-password"
 printf 'postgres://postgres:%s@postgres:5432/identity' "$(cat "$dir/postgres-password")" > "$dir/database-url"
 printf 'postgres://postgres:%s@postgres:5432/profiles' "$(cat "$dir/postgres-password")" > "$dir/profiles-database-url"
+printf 'postgres://postgres:%s@postgres:5432/analytics' "$(cat "$dir/postgres-password")" > "$dir/analytics-database-url"
+[ -f "$dir/profiles-service-client-secret" ] || : > "$dir/profiles-service-client-secret"
 printf 'redis://redis:6379' > "$dir/redis-url"
 chmod 600 "$dir"/*
 kubectl get namespace timetravelers >/dev/null 2>&1 || kubectl create namespace timetravelers
@@ -23,6 +32,11 @@ kubectl -n timetravelers create secret generic identity-secrets \
   --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n timetravelers create secret generic profiles-secrets \
   --from-file=database-url="$dir/profiles-database-url" --from-file=redis-url="$dir/redis-url" \
+  --from-file=secret.key="$dir/secret.key" \
+  --from-file=service-client-secret="$dir/profiles-service-client-secret" \
+  --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n timetravelers create secret generic analytics-secrets \
+  --from-file=database-url="$dir/analytics-database-url" --from-file=redis-url="$dir/redis-url" \
   --from-file=secret.key="$dir/secret.key" \
   --dry-run=client -o yaml | kubectl apply -f -
 echo "dev admin: admin@timetravelers.example / $(cat "$dir/bootstrap-admin-password")"

@@ -328,8 +328,12 @@ impl ServiceAccountArgs {
         match (self.service_client_id.is_empty(), secret.is_empty()) {
             (true, true) => Ok(None),
             (false, false) => Ok(Some((self.service_client_id.clone(), secret))),
-            (true, false) => Err(ConfigError::new("TT_SERVICE_CLIENT_ID", "is required with a client secret")),
-            (false, true) => Err(ConfigError::new("TT_SERVICE_CLIENT_SECRET", "is required with a client id")),
+            (true, false) => {
+                Err(ConfigError::new("TT_SERVICE_CLIENT_ID", "is required with a client secret"))
+            }
+            (false, true) => {
+                Err(ConfigError::new("TT_SERVICE_CLIENT_SECRET", "is required with a client id"))
+            }
         }
     }
 }

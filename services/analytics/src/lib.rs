@@ -56,15 +56,21 @@ pub fn register(builder: &mut ServerBuilder, analytics: Arc<Analytics>) {
     let fds = pb::FILE_DESCRIPTOR_SET;
     builder
         .add_service(
-            IngestServiceServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            IngestServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
             fds,
         )
         .add_service(
-            ReportServiceServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            ReportServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
             fds,
         )
         .add_service(
-            EventServiceServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            EventServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
             fds,
         )
         .add_service(

@@ -94,8 +94,10 @@ impl Analytics {
         let today = calendar::local_date(self.now(), &range.tz);
         let horizon = add_days(last, (7 * (weeks + 1)) as i64 - 1).unwrap_or(last).min(today.max(first));
         let cohort_count = (calendar::days_between(first, last) / 7 + 1) as usize;
-        let days: Vec<Date> = (0..=calendar::days_between(first, horizon)).filter_map(|i| add_days(first, i)).collect();
-        let week_starts: Vec<Date> = (0..=cohort_count).filter_map(|w| add_days(first, 7 * w as i64)).collect();
+        let days: Vec<Date> =
+            (0..=calendar::days_between(first, horizon)).filter_map(|i| add_days(first, i)).collect();
+        let week_starts: Vec<Date> =
+            (0..=cohort_count).filter_map(|w| add_days(first, 7 * w as i64)).collect();
         let starts = day_starts(week_starts.clone(), &range.tz);
         let (from, to) = (starts[0], starts[cohort_count]);
         let mut cohort_of: HashMap<i64, usize> = HashMap::new();

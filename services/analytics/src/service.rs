@@ -46,7 +46,13 @@ pub fn dead_letter(event: &Event, reason: String) -> NewDeadLetter {
 }
 
 impl Analytics {
-    pub fn new(store: Store, cache: Cache, clock: SharedClock, pages: PageTokens, dashboard_ttl: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        cache: Cache,
+        clock: SharedClock,
+        pages: PageTokens,
+        dashboard_ttl: Duration,
+    ) -> Self {
         Self { store, cache, clock, pages, dashboard_ttl, prepared: tokio::sync::OnceCell::new() }
     }
 

@@ -39,17 +39,24 @@ pub fn for_audit(record: &AuditRecord) -> Option<(Event, &'static [&'static str]
             .unwrap_or_default()
     };
     let (event, destinations) = match record.kind.as_str() {
-        "user.registered" => (event("identity.user.registered", &record.subject, &record.actor_id), TO_ANALYTICS),
-        "login.succeeded" => (
-            event("identity.user.logged_in", &record.subject, &record.actor_id).string("client", client()),
-            TO_ANALYTICS,
-        ),
+        "user.registered" => {
+            (event("identity.user.registered", &record.subject, &record.actor_id), TO_ANALYTICS)
+        }
+        "login.succeeded" => {
+            let e = event("identity.user.logged_in", &record.subject, &record.actor_id);
+            let client = client();
+            (if client.is_empty() { e } else { e.string("client", client) }, TO_ANALYTICS)
+        }
         // The subject of a lockout record is the sign-in name; only known users are reported.
         "login.locked_out" if !record.actor_id.is_empty() => {
             (event("identity.user.locked_out", &record.actor_id, ""), TO_ANALYTICS)
         }
-        "user.suspended" => (event("identity.user.suspended", &record.subject, &record.actor_id), TO_ANALYTICS),
-        "user.deleted" => (event(USER_DELETED, &record.subject, &record.actor_id), &["profiles", ANALYTICS][..]),
+        "user.suspended" => {
+            (event("identity.user.suspended", &record.subject, &record.actor_id), TO_ANALYTICS)
+        }
+        "user.deleted" => {
+            (event(USER_DELETED, &record.subject, &record.actor_id), &["profiles", ANALYTICS][..])
+        }
         _ => return None,
     };
     Some((event.build(), destinations))
@@ -98,7 +105,10 @@ impl Sink for ProfilesSink {
 }
 
 fn peer(identity: &Arc<Identity>, url: &str) -> Result<Peer, String> {
-    Peer::connect_lazy(PeerOptions::new(url), Credentials::Service(SelfIssued::new(identity.clone(), SELF_SUBJECT)))
+    Peer::connect_lazy(
+        PeerOptions::new(url),
+        Credentials::Service(SelfIssued::new(identity.clone(), SELF_SUBJECT)),
+    )
 }
 
 fn relay(identity: &Arc<Identity>, destination: &str, sink: Arc<dyn Sink>) -> Relay {
@@ -106,21 +116,13 @@ fn relay(identity: &Arc<Identity>, destination: &str, sink: Arc<dyn Sink>) -> Re
         .with_signal(identity.store.outbox())
 }
 
-/// The relay of the "profiles" destination (None until `TT_PROFILES_URL` is set).
-pub fn profiles_relay(identity: &Arc<Identity>) -> Result<Option<Relay>, String> {
-    let url = &identity.args.profiles_url;
-    if url.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(relay(identity, "profiles", Arc::new(ProfilesSink(peer(identity, url)?)))))
+/// The relay of the "profiles" destination, to profiles at `url`.
+pub fn profiles_relay(identity: &Arc<Identity>, url: &str) -> Result<Relay, String> {
+    Ok(relay(identity, "profiles", Arc::new(ProfilesSink(peer(identity, url)?))))
 }
 
-/// The relay of the "analytics" destination (None until `TT_ANALYTICS_URL` is set).
-pub fn analytics_relay(identity: &Arc<Identity>) -> Result<Option<Relay>, String> {
-    let url = &identity.args.analytics_url;
-    if url.is_empty() {
-        return Ok(None);
-    }
+/// The relay of the "analytics" destination, to analytics at `url`.
+pub fn analytics_relay(identity: &Arc<Identity>, url: &str) -> Result<Relay, String> {
     let sink = AnalyticsSink::new(peer(identity, url)?, SELF_SUBJECT);
-    Ok(Some(relay(identity, ANALYTICS, Arc::new(sink))))
+    Ok(relay(identity, ANALYTICS, Arc::new(sink)))
 }

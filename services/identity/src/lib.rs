@@ -127,12 +127,16 @@ impl Identity {
 /// Mounts identity's four gRPC services, its descriptors, its public methods and its readiness
 /// check (which runs [`Identity::prepare`]).
 pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
-    for (name, relay) in [
-        ("identity.outbox.profiles", events::profiles_relay(&identity)),
-        ("identity.outbox.analytics", events::analytics_relay(&identity)),
-    ] {
-        match relay {
-            Ok(Some(relay)) => {
+    let relays: [(&str, &str, fn(&Arc<Identity>, &str) -> Result<_, String>); 2] = [
+        ("identity.outbox.profiles", &identity.args.profiles_url, events::profiles_relay),
+        ("identity.outbox.analytics", &identity.args.analytics_url, events::analytics_relay),
+    ];
+    for (name, url, relay) in relays {
+        if url.is_empty() {
+            continue; // events wait in the outbox until the peer's URL is configured
+        }
+        match relay(&identity, url) {
+            Ok(relay) => {
                 let identity = identity.clone();
                 builder.background(
                     name,
@@ -142,7 +146,6 @@ pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
                     }),
                 );
             }
-            Ok(None) => {}
             Err(e) => tracing::error!(relay = name, error = %e, "an outbox relay cannot start"),
         }
     }

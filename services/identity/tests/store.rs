@@ -2,12 +2,7 @@
 //! (`TT_TEST_DATABASE_URL`), each test on a fresh, empty database.
 
 use serde_json::json;
-use tt_common::{
-    auth::Role,
-    outbox::backlog,
-    storage::StorageError,
-    testing::TestDatabase,
-};
+use tt_common::{auth::Role, outbox::backlog, storage::StorageError, testing::TestDatabase};
 use tt_identity::{
     domain::UserStatus,
     store::{

@@ -16,7 +16,11 @@ pub mod store;
 
 use std::sync::Arc;
 
-use tt_common::server::ServerBuilder;
+use tt_common::{
+    client::Peer,
+    outbox::{ANALYTICS, AnalyticsSink, Relay},
+    server::ServerBuilder,
+};
 use tt_proto::profiles::v1::{
     self as pb, assessment_service_server::AssessmentServiceServer,
     experience_service_server::ExperienceServiceServer, goal_service_server::GoalServiceServer,
@@ -50,8 +54,26 @@ impl Profiles {
     }
 }
 
-/// Mounts profiles' six gRPC services, its descriptors and its readiness check (migrations).
-pub fn register(builder: &mut ServerBuilder, profiles: Arc<Profiles>) {
+/// Mounts profiles' six gRPC services, its descriptors and its readiness check (migrations),
+/// and, given analytics (a peer carrying a service token), the relay that delivers profiles'
+/// events there from the outbox. Without it the events wait in the outbox.
+pub fn register(builder: &mut ServerBuilder, profiles: Arc<Profiles>, analytics: Option<Peer>) {
+    if let Some(peer) = analytics {
+        let sink = Arc::new(AnalyticsSink::new(peer, "profiles"));
+        let relay = Relay::new(profiles.store.db().clone(), ANALYTICS, sink, profiles.clock.clone())
+            .with_signal(profiles.store.outbox());
+        let ready = profiles.clone();
+        builder.background(
+            "profiles.outbox.analytics",
+            Box::pin(async move {
+                // The outbox tables exist once the migrations ran.
+                while ready.prepare().await.is_err() {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                relay.run().await;
+            }),
+        );
+    }
     let api = Api(profiles.clone());
     let max = builder.args().max_message_bytes;
     let fds = pb::FILE_DESCRIPTOR_SET;

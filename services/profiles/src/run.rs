@@ -6,11 +6,11 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tt_common::{
-    auth::{GrpcKeySource, Revocations, TokenVerifier},
+    auth::{ClientCredentials, GrpcKeySource, Revocations, TokenVerifier},
     cache::Cache,
     client::{Credentials, Peer, PeerOptions},
     clock::SharedClock,
-    config::{ConfigError, ServerArgs, StoreArgs, TelemetryArgs, TokenArgs, Validate},
+    config::{ConfigError, ServerArgs, ServiceAccountArgs, StoreArgs, TelemetryArgs, TokenArgs, Validate},
     secrets::Secret,
     server::{ServerBuilder, Shutdown},
     storage::{Database, PageTokens},
@@ -49,6 +49,11 @@ pub struct ProfilesConfig {
     /// Identity's gRPC URL (verification keys).
     #[arg(long, env = "TT_IDENTITY_URL", default_value = "")]
     pub identity_url: String,
+    /// Analytics' gRPC URL: profile, goal, assessment, skill and completion events are
+    /// delivered there from the outbox, with a token of profiles' service account
+    /// (TT_SERVICE_CLIENT_ID and its secret). Until it is set, the events wait in the outbox.
+    #[arg(long, env = "TT_ANALYTICS_URL", default_value = "")]
+    pub analytics_url: String,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
     #[command(flatten)]
@@ -59,14 +64,24 @@ pub struct ProfilesConfig {
     pub tokens: TokenArgs,
     #[command(flatten)]
     pub profiles: ProfilesArgs,
+    #[command(flatten)]
+    pub account: ServiceAccountArgs,
 }
 
 impl Validate for ProfilesConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         tt_common::config::check_peer_url("TT_IDENTITY_URL", &self.identity_url, true)?;
+        tt_common::config::check_peer_url("TT_ANALYTICS_URL", &self.analytics_url, false)?;
         self.server.validate()?;
         self.store.validate()?;
-        self.profiles.validate()
+        self.profiles.validate()?;
+        if !self.analytics_url.is_empty() && self.account.credentials()?.is_none() {
+            return Err(ConfigError::new(
+                "TT_SERVICE_CLIENT_ID",
+                "TT_ANALYTICS_URL needs profiles' service account (TT_SERVICE_CLIENT_ID and its secret)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -80,6 +95,14 @@ pub async fn run(config: ProfilesConfig, listener: TcpListener, shutdown: Shutdo
     let cache = tt_common::cache::open(&config.store.redis_url().map_err(|e| e.to_string())?)?;
     let profiles = build(db, &cache, &secret, clock.clone(), &config.profiles)?;
     let identity = Peer::connect_lazy(PeerOptions::new(config.identity_url.clone()), Credentials::None)?;
+    let analytics = match config.account.credentials().map_err(|e| e.to_string())? {
+        Some((id, secret)) if !config.analytics_url.is_empty() => {
+            let tokens = ClientCredentials::new(identity.clone(), id, secret, clock.clone());
+            let options = PeerOptions::new(config.analytics_url.clone());
+            Some(Peer::connect_lazy(options, Credentials::Service(tokens))?)
+        }
+        _ => None,
+    };
     let verifier = Arc::new(TokenVerifier::new(
         config.tokens.settings(),
         Arc::new(GrpcKeySource::new(identity)),
@@ -88,7 +111,7 @@ pub async fn run(config: ProfilesConfig, listener: TcpListener, shutdown: Shutdo
     ));
     let mut builder = ServerBuilder::new(config.server.clone());
     builder.verifier(verifier);
-    crate::register(&mut builder, profiles.clone());
+    crate::register(&mut builder, profiles.clone(), analytics);
     let result = builder.serve(listener, shutdown).await.map_err(|e| e.to_string());
     profiles.store.db().close().await;
     result

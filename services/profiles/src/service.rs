@@ -97,13 +97,14 @@ impl Profiles {
     /// The caller, for writes to their own data (their profile is created on first access).
     pub async fn owner<T>(&self, request: &Request<T>) -> Result<String, Status> {
         let me = require_user(request)?.subject.clone();
-        self.ensure(&me).await?;
+        self.ensure(&me, &me).await?;
         Ok(me)
     }
 
-    /// Creates the profile of `user_id` on first access; FAILED_PRECONDITION for a deleted user.
-    pub async fn ensure(&self, user_id: &str) -> Result<(), Status> {
-        if self.store.ensure_profile(user_id, self.now()).await.map_err(db)? {
+    /// Creates the profile of `user_id` on first access (by `actor`); FAILED_PRECONDITION for
+    /// a deleted user.
+    pub async fn ensure(&self, user_id: &str, actor: &str) -> Result<(), Status> {
+        if self.store.ensure_profile(user_id, actor, self.now()).await.map_err(db)? {
             return Ok(());
         }
         if self.store.is_purged(user_id).await.map_err(db)? {
@@ -139,7 +140,7 @@ impl Profiles {
     {
         let load = || async {
             if create {
-                self.ensure(user_id).await?;
+                self.ensure(user_id, user_id).await?;
             }
             let learner = self.learner(user_id).await?;
             Ok::<_, Status>(build(self, &learner))
@@ -163,10 +164,25 @@ impl Profiles {
         self.cached("view", user_id, false, |s, l| convert::learner_view(l, &s.taxonomy, s.now())).await
     }
 
-    /// Drops every cached view of `user_id` after a write.
+    /// After a write: drops every cached view of `user_id` and tells analytics when the
+    /// completion percentage moved. A failed report is logged (the write stands) and caught up
+    /// by the learner's next write.
     pub async fn changed(&self, user_id: &str) {
         let keys: Vec<String> = VIEWS.iter().map(|kind| key(kind, user_id)).collect();
         self.cache.invalidate_many(&keys.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        if let Err(e) = self.report_completion(user_id).await {
+            tracing::warn!(user_id, error = %e, "reporting the completion change failed");
+        }
+    }
+
+    async fn report_completion(&self, user_id: &str) -> Result<(), StorageError> {
+        let Some(learner) = self.store.learner(user_id).await? else { return Ok(()) };
+        let percent = i64::from(convert::completion(&learner).percent);
+        let previous = learner.profile.reported_completion;
+        if percent != previous {
+            self.store.report_completion(user_id, previous, percent, self.now()).await?;
+        }
+        Ok(())
     }
 
     /// INVALID_ARGUMENT for an unknown skill id, suggesting the closest skills.

@@ -62,25 +62,32 @@ fn position(user: &str, start: (i32, i32)) -> PositionRow {
 async fn profiles_are_created_once_and_updated_with_a_version_check() {
     let (store, _db) = store().await;
     let user = tt_common::new_id();
-    assert!(store.ensure_profile(&user, 10).await.expect("create"));
-    assert!(!store.ensure_profile(&user, 11).await.expect("exists"));
+    assert!(store.ensure_profile(&user, &user, 10).await.expect("create"));
+    assert!(!store.ensure_profile(&user, &user, 11).await.expect("exists"));
     let mut p = store.profile(&user).await.expect("read").expect("profile");
     assert_eq!((p.version, p.created_at), (1, 10));
     p.headline = "hello".into();
     p.languages = vec!["en".into(), "de".into()];
     p.notify_push = true;
-    let updated = store.update_profile(&p, 1, 20).await.expect("update").expect("version matched");
+    let updated = store
+        .update_profile(&p, 1, 20, &["headline".to_owned()])
+        .await
+        .expect("update")
+        .expect("version matched");
     assert_eq!((updated.version, updated.headline.as_str(), updated.updated_at), (2, "hello", 20));
     assert_eq!(updated.languages, vec!["en", "de"]);
     assert!(updated.notify_push);
-    assert!(store.update_profile(&p, 1, 30).await.expect("update").is_none(), "stale version");
+    assert!(
+        store.update_profile(&p, 1, 30, &["headline".to_owned()]).await.expect("update").is_none(),
+        "stale version"
+    );
 }
 
 #[tokio::test]
 async fn the_active_goal_limit_holds_under_concurrent_creates() {
     let (store, _db) = store().await;
     let user = tt_common::new_id();
-    store.ensure_profile(&user, 1).await.expect("profile");
+    store.ensure_profile(&user, &user, 1).await.expect("profile");
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = store.clone();
@@ -116,7 +123,7 @@ async fn child_writes_need_a_profile_and_request_ids_are_idempotent() {
     let (store, _db) = store().await;
     let user = tt_common::new_id();
     assert!(matches!(store.create_goal(&goal(&user, "x")).await, Err(WriteError::NoProfile)));
-    store.ensure_profile(&user, 1).await.expect("profile");
+    store.ensure_profile(&user, &user, 1).await.expect("profile");
     let mut g = goal(&user, "x");
     g.request_id = Some("r1".into());
     let first = store.create_goal(&g).await.expect("create");
@@ -133,7 +140,7 @@ async fn child_writes_need_a_profile_and_request_ids_are_idempotent() {
 async fn positions_page_newest_first() {
     let (store, _db) = store().await;
     let user = tt_common::new_id();
-    store.ensure_profile(&user, 1).await.expect("profile");
+    store.ensure_profile(&user, &user, 1).await.expect("profile");
     for year in [2015, 2019, 2017, 2021, 2013] {
         store.create_position(&position(&user, (year, 1))).await.expect("create");
     }
@@ -149,7 +156,7 @@ async fn positions_page_newest_first() {
 async fn verification_survives_self_assessment_and_retries_are_idempotent() {
     let (store, _db) = store().await;
     let user = tt_common::new_id();
-    store.ensure_profile(&user, 1).await.expect("profile");
+    store.ensure_profile(&user, &user, 1).await.expect("profile");
     let stated =
         SelfAssessment { proficiency: 2, years_tenths: 15, last_used_month: Some(month_index(2024, 5)) };
     let (created, row) = store.upsert_skill(&user, "rust", stated, 5).await.expect("upsert");
@@ -177,7 +184,7 @@ async fn purging_removes_everything_once_and_blocks_recreation() {
     let (store, _db) = store().await;
     let (user, other) = (tt_common::new_id(), tt_common::new_id());
     for u in [&user, &other] {
-        store.ensure_profile(u, 1).await.expect("profile");
+        store.ensure_profile(u, u, 1).await.expect("profile");
         store.create_goal(&goal(u, "g")).await.expect("goal");
         store.create_position(&position(u, (2020, 1))).await.expect("position");
         store
@@ -194,7 +201,7 @@ async fn purging_removes_everything_once_and_blocks_recreation() {
     assert_eq!(store.rows_about(&user).await.expect("count"), 0);
     assert_eq!(store.rows_about(&other).await.expect("count"), 4, "other learners untouched");
     assert!(!store.purge_user("event-1", &user, 60).await.expect("replay"), "a replay does nothing");
-    assert!(!store.ensure_profile(&user, 70).await.expect("ensure"), "no profile for a deleted user");
+    assert!(!store.ensure_profile(&user, &user, 70).await.expect("ensure"), "no profile for a deleted user");
     assert!(store.is_purged(&user).await.expect("purged"));
     assert!(store.acknowledge_event("event-2", 1).await.expect("ack"));
     assert!(!store.acknowledge_event("event-2", 2).await.expect("ack again"));
@@ -202,4 +209,85 @@ async fn purging_removes_everything_once_and_blocks_recreation() {
     assert_eq!(store.prune_consumed(10).await.expect("prune"), 1);
     assert!(store.acknowledge_event("event-2", 3).await.expect("forgotten"));
     assert!(!store.acknowledge_event("event-1", 3).await.expect("kept"));
+}
+
+/// The events in the analytics outbox, oldest first: (type, actor, attributes as sorted pairs).
+async fn analytics_events(store: &Store) -> Vec<(String, String, Vec<(String, String)>)> {
+    use prost::Message;
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT payload FROM outbox WHERE destination = 'analytics' ORDER BY id")
+        .fetch_all(store.db().pool())
+        .await
+        .expect("outbox");
+    rows.iter()
+        .map(|r| {
+            let e = tt_proto::common::v1::Event::decode(r.get::<Vec<u8>, _>("payload").as_slice())
+                .expect("event");
+            let mut attrs: Vec<(String, String)> =
+                e.attributes.iter().map(|(k, v)| (k.clone(), format!("{:?}", v.kind))).collect();
+            attrs.sort();
+            (e.r#type, e.actor, attrs)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn writes_commit_their_analytics_events_with_them_and_only_real_changes_emit() {
+    let (store, _db) = store().await;
+    let user = tt_common::new_id();
+    store.ensure_profile(&user, &user, 1).await.expect("profile");
+    store.ensure_profile(&user, &user, 2).await.expect("again");
+    let mut p = store.profile(&user).await.expect("read").expect("profile");
+    p.timezone = "Europe/Paris".into();
+    let fields = ["timezone".to_owned(), "headline".to_owned()];
+    store.update_profile(&p, 1, 3, &fields).await.expect("update").expect("matched");
+    assert!(store.update_profile(&p, 1, 4, &fields).await.expect("stale").is_none());
+    let done =
+        GoalRow { status: "GOAL_STATUS_ACHIEVED".into(), request_id: Some("r1".into()), ..goal(&user, "g") };
+    store.create_goal(&done).await.expect("goal");
+    store.create_goal(&GoalRow { id: tt_common::new_id(), ..done }).await.expect("retried create");
+    let stated = SelfAssessment { proficiency: 3, years_tenths: 0, last_used_month: None };
+    store.upsert_skill(&user, "rust", stated, 5).await.expect("skill");
+    store.upsert_skill(&user, "rust", stated, 6).await.expect("same skill");
+    let v =
+        Verification { proficiency: 4, source: "missions/1".into(), verifier: "svc".into(), verified_at: 7 };
+    store.verify_skill(&user, "rust", &v).await.expect("verify");
+    store.verify_skill(&user, "rust", &v).await.expect("verify again");
+    assert!(store.report_completion(&user, 0, 20, 8).await.expect("report"));
+    assert!(!store.report_completion(&user, 0, 30, 9).await.expect("stale report"), "reported once");
+
+    let s = |v: &str| format!("Some(StringValue({v:?}))");
+    let i = |v: i64| format!("Some(IntValue({v}))");
+    let a = |pairs: &[(&str, String)]| {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect::<Vec<_>>()
+    };
+    let u = user.as_str();
+    assert_eq!(
+        analytics_events(&store).await,
+        vec![
+            ("profiles.profile.created".into(), u.into(), vec![]),
+            (
+                "profiles.profile.updated".into(),
+                u.into(),
+                a(&[("fields", s("timezone,headline")), ("time_zone", s("Europe/Paris"))])
+            ),
+            (
+                "profiles.goal.created".into(),
+                u.into(),
+                a(&[("goal_id", s(&done.id)), ("kind", s("GOAL_KIND_SHORT_TERM"))])
+            ),
+            ("profiles.goal.achieved".into(), u.into(), a(&[("goal_id", s(&done.id))])),
+            ("profiles.skill.added".into(), u.into(), a(&[("level", i(3)), ("skill_id", s("rust"))])),
+            (
+                "profiles.skill.verified".into(),
+                "svc".into(),
+                a(&[("proficiency", i(4)), ("skill_id", s("rust")), ("source", s("missions/1"))])
+            ),
+            (
+                "profiles.completion.changed".into(),
+                String::new(),
+                a(&[("percent", i(20)), ("previous", i(0))])
+            ),
+        ]
+    );
 }

@@ -7,6 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use clap::Parser;
 use tokio::net::TcpListener;
+use tt_analytics::config::AnalyticsArgs;
 use tt_common::{
     auth::{GrpcKeySource, TokenVerifier},
     client::{Credentials, Peer, PeerOptions},
@@ -40,6 +41,8 @@ pub struct Config {
     pub identity: IdentityArgs,
     #[command(flatten)]
     pub profiles: ProfilesArgs,
+    #[command(flatten)]
+    pub analytics: AnalyticsArgs,
 }
 
 impl Validate for Config {
@@ -49,7 +52,8 @@ impl Validate for Config {
         }
         self.server.validate()?;
         self.identity.validate()?;
-        self.profiles.validate()
+        self.profiles.validate()?;
+        self.analytics.validate()
     }
 }
 
@@ -93,6 +97,7 @@ pub async fn start(mut config: Config, addr: SocketAddr) -> Result<(Started, Ser
     // Services reach each other through their gRPC clients on this very server, as across pods.
     let own_url = format!("http://{}", loopback(addr));
     config.identity.profiles_url = own_url.clone();
+    config.identity.analytics_url = own_url.clone();
     let identity_db = sqlite("identity.db")?;
     let identity =
         tt_identity::run::build(identity_db, &cache, &secret, clock.clone(), config.identity.clone()).await?;
@@ -107,6 +112,14 @@ pub async fn start(mut config: Config, addr: SocketAddr) -> Result<(Started, Ser
     let profiles =
         tt_profiles::run::build(sqlite("profiles.db")?, &cache, &secret, clock.clone(), &config.profiles)?;
 
+    let analytics =
+        tt_analytics::run::build(sqlite("analytics.db")?, &cache, &secret, clock.clone(), &config.analytics);
+    // Profiles reports to analytics with a service token identity signs for it in-process (a
+    // deployed profiles uses its service account's client credentials instead).
+    let profiles_tokens = tt_identity::events::SelfIssued::new(identity.clone(), "profiles");
+    let analytics_peer =
+        Peer::connect_lazy(PeerOptions::new(own_url.clone()), Credentials::Service(profiles_tokens))?;
+
     let identity_peer = Peer::connect_lazy(PeerOptions::new(own_url), Credentials::None)?;
     let verifier = Arc::new(TokenVerifier::new(
         config.identity.tokens.settings(),
@@ -118,7 +131,8 @@ pub async fn start(mut config: Config, addr: SocketAddr) -> Result<(Started, Ser
     let mut builder = ServerBuilder::new(config.server.clone());
     builder.verifier(verifier);
     tt_identity::register(&mut builder, identity);
-    tt_profiles::register(&mut builder, profiles);
+    tt_profiles::register(&mut builder, profiles, Some(analytics_peer));
+    tt_analytics::register(&mut builder, analytics);
     Ok((Started { addr, admin, admin_password_file: password_file }, builder))
 }
 

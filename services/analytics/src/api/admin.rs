@@ -96,13 +96,18 @@ impl AdminService for Api {
         require_admin(&request)?;
         let req = request.into_inner();
         let mut v = violations();
-        v.check(req.all != !req.dead_letter_ids.is_empty(), "dead_letter_ids", "name dead letters, or set all");
+        v.check(
+            req.all != !req.dead_letter_ids.is_empty(),
+            "dead_letter_ids",
+            "name dead letters, or set all",
+        );
         v.check(req.dead_letter_ids.len() <= 500, "dead_letter_ids", "at most 500");
         for (i, id) in req.dead_letter_ids.iter().enumerate() {
             v.check_id(&format!("dead_letter_ids[{i}]"), id);
         }
         v.into_result()?;
-        let rows = self.store.pending_dead_letters(&req.dead_letter_ids, MAX_REPLAY as i64).await.map_err(db)?;
+        let rows =
+            self.store.pending_dead_letters(&req.dead_letter_ids, MAX_REPLAY as i64).await.map_err(db)?;
         let now = self.now();
         let mut batch = Batch { now, ..Batch::default() };
         for row in rows {

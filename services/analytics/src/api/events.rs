@@ -38,8 +38,11 @@ impl EventService for Api {
         let cursor: Option<Cursor> = self.pages.checked(&mut v, &scope, &req.page_token);
         v.into_result()?;
         let filter = Filter { subject: Some(user), types: req.types, ..Filter::default() };
-        let mut rows =
-            self.store.events_page(&filter, cursor.as_ref(), true, size.limit_plus_one()).await.map_err(db)?;
+        let mut rows = self
+            .store
+            .events_page(&filter, cursor.as_ref(), true, size.limit_plus_one())
+            .await
+            .map_err(db)?;
         let next = size.split_next(&mut rows, |r| (r.time, r.id.clone()));
         Ok(Response::new(pb::ListTimelineEventsResponse {
             events: rows.into_iter().map(event).collect(),
@@ -100,7 +103,8 @@ impl EventService for Api {
                     line.clear();
                     format.write(row, &mut line);
                     if chunk.len() + line.len() > CHUNK && !chunk.is_empty() {
-                        let message = pb::ExportEventsResponse { chunk: std::mem::take(&mut chunk).into_bytes(), rows };
+                        let message =
+                            pb::ExportEventsResponse { chunk: std::mem::take(&mut chunk).into_bytes(), rows };
                         if tx.send(Ok(message)).await.is_err() {
                             return; // the client went away
                         }

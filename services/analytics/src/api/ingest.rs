@@ -26,7 +26,9 @@ impl IngestService for Api {
         v.check(req.events.len() <= MAX_BATCH, "events", format!("at most {MAX_BATCH} per call"));
         if let Some(b) = &req.backlog {
             v.check(
-                !b.source.is_empty() && b.source.len() <= 64 && b.source.chars().all(|c| c.is_ascii_graphic()),
+                !b.source.is_empty()
+                    && b.source.len() <= 64
+                    && b.source.chars().all(|c| c.is_ascii_graphic()),
                 "backlog.source",
                 "must name the source service",
             );

@@ -20,7 +20,12 @@ const DASHBOARDS: &[(&str, &[&str])] = &[
 ];
 
 fn points(range: &Range, values: impl IntoIterator<Item = f64>) -> Vec<pb::DataPoint> {
-    range.days_from(0).iter().zip(values).map(|(d, value)| pb::DataPoint { date: d.to_string(), value }).collect()
+    range
+        .days_from(0)
+        .iter()
+        .zip(values)
+        .map(|(d, value)| pb::DataPoint { date: d.to_string(), value })
+        .collect()
 }
 
 impl Api {
@@ -36,7 +41,10 @@ impl Api {
         if name == "engagement" {
             if wanted.len() == 1 && want("dau") {
                 let dau = self.daily_active(range).await?;
-                series.push(pb::Series { name: "dau".into(), points: points(range, dau.iter().map(|n| *n as f64)) });
+                series.push(pb::Series {
+                    name: "dau".into(),
+                    points: points(range, dau.iter().map(|n| *n as f64)),
+                });
             } else {
                 let days = self.engagement(range).await?;
                 let columns: [(&str, fn(&crate::reports::Day) -> f64); 5] = [
@@ -47,7 +55,10 @@ impl Api {
                     ("new_users", |d| d.new_users as f64),
                 ];
                 for (column, value) in columns.into_iter().filter(|(c, _)| want(c)) {
-                    series.push(pb::Series { name: column.into(), points: points(range, days.iter().map(value)) });
+                    series.push(pb::Series {
+                        name: column.into(),
+                        points: points(range, days.iter().map(value)),
+                    });
                 }
             }
         } else {
@@ -196,7 +207,8 @@ impl ReportService for Api {
         if self.dashboard_ttl.is_zero() {
             return Ok(Response::new(self.compute_dashboard(&req.dashboard, &r, &wanted).await?));
         }
-        let key = format!("dashboard:{}:{}:{}:{}:{}", req.dashboard, r.start, r.end, r.tz_name, wanted.join(","));
+        let key =
+            format!("dashboard:{}:{}:{}:{}:{}", req.dashboard, r.start, r.end, r.tz_name, wanted.join(","));
         let response = self
             .cache
             .get_or_load_with(&key, self.dashboard_ttl, Codec::protobuf(), || {

@@ -27,9 +27,7 @@ pub const CSV_HEADER: &str = "id,type,version,time,actor,subject,source,attribut
 
 /// RFC 3339 UTC with milliseconds.
 pub fn rfc3339(ms: Millis) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| format!("{t:.3}"))
-        .unwrap_or_default()
+    jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.3}")).unwrap_or_default()
 }
 
 fn csv_field(out: &mut String, value: &str) {

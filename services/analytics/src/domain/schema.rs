@@ -139,7 +139,9 @@ pub fn check(event: &Event, now: Millis) -> Result<Accepted, String> {
     match time {
         None => problems.push("time is required".to_owned()),
         Some(t) if t < EARLIEST_MS => problems.push("time is before 2020".to_owned()),
-        Some(t) if t > now + MAX_SKEW_MS => problems.push("time is more than 5 minutes in the future".to_owned()),
+        Some(t) if t > now + MAX_SKEW_MS => {
+            problems.push("time is more than 5 minutes in the future".to_owned())
+        }
         Some(_) => {}
     }
     if !is_user_id(&event.subject) {
@@ -186,7 +188,8 @@ fn attribute_problems(attributes: &std::collections::HashMap<String, AttributeVa
     let mut names: Vec<_> = attributes.keys().collect();
     names.sort();
     for name in names {
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             problems.push(format!("attribute name {name:?} must be 1 to 64 letters, digits or '_'"));
         }
         match attributes[name].kind.as_ref() {
@@ -203,7 +206,10 @@ fn attribute_problems(attributes: &std::collections::HashMap<String, AttributeVa
     problems
 }
 
-fn schema_problems(schema: &EventType, attributes: &std::collections::HashMap<String, AttributeValue>) -> Vec<String> {
+fn schema_problems(
+    schema: &EventType,
+    attributes: &std::collections::HashMap<String, AttributeValue>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for attr in schema.attributes {
         match attributes.get(attr.name).and_then(|v| v.kind.as_ref()) {
@@ -301,13 +307,18 @@ mod tests {
 
     #[test]
     fn a_known_event_is_accepted_and_counts_as_activity_when_the_user_did_it() {
-        let e = EventBuilder::new("identity", "identity.user.logged_in", "u1", "u1", NOW).string("client", "cli").build();
+        let e = EventBuilder::new("identity", "identity.user.logged_in", "u1", "u1", NOW)
+            .string("client", "cli")
+            .build();
         let a = check(&e, NOW).expect("accepted");
         assert!(a.active);
         assert_eq!(a.attributes, r#"{"client":"cli"}"#);
         let mut by_admin = event("identity.user.suspended");
         by_admin.actor = "admin".into();
-        assert!(!check(&by_admin, NOW).expect("accepted").active, "an admin's act is not the user's activity");
+        assert!(
+            !check(&by_admin, NOW).expect("accepted").active,
+            "an admin's act is not the user's activity"
+        );
     }
 
     #[test]
@@ -333,9 +344,11 @@ mod tests {
         assert!(check(&v2, NOW).expect_err("v2").starts_with("UNKNOWN_TYPE"));
         let no_goal = event("profiles.goal.created");
         assert_eq!(check(&no_goal, NOW).expect_err("attr"), "MALFORMED: attribute \"goal_id\" is required");
-        let wrong = EventBuilder::new("profiles", "profiles.goal.created", "u1", "u1", NOW).int("goal_id", 3).build();
+        let wrong =
+            EventBuilder::new("profiles", "profiles.goal.created", "u1", "u1", NOW).int("goal_id", 3).build();
         assert!(check(&wrong, NOW).expect_err("kind").contains("must be String"));
-        let future = EventBuilder::new("identity", "identity.user.deleted", "u1", "a", NOW + 6 * 60_000).build();
+        let future =
+            EventBuilder::new("identity", "identity.user.deleted", "u1", "a", NOW + 6 * 60_000).build();
         assert!(check(&future, NOW).expect_err("future").contains("future"));
     }
 

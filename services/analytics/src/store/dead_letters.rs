@@ -55,9 +55,14 @@ impl Store {
 
     /// The pending (not replayed) dead letters among `ids`, or the oldest `limit` pending ones
     /// when `ids` is empty.
-    pub async fn pending_dead_letters(&self, ids: &[String], limit: i64) -> Result<Vec<DeadLetterRow>, StorageError> {
+    pub async fn pending_dead_letters(
+        &self,
+        ids: &[String],
+        limit: i64,
+    ) -> Result<Vec<DeadLetterRow>, StorageError> {
         let rows = if ids.is_empty() {
-            let sql = format!("SELECT {COLUMNS} FROM dead_letters WHERE replayed_at IS NULL ORDER BY id LIMIT $1");
+            let sql =
+                format!("SELECT {COLUMNS} FROM dead_letters WHERE replayed_at IS NULL ORDER BY id LIMIT $1");
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(self.db().pool()).await?
         } else {
             let sql = format!(

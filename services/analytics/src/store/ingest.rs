@@ -159,7 +159,10 @@ async fn upsert<T>(
     cols: usize,
     sql_prefix: &str,
     sql_suffix: &str,
-    bind: impl Fn(sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>, &T) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
+    bind: impl Fn(
+        sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
+        &T,
+    ) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
 ) -> Result<(), StorageError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!("{sql_prefix} VALUES {} {sql_suffix}", placeholders(chunk.len(), cols, 1));
@@ -271,7 +274,9 @@ async fn update_sources(
          duplicates = source_stats.duplicates + excluded.duplicates, \
          dead_letters = source_stats.dead_letters + excluded.dead_letters, \
          batches = source_stats.batches + 1, last_ingest_at = excluded.last_ingest_at",
-        |q, (source, c)| q.bind((**source).to_owned()).bind(c.events).bind(c.duplicates).bind(c.dead).bind(1i64).bind(now),
+        |q, (source, c)| {
+            q.bind((**source).to_owned()).bind(c.events).bind(c.duplicates).bind(c.dead).bind(1i64).bind(now)
+        },
     )
     .await
 }
@@ -312,11 +317,13 @@ async fn mark_replays(tx: &mut Transaction<'_, Any>, batch: &Batch) -> Result<()
         query.execute(&mut **tx).await?;
     }
     for (id, reason) in &batch.still_failing {
-        sqlx::query("UPDATE dead_letters SET reason = $1, replay_attempts = replay_attempts + 1 WHERE id = $2")
-            .bind(reason)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE dead_letters SET reason = $1, replay_attempts = replay_attempts + 1 WHERE id = $2",
+        )
+        .bind(reason)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

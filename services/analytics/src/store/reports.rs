@@ -161,25 +161,26 @@ impl Store {
     pub async fn usage(&self, since_bucket: i64) -> Result<Usage, StorageError> {
         let pool = self.db().pool();
         let one = |sql: &'static str| sqlx::query(sql);
-        let events_since: i64 = one("SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) AS n FROM event_counts WHERE bucket >= $1")
-            .bind(since_bucket)
-            .fetch_one(pool)
-            .await?
-            .try_get("n")?;
+        let events_since: i64 =
+            one("SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) AS n FROM event_counts WHERE bucket >= $1")
+                .bind(since_bucket)
+                .fetch_one(pool)
+                .await?
+                .try_get("n")?;
         let users_total: i64 = one("SELECT COUNT(*) AS n FROM users WHERE registered_at IS NOT NULL")
             .fetch_one(pool)
             .await?
             .try_get("n")?;
-        let dead_letters_pending: i64 = one("SELECT COUNT(*) AS n FROM dead_letters WHERE replayed_at IS NULL")
-            .fetch_one(pool)
-            .await?
-            .try_get("n")?;
-        let rows = one(
-            "SELECT source, events, duplicates, dead_letters, batches, last_ingest_at, outbox_pending, \
-             oldest_pending_at, backlog_reported_at FROM source_stats ORDER BY source",
-        )
-        .fetch_all(pool)
-        .await?;
+        let dead_letters_pending: i64 =
+            one("SELECT COUNT(*) AS n FROM dead_letters WHERE replayed_at IS NULL")
+                .fetch_one(pool)
+                .await?
+                .try_get("n")?;
+        let rows =
+            one("SELECT source, events, duplicates, dead_letters, batches, last_ingest_at, outbox_pending, \
+             oldest_pending_at, backlog_reported_at FROM source_stats ORDER BY source")
+            .fetch_all(pool)
+            .await?;
         let sources = rows
             .iter()
             .map(|r| {

@@ -10,8 +10,8 @@ pub mod sessions;
 pub mod settings;
 pub mod users;
 
-pub(crate) use tt_common::storage::col;
 use sqlx::{Any, Transaction};
+pub(crate) use tt_common::storage::col;
 use tt_common::{
     outbox::Signal,
     storage::{Database, Migration, StorageError},

@@ -43,7 +43,7 @@ impl IntegrationService for Api {
         let source = req.source.trim();
         v.check((1..=200).contains(&source.chars().count()), "source", "must be 1 to 200 characters");
         v.into_result()?;
-        self.ensure(&req.user_id).await?;
+        self.ensure(&req.user_id, &verifier).await?;
         let verification = Verification {
             proficiency: req.proficiency,
             source: source.to_owned(),

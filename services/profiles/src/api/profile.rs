@@ -123,7 +123,7 @@ impl ProfileService for Api {
             apply(&mut v, path, &src, &mut row);
         }
         v.into_result()?;
-        self.store.update_profile(&row, expected, self.now()).await.map_err(db)?.ok_or_else(stale)?;
+        self.store.update_profile(&row, expected, self.now(), &paths).await.map_err(db)?.ok_or_else(stale)?;
         self.changed(&me).await;
         let profile = self.profile_view(&me, false).await?;
         Ok(Response::new(pb::UpdateProfileResponse { profile: Some(profile) }))
@@ -144,7 +144,7 @@ impl ProfileService for Api {
     ) -> Result<Response<pb::ExportProfileResponse>, Status> {
         let (user_id, own) = self.reader(&request, &request.get_ref().user_id)?;
         if own {
-            self.ensure(&user_id).await?;
+            self.ensure(&user_id, &user_id).await?;
         }
         let learner = self.learner(&user_id).await?;
         let mut results = Vec::new();

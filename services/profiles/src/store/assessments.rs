@@ -52,7 +52,7 @@ pub(crate) async fn latest(
 }
 
 impl Store {
-    /// Keeps a scored result.
+    /// Keeps a scored result (with the `profiles.assessment.completed` event).
     pub async fn add_result(&self, result: &ResultRow) -> Result<(), WriteError> {
         let answers =
             serde_json::to_string(&result.answers).map_err(|e| WriteError::Invalid(e.to_string()))?;
@@ -70,7 +70,19 @@ impl Store {
         .bind(result.created_at)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        let style = serde_json::to_value(result.scores.dominant)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let event = super::event(
+            "profiles.assessment.completed",
+            &result.user_id,
+            &result.user_id,
+            result.created_at,
+        )
+        .string("dominant_style", style)
+        .build();
+        self.commit(tx, &[event]).await?;
         Ok(())
     }
 

@@ -138,7 +138,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let created = one(&mut tx, &goal.user_id, &goal.id).await?.ok_or(WriteError::NotFound)?;
-        tx.commit().await?;
+        let event = |kind| {
+            super::event(kind, &goal.user_id, &goal.user_id, goal.created_at).string("goal_id", &goal.id)
+        };
+        let mut events = vec![event("profiles.goal.created").string("kind", &goal.kind).build()];
+        if goal.status == ACHIEVED {
+            events.push(event("profiles.goal.achieved").build());
+        }
+        self.commit(tx, &events).await?;
         Ok(created)
     }
 
@@ -193,7 +200,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let after = one(&mut tx, user_id, id).await?.ok_or(WriteError::NotFound)?;
-        tx.commit().await?;
+        let mut events = Vec::new();
+        if after.status == ACHIEVED && before.status != ACHIEVED {
+            events.push(
+                super::event("profiles.goal.achieved", user_id, user_id, now).string("goal_id", id).build(),
+            );
+        }
+        self.commit(tx, &events).await?;
         Ok(after)
     }
 

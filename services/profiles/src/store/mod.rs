@@ -14,23 +14,38 @@ pub mod purge;
 pub mod skills;
 
 use sqlx::{Any, Transaction};
-use tt_common::storage::{Database, Migration, StorageError};
+use tt_common::{
+    clock::Millis,
+    outbox::{ANALYTICS, EventBuilder, Signal},
+    storage::{Database, Migration, StorageError},
+};
+use tt_proto::common::v1::Event;
 
 pub use self::{
     assessments::ResultRow, goals::GoalRow, positions::PositionRow, profiles::ProfileRow, skills::SkillRow,
 };
 
 /// Profiles' migrations, embedded in the binary.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "profiles",
-    sql: include_str!("../../migrations/0001_profiles.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "profiles",
+        sql: include_str!("../../migrations/0001_profiles.sql"),
+    },
+    tt_common::outbox::migration(2),
+    Migration {
+        version: 3,
+        description: "reported completion",
+        sql: include_str!("../../migrations/0003_profiles_reported_completion.sql"),
+    },
+];
 
-/// The repositories over one database.
+/// The repositories over one database. Writes that analytics hears about commit their events
+/// to the outbox in the same transaction ([`Store::commit`]).
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
+    outbox: Signal,
 }
 
 /// Everything profiles holds about one learner (the source of every derived view).
@@ -73,7 +88,28 @@ impl From<sqlx::Error> for WriteError {
 
 impl Store {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, outbox: Signal::new() }
+    }
+
+    /// Raised after every commit that wrote events (wakes the analytics relay).
+    pub fn outbox(&self) -> &Signal {
+        &self.outbox
+    }
+
+    /// Writes `events` to the outbox for analytics inside `tx`, commits, and wakes the relay.
+    pub(crate) async fn commit(
+        &self,
+        mut tx: Transaction<'_, Any>,
+        events: &[Event],
+    ) -> Result<(), StorageError> {
+        for e in events {
+            tt_common::outbox::enqueue(&mut tx, &[ANALYTICS], e).await?;
+        }
+        tx.commit().await?;
+        if !events.is_empty() {
+            self.outbox.raise();
+        }
+        Ok(())
     }
 
     pub fn db(&self) -> &Database {
@@ -99,6 +135,11 @@ impl Store {
         tx.commit().await?;
         Ok(Some(Learner { profile, goals, positions, skills, latest_result, results }))
     }
+}
+
+/// An event about `user_id` caused by `actor`, from profiles.
+pub(crate) fn event(kind: &str, user_id: &str, actor: &str, now: Millis) -> EventBuilder {
+    EventBuilder::new("profiles", kind, user_id, actor, now)
 }
 
 /// Begins a learner's child write: takes the per-learner row lock (see the module docs).

@@ -31,6 +31,8 @@ pub struct ProfileRow {
     pub version: i64,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// The completion percentage analytics was last told.
+    pub reported_completion: i64,
 }
 
 fn decode(row: &AnyRow) -> Result<ProfileRow, StorageError> {
@@ -55,6 +57,7 @@ fn decode(row: &AnyRow) -> Result<ProfileRow, StorageError> {
         version: col(row, "version")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
+        reported_completion: col(row, "reported_completion")?,
     })
 }
 
@@ -79,8 +82,15 @@ impl Store {
     }
 
     /// Creates an empty profile unless one exists or the user was deleted (purged). Returns
-    /// true when this call created it. Idempotent under concurrency.
-    pub async fn ensure_profile(&self, user_id: &str, now: Millis) -> Result<bool, StorageError> {
+    /// true when this call created it (with the `profiles.profile.created` event, caused by
+    /// `actor`). Idempotent under concurrency.
+    pub async fn ensure_profile(
+        &self,
+        user_id: &str,
+        actor: &str,
+        now: Millis,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.db().pool().begin().await?;
         let done = sqlx::query(
             "INSERT INTO profiles (user_id, version, created_at, updated_at) \
              SELECT $1, 1, $2, $2 WHERE NOT EXISTS (SELECT 1 FROM purged_users WHERE user_id = $1) \
@@ -88,19 +98,57 @@ impl Store {
         )
         .bind(user_id)
         .bind(now)
-        .execute(self.db().pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.commit(tx, &[super::event("profiles.profile.created", user_id, actor, now).build()]).await?;
+        Ok(true)
+    }
+
+    /// Records `percent` as the completion analytics was told, with the
+    /// `profiles.completion.changed` event, if `previous` is still the recorded one (so
+    /// concurrent writers report each change once). False when it moved meanwhile.
+    pub async fn report_completion(
+        &self,
+        user_id: &str,
+        previous: i64,
+        percent: i64,
+        now: Millis,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.db().pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE profiles SET reported_completion = $3 WHERE user_id = $1 AND reported_completion = $2",
+        )
+        .bind(user_id)
+        .bind(previous)
+        .bind(percent)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let event = super::event("profiles.completion.changed", user_id, "", now)
+            .int("percent", percent)
+            .int("previous", previous)
+            .build();
+        self.commit(tx, &[event]).await?;
+        Ok(true)
     }
 
     /// Writes every field of `profile` if its stored version is still `expected`; the version
-    /// moves on by one. None when the version moved (or the profile is gone).
+    /// moves on by one, and the `profiles.profile.updated` event names the `fields` changed
+    /// (with the time zone when it is one of them). None when the version moved (or the
+    /// profile is gone).
     pub async fn update_profile(
         &self,
         profile: &ProfileRow,
         expected: i64,
         now: Millis,
+        fields: &[String],
     ) -> Result<Option<ProfileRow>, StorageError> {
+        let mut tx = self.db().pool().begin().await?;
         let row = sqlx::query(
             "UPDATE profiles SET headline = $3, role_title = $4, fields_of_work = $5, location = $6, \
              timezone = $7, languages = $8, career_stage_override = $9, session_cadence = $10, \
@@ -127,8 +175,17 @@ impl Store {
         .bind(i64::from(profile.notify_mission_reminders))
         .bind(&profile.visibility)
         .bind(now)
-        .fetch_optional(self.db().pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        row.as_ref().map(decode).transpose()
+        let Some(row) = row.as_ref().map(decode).transpose()? else {
+            return Ok(None);
+        };
+        let mut event = super::event("profiles.profile.updated", &profile.user_id, &profile.user_id, now)
+            .string("fields", fields.join(","));
+        if fields.iter().any(|f| f == "timezone") {
+            event = event.string("time_zone", profile.timezone.clone());
+        }
+        self.commit(tx, &[event.build()]).await?;
+        Ok(Some(row))
     }
 }

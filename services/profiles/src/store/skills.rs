@@ -146,7 +146,16 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let row = one(&mut tx, user_id, skill_id).await?.ok_or(WriteError::NotFound)?;
-        tx.commit().await?;
+        let mut events = Vec::new();
+        if !existed {
+            events.push(
+                super::event("profiles.skill.added", user_id, user_id, now)
+                    .string("skill_id", skill_id)
+                    .int("level", i64::from(stated.proficiency))
+                    .build(),
+            );
+        }
+        self.commit(tx, &events).await?;
         Ok((!existed, row))
     }
 
@@ -192,7 +201,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let row = one(&mut tx, user_id, skill_id).await?.ok_or(WriteError::NotFound)?;
-        tx.commit().await?;
+        let event = super::event("profiles.skill.verified", user_id, &verification.verifier, now)
+            .string("skill_id", skill_id)
+            .int("proficiency", i64::from(verification.proficiency))
+            .string("source", &verification.source)
+            .build();
+        self.commit(tx, &[event]).await?;
         Ok((true, row))
     }
 

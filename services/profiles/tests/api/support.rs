@@ -71,7 +71,7 @@ impl Stack {
         let mut builder = ServerBuilder::new(ServerArgs::for_tests());
         builder.verifier(tt_identity::run::local_verifier(&identity, shared));
         tt_identity::register(&mut builder, identity.clone());
-        tt_profiles::register(&mut builder, profiles.clone());
+        tt_profiles::register(&mut builder, profiles.clone(), None);
         let server = TestServer::spawn(builder).await;
         let channel = server.channel().await;
         Stack { server, identity, profiles, clock, channel, _dbs: (identity_db, profiles_db) }
