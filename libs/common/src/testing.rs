@@ -142,6 +142,12 @@ impl TestServer {
     /// Binds a free port and serves `builder` without waiting for readiness.
     pub async fn spawn_unready(builder: crate::server::ServerBuilder) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        Self::spawn_on(builder, listener)
+    }
+
+    /// Serves `builder` on a listener the test bound itself (to know the URL before building
+    /// the services, or to restart a server on the same port), without waiting for readiness.
+    pub fn spawn_on(builder: crate::server::ServerBuilder, listener: tokio::net::TcpListener) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let shutdown = crate::server::Shutdown::new();
         let handle = tokio::spawn(builder.serve(listener, shutdown.clone()));

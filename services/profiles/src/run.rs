@@ -75,13 +75,9 @@ impl Validate for ProfilesConfig {
         self.server.validate()?;
         self.store.validate()?;
         self.profiles.validate()?;
-        if !self.analytics_url.is_empty() && self.account.credentials()?.is_none() {
-            return Err(ConfigError::new(
-                "TT_SERVICE_CLIENT_ID",
-                "TT_ANALYTICS_URL needs profiles' service account (TT_SERVICE_CLIENT_ID and its secret)",
-            ));
-        }
-        Ok(())
+        // A half-configured account (an id without a secret) is a mistake; none at all means
+        // "not yet" (the account is created once identity runs) and events wait.
+        self.account.credentials().map(|_| ())
     }
 }
 
@@ -100,6 +96,13 @@ pub async fn run(config: ProfilesConfig, listener: TcpListener, shutdown: Shutdo
             let tokens = ClientCredentials::new(identity.clone(), id, secret, clock.clone());
             let options = PeerOptions::new(config.analytics_url.clone());
             Some(Peer::connect_lazy(options, Credentials::Service(tokens))?)
+        }
+        None if !config.analytics_url.is_empty() => {
+            tracing::error!(
+                "TT_ANALYTICS_URL is set but profiles has no service account (TT_SERVICE_CLIENT_ID and \
+                 its secret): events wait in the outbox until one is configured"
+            );
+            None
         }
         _ => None,
     };

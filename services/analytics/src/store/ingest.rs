@@ -86,13 +86,14 @@ impl Store {
         update_users(&mut tx, &fresh).await?;
 
         let mut sources: BTreeMap<&str, SourceCounts> = BTreeMap::new();
+        // Received events that were not stored just now are duplicates (also within the batch).
         for e in &batch.accepted {
+            sources.entry(e.source.as_str()).or_default().duplicates += 1;
+        }
+        for e in &fresh {
             let counts = sources.entry(e.source.as_str()).or_default();
-            if inserted.contains(&e.id) {
-                counts.events += 1;
-            } else {
-                counts.duplicates += 1;
-            }
+            counts.events += 1;
+            counts.duplicates -= 1;
         }
         for d in &batch.dead {
             sources.entry(d.source.as_str()).or_default().dead += 1;
