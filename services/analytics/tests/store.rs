@@ -70,21 +70,36 @@ async fn a_replayed_batch_adds_nothing_to_events_or_rollups() {
     assert_eq!(dau(&store, "2026-03-02", 2, "").await, vec![2, 0]);
     // 23:50Z is the next morning in Paris.
     assert_eq!(dau(&store, "2026-03-02", 2, "Europe/Paris").await, vec![1, 1]);
-    let counts = store.event_counts(calendar::quarter(DAY0), calendar::quarter(DAY0 + 24 * HOUR)).await.expect("counts");
+    let counts = store
+        .event_counts(calendar::quarter(DAY0), calendar::quarter(DAY0 + 24 * HOUR))
+        .await
+        .expect("counts");
     assert_eq!(counts.iter().map(|c| c.2).sum::<i64>(), 4, "each event counted once");
-    assert_eq!(store.registrations(DAY0, DAY0 + 24 * HOUR).await.expect("reg"), vec![(calendar::user_key("ann"), DAY0 + HOUR)]);
+    assert_eq!(
+        store.registrations(DAY0, DAY0 + 24 * HOUR).await.expect("reg"),
+        vec![(calendar::user_key("ann"), DAY0 + HOUR)]
+    );
     let usage = store.usage(0).await.expect("usage");
     assert_eq!((usage.events_total, usage.events_since, usage.users_total), (4, 4, 1));
     let identity = &usage.sources[0];
-    assert_eq!((identity.source.as_str(), identity.events, identity.duplicates, identity.batches), ("identity", 4, 5, 2));
+    assert_eq!(
+        (identity.source.as_str(), identity.events, identity.duplicates, identity.batches),
+        ("identity", 4, 5, 2)
+    );
 }
 
 #[tokio::test]
 async fn activity_bits_merge_across_batches_and_cohort_pairs_follow_registrations() {
     let (store, _db) = store().await;
     store.ingest(&batch(&[event("identity.user.registered", "ann", "ann", DAY0)])).await.expect("a");
-    store.ingest(&batch(&[event("identity.user.logged_in", "ann", "ann", DAY0 + 20 * HOUR)])).await.expect("b");
-    store.ingest(&batch(&[event("identity.user.logged_in", "old", "old", DAY0 + 20 * HOUR)])).await.expect("c");
+    store
+        .ingest(&batch(&[event("identity.user.logged_in", "ann", "ann", DAY0 + 20 * HOUR)]))
+        .await
+        .expect("b");
+    store
+        .ingest(&batch(&[event("identity.user.logged_in", "old", "old", DAY0 + 20 * HOUR)]))
+        .await
+        .expect("c");
     let days = [calendar::date("2026-03-02").expect("d")];
     let p = pieces(&days, &jiff::tz::TimeZone::UTC);
     let mut all = store.active_pairs(&p, None).await.expect("pairs");
@@ -109,7 +124,10 @@ async fn timelines_page_newest_first_with_filters() {
     store.ingest(&batch(&events)).await.expect("ingest");
     let mine = Filter { subject: Some("ann".into()), ..Filter::default() };
     let page = store.events_page(&mine, None, true, 4).await.expect("page");
-    assert_eq!(page.iter().map(|r| r.time).collect::<Vec<_>>(), vec![DAY0 + 4 * HOUR, DAY0 + 3 * HOUR, DAY0 + 2 * HOUR, DAY0 + HOUR]);
+    assert_eq!(
+        page.iter().map(|r| r.time).collect::<Vec<_>>(),
+        vec![DAY0 + 4 * HOUR, DAY0 + 3 * HOUR, DAY0 + 2 * HOUR, DAY0 + HOUR]
+    );
     let last = page.last().map(|r| (r.time, r.id.clone())).expect("last");
     let rest = store.events_page(&mine, Some(&last), true, 4).await.expect("rest");
     assert_eq!(rest.len(), 2, "the two events at DAY0");
@@ -141,13 +159,20 @@ async fn dead_letters_are_kept_once_listed_and_replayed_atomically() {
 
     // A replay that still fails records the new reason; one that passes ingests and marks it.
     let id = listed[0].id.clone();
-    let failing = Batch { still_failing: vec![(id.clone(), "UNKNOWN_TYPE: still".into())], now: NOW, ..Batch::default() };
+    let failing = Batch {
+        still_failing: vec![(id.clone(), "UNKNOWN_TYPE: still".into())],
+        now: NOW,
+        ..Batch::default()
+    };
     store.ingest(&failing).await.expect("failing replay");
     let again = store.pending_dead_letters(&[id.clone()], 10).await.expect("pending");
     assert_eq!((again[0].reason.as_str(), again[0].replay_attempts), ("UNKNOWN_TYPE: still", 1));
-    let mut fixed = EventBuilder::new("profiles", "profiles.goal.achieved", "ann", "ann", DAY0).string("goal_id", "g").build();
+    let mut fixed = EventBuilder::new("profiles", "profiles.goal.achieved", "ann", "ann", DAY0)
+        .string("goal_id", "g")
+        .build();
     fixed.id = unknown.id.clone();
-    let replay = Batch { accepted: vec![accepted(&fixed)], replayed: vec![id.clone()], now: NOW, ..Batch::default() };
+    let replay =
+        Batch { accepted: vec![accepted(&fixed)], replayed: vec![id.clone()], now: NOW, ..Batch::default() };
     assert_eq!(store.ingest(&replay).await.expect("replay").accepted, 1);
     assert!(store.pending_dead_letters(&[], 10).await.expect("none").is_empty());
     assert_eq!(store.dead_letters(true, None, 10).await.expect("all")[0].replayed_at, Some(NOW));

@@ -39,6 +39,7 @@ pub struct Stack {
     pub analytics_addr: SocketAddr,
     pub analytics: Arc<Analytics>,
     pub identity: Arc<Identity>,
+    pub profiles: Arc<tt_profiles::Profiles>,
     pub clock: ManualClock,
     cache: Cache,
     secret: Secret,
@@ -93,7 +94,7 @@ impl Stack {
         let mut builder = ServerBuilder::new(ServerArgs::for_tests());
         builder.verifier(tt_identity::run::local_verifier(&identity, shared.clone()));
         tt_identity::register(&mut builder, identity.clone());
-        tt_profiles::register(&mut builder, profiles, Some(to_analytics));
+        tt_profiles::register(&mut builder, profiles.clone(), Some(to_analytics));
         let sources = TestServer::spawn(builder).await;
 
         let mut stack = Stack {
@@ -102,6 +103,7 @@ impl Stack {
             analytics_addr,
             analytics: build_analytics(&analytics_db, &cache, &secret, &clock, ttl),
             identity,
+            profiles,
             clock,
             cache,
             secret,
@@ -132,7 +134,8 @@ impl Stack {
 
     /// Starts analytics again on the same port and database (a fresh process's state).
     pub async fn restart_analytics(&mut self) {
-        self.analytics = build_analytics(&self.analytics_db, &self.cache, &self.secret, &self.clock, &self.dashboard_ttl);
+        self.analytics =
+            build_analytics(&self.analytics_db, &self.cache, &self.secret, &self.clock, &self.dashboard_ttl);
         let listener = TcpListener::bind(self.analytics_addr).await.expect("rebind the same port");
         self.serve_analytics(listener).await;
     }
@@ -146,7 +149,10 @@ impl Stack {
     }
 
     async fn authed(&self, token: &str) -> AuthedChannel {
-        tonic::service::interceptor::InterceptedService::new(self.analytics_channel().await, Bearer::new(token))
+        tonic::service::interceptor::InterceptedService::new(
+            self.analytics_channel().await,
+            Bearer::new(token),
+        )
     }
 
     pub async fn ingest(&self, token: &str) -> IngestServiceClient<AuthedChannel> {
@@ -163,7 +169,10 @@ impl Stack {
     }
     pub fn profile(&self, token: &str) -> ProfileServiceClient<AuthedChannel> {
         let ch = tonic::transport::Endpoint::from_shared(self.sources.url()).expect("url").connect_lazy();
-        ProfileServiceClient::new(tonic::service::interceptor::InterceptedService::new(ch, Bearer::new(token)))
+        ProfileServiceClient::new(tonic::service::interceptor::InterceptedService::new(
+            ch,
+            Bearer::new(token),
+        ))
     }
 
     fn auth(&self) -> AuthServiceClient<Channel> {
@@ -208,7 +217,12 @@ impl Stack {
 
     /// Waits (up to 20 s) until analytics stored `n` events about `user` (through its own
     /// timeline as an admin).
-    pub async fn wait_for_events(&self, admin: &str, user: &str, n: usize) -> Vec<tt_proto::common::v1::Event> {
+    pub async fn wait_for_events(
+        &self,
+        admin: &str,
+        user: &str,
+        n: usize,
+    ) -> Vec<tt_proto::common::v1::Event> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let events = self.timeline(admin, user).await;
@@ -245,7 +259,13 @@ impl Stack {
     }
 }
 
-fn build_analytics(db: &TestDatabase, cache: &Cache, secret: &Secret, clock: &ManualClock, ttl: &str) -> Arc<Analytics> {
+fn build_analytics(
+    db: &TestDatabase,
+    cache: &Cache,
+    secret: &Secret,
+    clock: &ManualClock,
+    ttl: &str,
+) -> Arc<Analytics> {
     let mut args: AnalyticsArgs = tt_common::config::defaults();
     args.analytics_dashboard_ttl = ttl.parse().expect("duration");
     let shared: SharedClock = Arc::new(clock.clone());
