@@ -8,6 +8,7 @@ use prost::Message;
 use tonic::{Code, transport::Channel};
 use tt_e2e::{ADMIN_EMAIL, ADMIN_PASSWORD, AllInOne, raw};
 use tt_proto::{
+    analytics::v1 as apb,
     identity::v1::{self as pb, auth_service_client::AuthServiceClient},
     profiles::v1 as ppb,
 };
@@ -107,6 +108,18 @@ fn body(path: &str, f: &Fixture) -> Vec<u8> {
         "DeletePosition" => {
             ppb::DeletePositionRequest { position_id: f.owner_position.clone() }.encode_to_vec()
         }
+        "GetActivityHeatmap" => {
+            apb::GetActivityHeatmapRequest { user_id: owner, ..Default::default() }.encode_to_vec()
+        }
+        "ListTimelineEvents" => {
+            apb::ListTimelineEventsRequest { user_id: owner, ..Default::default() }.encode_to_vec()
+        }
+        "ExportEvents" => apb::ExportEventsRequest {
+            user_id: owner,
+            format: apb::ExportFormat::Csv.into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
         "SearchSkills" => {
             ppb::SearchSkillsRequest { query: "rust".into(), ..Default::default() }.encode_to_vec()
         }
@@ -167,6 +180,18 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         ("/timetravelers.profiles.v1.IntegrationService/GetLearnerView", ServiceOnly),
         ("/timetravelers.profiles.v1.IntegrationService/VerifyLearnerSkill", ServiceOnly),
         ("/timetravelers.profiles.v1.IntegrationService/ConsumeEvents", ServiceOnly),
+        ("/timetravelers.analytics.v1.IngestService/IngestEvents", ServiceOnly),
+        ("/timetravelers.analytics.v1.IngestService/StreamEvents", ServiceOnly),
+        ("/timetravelers.analytics.v1.ReportService/GetEngagement", Admin),
+        ("/timetravelers.analytics.v1.ReportService/GetRetentionCohorts", Admin),
+        ("/timetravelers.analytics.v1.ReportService/GetActivityHeatmap", OwnerOrAdmin),
+        ("/timetravelers.analytics.v1.ReportService/GetFeatureUsage", Admin),
+        ("/timetravelers.analytics.v1.ReportService/GetDashboard", Admin),
+        ("/timetravelers.analytics.v1.EventService/ListTimelineEvents", OwnerOrAdmin),
+        ("/timetravelers.analytics.v1.EventService/ExportEvents", OwnerOrAdmin),
+        ("/timetravelers.analytics.v1.AdminService/GetUsageStats", Admin),
+        ("/timetravelers.analytics.v1.AdminService/ListDeadLetters", Admin),
+        ("/timetravelers.analytics.v1.AdminService/ReplayDeadLetters", Admin),
     ])
 }
 
@@ -180,6 +205,7 @@ async fn registered_methods() -> anyhow::Result<Vec<String>> {
         timetravelers::start(config, "127.0.0.1:0".parse()?).await.map_err(anyhow::Error::msg)?;
     let mut fds = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET)?;
     fds.file.extend(prost_types::FileDescriptorSet::decode(ppb::FILE_DESCRIPTOR_SET)?.file);
+    fds.file.extend(prost_types::FileDescriptorSet::decode(apb::FILE_DESCRIPTOR_SET)?.file);
     let mut methods = Vec::new();
     for name in builder.service_names() {
         let (package, service) = name.rsplit_once('.').unwrap_or(("", name));
