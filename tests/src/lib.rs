@@ -2,8 +2,10 @@
 //!
 //! - [`echo`]: the bare tonic echo service, the baseline every performance figure is a ratio of;
 //! - [`AllInOne`]: the all-in-one server started in this process on 127.0.0.1:0;
-//! - [`raw`]: a pass-through codec for calling any method by path (the authorization matrix).
+//! - [`raw`]: a pass-through codec for calling any method by path (the authorization matrix);
+//! - [`analytics_load`]: synthetic events, the direct-INSERT baseline and streaming ingestion.
 
+pub mod analytics_load;
 pub mod echo;
 pub mod load;
 pub mod raw;

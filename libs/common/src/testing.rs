@@ -37,7 +37,9 @@ impl TestDatabase {
         }
     }
 
-    async fn postgres(server: String) -> Self {
+    /// A fresh database on the PostgreSQL server at `server` (any database URL there), dropped
+    /// with the value (the load generator's scratch databases).
+    pub async fn postgres(server: String) -> Self {
         use sqlx::Connection;
         let name = format!("tt_test_{}", crate::new_id().replace('-', ""));
         let mut conn =

@@ -49,6 +49,14 @@ impl Analytics {
     }
 }
 
+/// Folds accepted events into the rollups, once the tables exist.
+async fn roll_up(analytics: Arc<Analytics>) {
+    while analytics.prepare().await.is_err() {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    analytics.roll_up_forever().await;
+}
+
 /// Mounts analytics' four gRPC services, its descriptors and its readiness check (migrations).
 pub fn register(builder: &mut ServerBuilder, analytics: Arc<Analytics>) {
     let api = Api(analytics.clone());
@@ -77,6 +85,7 @@ pub fn register(builder: &mut ServerBuilder, analytics: Arc<Analytics>) {
             AdminServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
             fds,
         )
+        .background("analytics.rollups", Box::pin(roll_up(analytics.clone())))
         .ready_when(
             SERVICES,
             Box::new(move || {

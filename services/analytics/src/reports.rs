@@ -1,5 +1,5 @@
 //! Reports computed from the rollups: engagement, cohorts, heatmaps, feature usage and the
-//! dashboards made of them. Local days come from [`calendar::pieces`]; nothing here scans the
+//! dashboards made of them. Each first folds in what is still queued ([`Analytics::catch_up`]). Local days come from [`calendar::pieces`]; nothing here scans the
 //! event table except one learner's own events for their heatmap.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -42,6 +42,7 @@ fn day_index(starts: &[i64], ms: i64) -> Option<usize> {
 impl Analytics {
     /// DAU only, per day of the range (the cheapest engagement series).
     pub async fn daily_active(&self, range: &Range) -> Result<Vec<i64>, Status> {
+        self.catch_up().await?;
         let days = range.days_from(0);
         let counts = self.store.daily_active(&pieces(&days, &range.tz)).await.map_err(db)?;
         let mut out = vec![0; days.len()];
@@ -55,6 +56,7 @@ impl Analytics {
 
     /// Every engagement figure per day of the range.
     pub async fn engagement(&self, range: &Range) -> Result<Vec<Day>, Status> {
+        self.catch_up().await?;
         let back = MONTH - 1;
         let days = range.days_from(back as i64);
         let n = days.len();
@@ -89,6 +91,7 @@ impl Analytics {
 
     /// Weekly signup cohorts of the range, each followed for `weeks` weeks (up to today).
     pub async fn cohorts(&self, range: &Range, weeks: usize) -> Result<Vec<pb::Cohort>, Status> {
+        self.catch_up().await?;
         let first = monday_of(range.start);
         let last = monday_of(range.end);
         let today = calendar::local_date(self.now(), &range.tz);
@@ -158,6 +161,7 @@ impl Analytics {
                 self.store.subject_event_times(user, from, to, |ms| add(ms, 1)).await.map_err(db)?;
             }
             None => {
+                self.catch_up().await?;
                 let (qa, qb) = (quarter(from), quarter(to));
                 let mut per_bucket: BTreeMap<i64, i64> = BTreeMap::new();
                 for (bucket, _, n) in self.store.event_counts(qa, qb).await.map_err(db)? {
@@ -173,6 +177,7 @@ impl Analytics {
 
     /// Events per type over the range, most used first.
     pub async fn feature_usage(&self, range: &Range) -> Result<Vec<(String, i64)>, Status> {
+        self.catch_up().await?;
         let starts = day_starts(range.days_from(0), &range.tz);
         let (qa, qb) = (quarter(starts[0]), quarter(starts[starts.len() - 1]));
         let mut totals: HashMap<String, i64> = HashMap::new();
@@ -186,6 +191,7 @@ impl Analytics {
 
     /// Events per local day, in all and per type.
     pub async fn activity(&self, range: &Range) -> Result<BTreeMap<String, Vec<i64>>, Status> {
+        self.catch_up().await?;
         let starts = day_starts(range.days_from(0), &range.tz);
         let days = starts.len() - 1;
         let (qa, qb) = (quarter(starts[0]), quarter(starts[days]));

@@ -28,8 +28,13 @@ pub struct Analytics {
     pub pages: PageTokens,
     /// How long a computed dashboard is served from the cache; zero turns caching off.
     pub dashboard_ttl: Duration,
+    /// Wakes the roll-up task after a batch queued events.
+    pub rollup_wake: tokio::sync::Notify,
     pub(crate) prepared: tokio::sync::OnceCell<()>,
 }
+
+/// Queued events one roll-up transaction folds in at most.
+pub const ROLLUP_CHUNK: i64 = 20_000;
 
 pub fn db(e: StorageError) -> Status {
     e.to_status(DOMAIN)
@@ -53,7 +58,15 @@ impl Analytics {
         pages: PageTokens,
         dashboard_ttl: Duration,
     ) -> Self {
-        Self { store, cache, clock, pages, dashboard_ttl, prepared: tokio::sync::OnceCell::new() }
+        Self {
+            store,
+            cache,
+            clock,
+            pages,
+            dashboard_ttl,
+            rollup_wake: tokio::sync::Notify::new(),
+            prepared: tokio::sync::OnceCell::new(),
+        }
     }
 
     pub fn now(&self) -> Millis {
@@ -71,6 +84,9 @@ impl Analytics {
             }
         }
         let summary = self.store.ingest(&batch).await.map_err(db)?;
+        if summary.accepted > 0 {
+            self.rollup_wake.notify_one();
+        }
         metrics::counter!("tt_analytics_events_accepted_total").increment(summary.accepted.unsigned_abs());
         metrics::counter!("tt_analytics_events_duplicate_total").increment(summary.duplicates.unsigned_abs());
         metrics::counter!("tt_analytics_events_dead_lettered_total")
@@ -79,5 +95,33 @@ impl Analytics {
             tracing::warn!(dead_lettered = summary.dead_lettered, "events refused to the dead-letter store");
         }
         Ok(summary)
+    }
+
+    /// Folds what is queued into the rollups before a report reads them (the background task
+    /// keeps the queue short; this makes a report include every event accepted before it).
+    /// Stops after five chunks: under a bulk load the report is then a few seconds behind.
+    pub async fn catch_up(&self) -> Result<(), Status> {
+        for _ in 0..5 {
+            if self.store.roll_up(ROLLUP_CHUNK).await.map_err(db)? < ROLLUP_CHUNK as usize {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The background roll-up task: folds queued events in as they arrive.
+    pub async fn roll_up_forever(&self) {
+        loop {
+            match self.store.roll_up(ROLLUP_CHUNK).await {
+                Ok(n) if n as i64 == ROLLUP_CHUNK => continue,
+                Ok(_) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.rollup_wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "rolling up events failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
     }
 }

@@ -33,6 +33,13 @@ fn accepted(e: &Event) -> Accepted {
     schema::check(e, NOW).expect("valid event")
 }
 
+/// Ingests and folds the queue into the rollups.
+async fn ingest(store: &Store, batch: &Batch) -> Result<Summary, tt_common::storage::StorageError> {
+    let summary = store.ingest(batch).await?;
+    while store.roll_up(1000).await? > 0 {}
+    Ok(summary)
+}
+
 fn batch(events: &[Event]) -> Batch {
     Batch { accepted: events.iter().map(accepted).collect(), now: NOW, ..Batch::default() }
 }
@@ -60,9 +67,9 @@ async fn a_replayed_batch_adds_nothing_to_events_or_rollups() {
     ];
     let mut first = batch(&events);
     first.accepted.push(accepted(&events[0])); // twice in one batch
-    let s = store.ingest(&first).await.expect("ingest");
+    let s = ingest(&store, &first).await.expect("ingest");
     assert_eq!(s, Summary { accepted: 4, duplicates: 1, dead_lettered: 0 });
-    let again = store.ingest(&batch(&events)).await.expect("replay");
+    let again = ingest(&store, &batch(&events)).await.expect("replay");
     assert_eq!(again, Summary { accepted: 0, duplicates: 4, dead_lettered: 0 });
 
     assert_eq!(store.count_events(&Filter::default()).await.expect("count"), 4);
@@ -91,13 +98,11 @@ async fn a_replayed_batch_adds_nothing_to_events_or_rollups() {
 #[tokio::test]
 async fn activity_bits_merge_across_batches_and_cohort_pairs_follow_registrations() {
     let (store, _db) = store().await;
-    store.ingest(&batch(&[event("identity.user.registered", "ann", "ann", DAY0)])).await.expect("a");
-    store
-        .ingest(&batch(&[event("identity.user.logged_in", "ann", "ann", DAY0 + 20 * HOUR)]))
+    ingest(&store, &batch(&[event("identity.user.registered", "ann", "ann", DAY0)])).await.expect("a");
+    ingest(&store, &batch(&[event("identity.user.logged_in", "ann", "ann", DAY0 + 20 * HOUR)]))
         .await
         .expect("b");
-    store
-        .ingest(&batch(&[event("identity.user.logged_in", "old", "old", DAY0 + 20 * HOUR)]))
+    ingest(&store, &batch(&[event("identity.user.logged_in", "old", "old", DAY0 + 20 * HOUR)]))
         .await
         .expect("c");
     let days = [calendar::date("2026-03-02").expect("d")];
@@ -121,7 +126,7 @@ async fn timelines_page_newest_first_with_filters() {
         (0..5).map(|i| event("identity.user.logged_in", "ann", "ann", DAY0 + i * HOUR)).collect();
     events.push(event("identity.user.registered", "ann", "ann", DAY0));
     events.push(event("identity.user.logged_in", "bob", "bob", DAY0 + HOUR));
-    store.ingest(&batch(&events)).await.expect("ingest");
+    ingest(&store, &batch(&events)).await.expect("ingest");
     let mine = Filter { subject: Some("ann".into()), ..Filter::default() };
     let page = store.events_page(&mine, None, true, 4).await.expect("page");
     assert_eq!(
@@ -148,8 +153,8 @@ async fn dead_letters_are_kept_once_listed_and_replayed_atomically() {
     let mut b = batch(&[]);
     b.dead = vec![dead_letter(&unknown, reason.clone()), dead_letter(&unknown, reason.clone())];
     b.backlog = Some(Backlog { source: "profiles".into(), pending: 7, oldest: Some(DAY0) });
-    assert_eq!(store.ingest(&b).await.expect("ingest").dead_lettered, 2);
-    store.ingest(&b).await.expect("redelivered");
+    assert_eq!(ingest(&store, &b).await.expect("ingest").dead_lettered, 2);
+    ingest(&store, &b).await.expect("redelivered");
     let listed = store.dead_letters(false, None, 10).await.expect("list");
     assert_eq!(listed.len(), 1, "one dead letter per event id");
     assert_eq!(listed[0].reason, reason);
@@ -164,7 +169,7 @@ async fn dead_letters_are_kept_once_listed_and_replayed_atomically() {
         now: NOW,
         ..Batch::default()
     };
-    store.ingest(&failing).await.expect("failing replay");
+    ingest(&store, &failing).await.expect("failing replay");
     let again = store.pending_dead_letters(&[id.clone()], 10).await.expect("pending");
     assert_eq!((again[0].reason.as_str(), again[0].replay_attempts), ("UNKNOWN_TYPE: still", 1));
     let mut fixed = EventBuilder::new("profiles", "profiles.goal.achieved", "ann", "ann", DAY0)
@@ -173,7 +178,7 @@ async fn dead_letters_are_kept_once_listed_and_replayed_atomically() {
     fixed.id = unknown.id.clone();
     let replay =
         Batch { accepted: vec![accepted(&fixed)], replayed: vec![id.clone()], now: NOW, ..Batch::default() };
-    assert_eq!(store.ingest(&replay).await.expect("replay").accepted, 1);
+    assert_eq!(ingest(&store, &replay).await.expect("replay").accepted, 1);
     assert!(store.pending_dead_letters(&[], 10).await.expect("none").is_empty());
     assert_eq!(store.dead_letters(true, None, 10).await.expect("all")[0].replayed_at, Some(NOW));
 }
@@ -187,9 +192,48 @@ async fn time_zones_follow_the_latest_profile_event() {
             .string("time_zone", zone)
             .build()
     };
-    store.ingest(&batch(&[tz("Asia/Tokyo", DAY0 + 2), tz("Europe/Paris", DAY0 + 1)])).await.expect("a");
+    ingest(&store, &batch(&[tz("Asia/Tokyo", DAY0 + 2), tz("Europe/Paris", DAY0 + 1)])).await.expect("a");
     assert_eq!(store.time_zone_of("ann").await.expect("tz"), "Asia/Tokyo");
-    store.ingest(&batch(&[tz("America/Lima", DAY0)])).await.expect("older");
+    ingest(&store, &batch(&[tz("America/Lima", DAY0)])).await.expect("older");
     assert_eq!(store.time_zone_of("ann").await.expect("tz"), "Asia/Tokyo", "an older event does not win");
     assert_eq!(store.time_zone_of("nobody").await.expect("tz"), "");
+}
+
+#[tokio::test]
+async fn concurrent_roll_up_passes_apply_each_event_once() {
+    let (store, _db) = store().await;
+    let events: Vec<Event> = (0..3000)
+        .map(|i| {
+            event(
+                "identity.user.logged_in",
+                &format!("u{}", i % 300),
+                &format!("u{}", i % 300),
+                DAY0 + i * 60_000,
+            )
+        })
+        .collect();
+    for chunk in events.chunks(1000) {
+        store.ingest(&batch(chunk)).await.expect("ingest");
+    }
+    assert_eq!(store.rollup_backlog().await.expect("backlog"), 3000, "queued, not yet rolled up");
+    let passes = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            loop {
+                match store.roll_up(250).await.expect("roll up") {
+                    0 => return n,
+                    k => n += k,
+                }
+            }
+        })
+    });
+    let applied: usize = futures::future::join_all(passes).await.into_iter().map(|r| r.expect("task")).sum();
+    assert_eq!(applied, 3000, "every queued event applied by exactly one pass");
+    assert_eq!(store.rollup_backlog().await.expect("backlog"), 0);
+    let counts = store
+        .event_counts(calendar::quarter(DAY0), calendar::quarter(DAY0 + 3 * 24 * HOUR))
+        .await
+        .expect("counts");
+    assert_eq!(counts.iter().map(|c| c.2).sum::<i64>(), 3000);
 }

@@ -11,7 +11,10 @@
 //! GetMe while a login flood saturates password hashing; reports the p99 ratio), `profiles`
 //! (ProfileService/GetProfile for the caller and IntegrationService/GetLearnerView with a service
 //! token, each on a server with the view cache and on one with it turned off: cache hit versus
-//! miss in the same run).
+//! miss in the same run), `analytics` (a synthetic month of events: inserted straight into
+//! PostgreSQL with multi-row INSERTs as the baseline, then client-streamed through analytics
+//! into a fresh database; then the 30-day DAU series over them, uncached, and every engagement
+//! figure).
 //!
 //! Against running servers: `--target` is the profiles (or all-in-one) URL, `--identity` the
 //! identity URL when it differs, and `--miss-target` a second profiles deployment on the same
@@ -68,6 +71,21 @@ struct Args {
     /// Profiles with its view cache off (scenario `profiles`; in process when unset).
     #[arg(long)]
     miss_target: Option<String>,
+    /// PostgreSQL server the `analytics` scenario makes its scratch databases on.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    database_url: String,
+    /// Events of the `analytics` scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Users those events are about.
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Events per stream message (and rows per direct INSERT batch group).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Concurrent ingestion streams (and baseline connections).
+    #[arg(long, default_value_t = 4)]
+    streams: usize,
     /// The admin's password on --target (creates the service account for GetLearnerView).
     #[arg(long, env = "TT_LOADGEN_ADMIN_PASSWORD", default_value = tt_e2e::ADMIN_PASSWORD)]
     admin_password: String,
@@ -91,6 +109,9 @@ async fn main() -> anyhow::Result<()> {
 
     if args.scenario == "profiles" {
         return profiles::run(&args, baseline).await;
+    }
+    if args.scenario == "analytics" {
+        return analytics::run(&args, baseline).await;
     }
 
     let (_server, url) = match &args.target {
@@ -396,5 +417,115 @@ mod profiles {
             .profile
             .map(|p| p.user_id)
             .unwrap_or_default())
+    }
+}
+
+mod analytics {
+    //! Scenario `analytics`: ingestion throughput against the direct-INSERT baseline, then the
+    //! 30-day DAU series over the ingested month.
+
+    use tt_common::testing::TestDatabase;
+    use tt_e2e::analytics_load::{analytics_server, direct_insert, month_of_events, stream_ingest};
+    use tt_proto::analytics::v1::{
+        DateRange, GetDashboardRequest, GetEngagementRequest, GetUsageStatsRequest,
+        admin_service_client::AdminServiceClient, report_service_client::ReportServiceClient,
+    };
+
+    use super::*;
+
+    pub async fn run(args: &Args, baseline: Report) -> anyhow::Result<()> {
+        use tt_common::clock::Clock;
+        let now = tt_common::clock::SystemClock.now_ms();
+        println!("generating {} events about {} users over 30 days", args.events, args.users);
+        let events = month_of_events(args.events, args.users, 30, now - 60_000, 7);
+
+        let direct = TestDatabase::postgres(args.database_url.clone()).await;
+        let db = tt_common::storage::Database::connect_lazy(&tt_common::storage::DatabaseOptions::new(
+            direct.url.clone(),
+        ))?;
+        db.migrate(tt_analytics::store::MIGRATIONS).await?;
+        db.close().await;
+        // The same 500-row statements analytics writes, over as many connections as streams.
+        let direct_rate = direct_insert(&direct.url, &events, 500, args.streams).await?;
+        println!("direct multi-row INSERT into events:   {direct_rate:>9.0} events/s");
+        drop(direct);
+
+        let target = TestDatabase::postgres(args.database_url.clone()).await;
+        let dir = tempfile::tempdir()?;
+        let (server, service, admin) = analytics_server(&target.url, dir.path(), "0s").await?;
+        let channels = load::connections(&server.url(), args.streams).await?;
+        let started = std::time::Instant::now();
+        let (rate, summary) = stream_ingest(&channels, &service, &events, args.batch, args.streams).await?;
+        println!(
+            "client-streaming ingestion (analytics): {rate:>9.0} events/s   ({:.2}x direct; accepted {}, duplicates {}, dead letters {})",
+            rate / direct_rate,
+            summary.accepted,
+            summary.duplicates,
+            summary.dead_lettered
+        );
+        // The rollups fold the accepted events in behind ingestion: how long until they hold all.
+        let mut stats = AdminServiceClient::new(tonic::service::interceptor::InterceptedService::new(
+            channels[0].clone(),
+            Bearer::new(admin.clone()),
+        ));
+        let mut backlog = i64::MAX;
+        while backlog > 0 {
+            backlog = stats.get_usage_stats(GetUsageStatsRequest {}).await?.into_inner().rollup_backlog;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let all_in = started.elapsed().as_secs_f64();
+        println!(
+            "rollups complete {all_in:.1} s after ingestion began: {:>9.0} events/s end to end ({:.2}x direct)",
+            events.len() as f64 / all_in,
+            events.len() as f64 / all_in / direct_rate
+        );
+
+        let end = tt_analytics::domain::calendar::local_date(now, &jiff::tz::TimeZone::UTC);
+        let start = tt_analytics::domain::calendar::add_days(end, -29).unwrap_or(end);
+        let range =
+            DateRange { start_date: start.to_string(), end_date: end.to_string(), time_zone: String::new() };
+        let authed = |ch: Channel, token: String| {
+            ReportServiceClient::new(tonic::service::interceptor::InterceptedService::new(
+                ch,
+                Bearer::new(token),
+            ))
+        };
+        let (t, r) = (admin.clone(), range.clone());
+        let dau = move |ch: Channel, _n: u64| {
+            let (token, range) = (t.clone(), r.clone());
+            async move {
+                authed(ch, token)
+                    .get_dashboard(GetDashboardRequest {
+                        dashboard: "engagement".into(),
+                        range: Some(range),
+                        series: vec!["dau".into()],
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        let (t, r) = (admin.clone(), range.clone());
+        let engagement = move |ch: Channel, _n: u64| {
+            let (token, range) = (t.clone(), r.clone());
+            async move {
+                authed(ch, token)
+                    .get_engagement(GetEngagementRequest { range: Some(range) })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        let (d, w) = (args.duration.0, args.warmup.0);
+        load::run("warmup", &channels, 1, w, dau.clone()).await?;
+        let reports = vec![
+            baseline.clone(),
+            load::run("30-day DAU, 1 in flight", &channels, 1, d, dau.clone()).await?,
+            load::run("30-day DAU, 4 in flight", &channels, 4, d, dau).await?,
+            load::run("GetEngagement 30 days, 1", &channels, 1, d, engagement).await?,
+        ];
+        println!("dashboards uncached (TT_ANALYTICS_DASHBOARD_TTL=0s); target: DAU p50 <= 50 ms");
+        print(args, &reports, &baseline);
+        drop(channels);
+        server.stop().await;
+        Ok(())
     }
 }

@@ -38,6 +38,7 @@ impl AdminService for Api {
     ) -> Result<Response<pb::GetUsageStatsResponse>, Status> {
         require_admin(&request)?;
         let usage = self.store.usage(quarter(self.now() - DAY_MS)).await.map_err(db)?;
+        let rollup_backlog = self.store.rollup_backlog().await.map_err(db)?;
         let sources = usage
             .sources
             .into_iter()
@@ -63,6 +64,7 @@ impl AdminService for Api {
             users_total: usage.users_total,
             dead_letters_pending: usage.dead_letters_pending,
             sources,
+            rollup_backlog,
         }))
     }
 

@@ -61,6 +61,17 @@ impl std::ops::AddAssign for Summary {
     }
 }
 
+/// What the rollups need of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub time: Millis,
+    pub kind: String,
+    pub subject: String,
+    pub active: bool,
+    pub registered: bool,
+    pub time_zone: Option<String>,
+}
+
 /// Per-source counts of one batch.
 #[derive(Default)]
 struct SourceCounts {
@@ -81,9 +92,23 @@ impl Store {
             inserted.extend(insert_events(&mut tx, chunk, batch.now).await?);
         }
         let fresh: Vec<&Accepted> = unique.iter().copied().filter(|e| inserted.contains(&e.id)).collect();
-        update_activity(&mut tx, &fresh).await?;
-        update_counts(&mut tx, &fresh).await?;
-        update_users(&mut tx, &fresh).await?;
+        upsert(
+            &mut tx,
+            &fresh,
+            7,
+            "INSERT INTO rollup_queue (id, time, type, subject, active, registered, time_zone)",
+            "",
+            |q, e| {
+                q.bind(e.id.clone())
+                    .bind(e.time)
+                    .bind(e.kind.clone())
+                    .bind(e.subject.clone())
+                    .bind(i64::from(e.active))
+                    .bind(i64::from(e.registered))
+                    .bind(e.time_zone.clone().unwrap_or_default())
+            },
+        )
+        .await?;
 
         let mut sources: BTreeMap<&str, SourceCounts> = BTreeMap::new();
         // Received events that were not stored just now are duplicates (also within the batch).
@@ -122,6 +147,52 @@ impl Store {
             duplicates: i64::try_from(batch.accepted.len()).unwrap_or(i64::MAX) - accepted,
             dead_lettered: i64::try_from(batch.dead.len()).unwrap_or(i64::MAX),
         })
+    }
+}
+
+impl Store {
+    /// Folds up to `limit` queued events into the rollups in one transaction; returns how many.
+    /// Concurrent passes (other replicas) never apply an event twice: each applies exactly the
+    /// queue rows its own DELETE removed.
+    pub async fn roll_up(&self, limit: i64) -> Result<usize, StorageError> {
+        let mut tx = self.db().pool().begin().await?;
+        let rows = sqlx::query(
+            "DELETE FROM rollup_queue WHERE id IN (SELECT id FROM rollup_queue ORDER BY id LIMIT $1) \
+             RETURNING time, type, subject, active, registered, time_zone",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let facts = rows
+            .iter()
+            .map(|r| {
+                let time_zone: String = r.try_get("time_zone")?;
+                Ok(Fact {
+                    time: r.try_get("time")?,
+                    kind: r.try_get("type")?,
+                    subject: r.try_get("subject")?,
+                    active: r.try_get::<i64, _>("active")? != 0,
+                    registered: r.try_get::<i64, _>("registered")? != 0,
+                    time_zone: (!time_zone.is_empty()).then_some(time_zone),
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        update_activity(&mut tx, &facts).await?;
+        update_counts(&mut tx, &facts).await?;
+        update_users(&mut tx, &facts).await?;
+        tx.commit().await?;
+        Ok(facts.len())
+    }
+
+    /// Events accepted but not yet in the rollups.
+    pub async fn rollup_backlog(&self) -> Result<i64, StorageError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM rollup_queue")
+            .fetch_one(self.db().pool())
+            .await?
+            .try_get("n")?)
     }
 }
 
@@ -178,7 +249,7 @@ async fn upsert<T>(
 
 /// ORs each active user's quarter-hours into their day's row. Rows are written in key order so
 /// concurrent batches lock them in the same order (no deadlocks on PostgreSQL).
-async fn update_activity(tx: &mut Transaction<'_, Any>, fresh: &[&Accepted]) -> Result<(), StorageError> {
+async fn update_activity(tx: &mut Transaction<'_, Any>, fresh: &[Fact]) -> Result<(), StorageError> {
     let mut days: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
     for e in fresh.iter().filter(|e| e.active) {
         let (day, early, late) = activity_bits(e.time);
@@ -199,7 +270,7 @@ async fn update_activity(tx: &mut Transaction<'_, Any>, fresh: &[&Accepted]) -> 
     .await
 }
 
-async fn update_counts(tx: &mut Transaction<'_, Any>, fresh: &[&Accepted]) -> Result<(), StorageError> {
+async fn update_counts(tx: &mut Transaction<'_, Any>, fresh: &[Fact]) -> Result<(), StorageError> {
     let mut counts: BTreeMap<(i64, &str), i64> = BTreeMap::new();
     for e in fresh {
         *counts.entry((quarter(e.time), e.kind.as_str())).or_default() += 1;
@@ -217,7 +288,7 @@ async fn update_counts(tx: &mut Transaction<'_, Any>, fresh: &[&Accepted]) -> Re
 }
 
 /// Registrations and time zones.
-async fn update_users(tx: &mut Transaction<'_, Any>, fresh: &[&Accepted]) -> Result<(), StorageError> {
+async fn update_users(tx: &mut Transaction<'_, Any>, fresh: &[Fact]) -> Result<(), StorageError> {
     #[derive(Default)]
     struct UserUpdate {
         registered_at: Option<Millis>,
