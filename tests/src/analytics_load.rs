@@ -23,20 +23,18 @@ use tt_proto::{
     common::v1::Event,
 };
 
-const DAY_MS: i64 = 24 * 3600 * 1000;
-
-/// `n` events over the `days` days before `end_ms`, from `users` users: each user signs up
-/// once (on their first day), then signs in, edits their profile, sets goals and adds skills on
-/// the days they are active (a few users are daily, most now and then).
-pub fn month_of_events(n: usize, users: usize, days: i64, end_ms: i64, seed: u64) -> Vec<Event> {
+/// `n` events over the `span_ms` before `end_ms`, from `users` users: each user signs up once
+/// (early in the span), then signs in, edits their profile, sets goals and adds skills, some
+/// users often, most now and then. A month is a backfill; the last minutes are live traffic.
+pub fn synthetic_events(n: usize, users: usize, span_ms: i64, end_ms: i64, seed: u64) -> Vec<Event> {
     let mut rng = StdRng::seed_from_u64(seed);
     let ids: Vec<String> = (0..users).map(|_| tt_common::new_id()).collect();
     // A user's activity level: how likely they are active on a given day.
     let levels: Vec<f64> = (0..users).map(|_| rng.random_range(0.05..0.9f64).powi(2)).collect();
-    let start = end_ms - days * DAY_MS;
+    let start = end_ms - span_ms;
     let mut out = Vec::with_capacity(n);
     for id in &ids {
-        let at = start + rng.random_range(0..DAY_MS);
+        let at = start + rng.random_range(0..(span_ms / 30).max(1));
         out.push(EventBuilder::new("identity", "identity.user.registered", id, id, at).build());
     }
     while out.len() < n {
@@ -45,7 +43,7 @@ pub fn month_of_events(n: usize, users: usize, days: i64, end_ms: i64, seed: u64
             continue;
         }
         let id = &ids[u];
-        let at = start + rng.random_range(0..days * DAY_MS - 60_000);
+        let at = start + rng.random_range(0..span_ms.max(1));
         let event = match rng.random_range(0..10) {
             0..=4 => {
                 EventBuilder::new("identity", "identity.user.logged_in", id, id, at).string("client", "web")

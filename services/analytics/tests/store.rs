@@ -75,6 +75,12 @@ async fn a_replayed_batch_adds_nothing_to_events_or_rollups() {
     assert_eq!(store.count_events(&Filter::default()).await.expect("count"), 4);
     // cat was suspended by an admin: not their activity.
     assert_eq!(dau(&store, "2026-03-02", 2, "").await, vec![2, 0]);
+    let day0 = DAY0 / (24 * HOUR);
+    assert_eq!(
+        store.daily_active_utc(day0, day0 + 1).await.expect("counters"),
+        vec![(day0, 2)],
+        "counted once"
+    );
     // 23:50Z is the next morning in Paris.
     assert_eq!(dau(&store, "2026-03-02", 2, "Europe/Paris").await, vec![1, 1]);
     let counts = store
@@ -236,4 +242,11 @@ async fn concurrent_roll_up_passes_apply_each_event_once() {
         .await
         .expect("counts");
     assert_eq!(counts.iter().map(|c| c.2).sum::<i64>(), 3000);
+    // The per-day counters agree with the distinct count over the quarter-hour rollup.
+    let day0 = DAY0 / (24 * HOUR);
+    let mut counters = store.daily_active_utc(day0, day0 + 2).await.expect("counters");
+    counters.sort();
+    let generic = dau(&store, "2026-03-02", 3, "").await;
+    assert_eq!(counters.iter().map(|c| c.1).collect::<Vec<_>>(), generic);
+    assert_eq!(generic, vec![300, 300, 120], "minutes 0-1439, 1440-2879 and 2880-2999");
 }

@@ -425,7 +425,7 @@ mod analytics {
     //! 30-day DAU series over the ingested month.
 
     use tt_common::testing::TestDatabase;
-    use tt_e2e::analytics_load::{analytics_server, direct_insert, month_of_events, stream_ingest};
+    use tt_e2e::analytics_load::{analytics_server, direct_insert, stream_ingest, synthetic_events};
     use tt_proto::analytics::v1::{
         DateRange, GetDashboardRequest, GetEngagementRequest, GetUsageStatsRequest,
         admin_service_client::AdminServiceClient, report_service_client::ReportServiceClient,
@@ -436,8 +436,11 @@ mod analytics {
     pub async fn run(args: &Args, baseline: Report) -> anyhow::Result<()> {
         use tt_common::clock::Clock;
         let now = tt_common::clock::SystemClock.now_ms();
+        const DAY_MS: i64 = 24 * 3600 * 1000;
         println!("generating {} events about {} users over 30 days", args.events, args.users);
-        let events = month_of_events(args.events, args.users, 30, now - 60_000, 7);
+        let events = synthetic_events(args.events, args.users, 30 * DAY_MS, now - 11 * 60_000, 7);
+        // Then live traffic: a fifth as many events over the last ten minutes.
+        let live = synthetic_events(args.events / 5, args.users, 10 * 60_000, now, 8);
 
         let direct = TestDatabase::postgres(args.database_url.clone()).await;
         let db = tt_common::storage::Database::connect_lazy(&tt_common::storage::DatabaseOptions::new(
@@ -447,38 +450,41 @@ mod analytics {
         db.close().await;
         // The same 500-row statements analytics writes, over as many connections as streams.
         let direct_rate = direct_insert(&direct.url, &events, 500, args.streams).await?;
-        println!("direct multi-row INSERT into events:   {direct_rate:>9.0} events/s");
+        println!("month, direct multi-row INSERT:        {direct_rate:>9.0} events/s");
+        let direct_live = direct_insert(&direct.url, &live, 500, args.streams).await?;
+        println!("live, direct multi-row INSERT:         {direct_live:>9.0} events/s");
         drop(direct);
 
         let target = TestDatabase::postgres(args.database_url.clone()).await;
         let dir = tempfile::tempdir()?;
         let (server, service, admin) = analytics_server(&target.url, dir.path(), "0s").await?;
         let channels = load::connections(&server.url(), args.streams).await?;
-        let started = std::time::Instant::now();
-        let (rate, summary) = stream_ingest(&channels, &service, &events, args.batch, args.streams).await?;
-        println!(
-            "client-streaming ingestion (analytics): {rate:>9.0} events/s   ({:.2}x direct; accepted {}, duplicates {}, dead letters {})",
-            rate / direct_rate,
-            summary.accepted,
-            summary.duplicates,
-            summary.dead_lettered
-        );
-        // The rollups fold the accepted events in behind ingestion: how long until they hold all.
         let mut stats = AdminServiceClient::new(tonic::service::interceptor::InterceptedService::new(
             channels[0].clone(),
             Bearer::new(admin.clone()),
         ));
-        let mut backlog = i64::MAX;
-        while backlog > 0 {
-            backlog = stats.get_usage_stats(GetUsageStatsRequest {}).await?.into_inner().rollup_backlog;
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        for (name, batch, direct) in [("month", &events, direct_rate), ("live", &live, direct_live)] {
+            let started = std::time::Instant::now();
+            let (rate, summary) = stream_ingest(&channels, &service, batch, args.batch, args.streams).await?;
+            println!(
+                "{name}, client-streaming ingestion:    {rate:>9.0} events/s   ({:.2}x direct; accepted {}, duplicates {}, dead letters {})",
+                rate / direct,
+                summary.accepted,
+                summary.duplicates,
+                summary.dead_lettered
+            );
+            // The rollups fold accepted events in behind ingestion: how long until they hold all.
+            let mut backlog = i64::MAX;
+            while backlog > 0 {
+                backlog = stats.get_usage_stats(GetUsageStatsRequest {}).await?.into_inner().rollup_backlog;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let all_in = started.elapsed().as_secs_f64();
+            println!(
+                "{name}, rollups complete after {all_in:.1} s:  {:>9.0} events/s ingested and rolled up",
+                batch.len() as f64 / all_in
+            );
         }
-        let all_in = started.elapsed().as_secs_f64();
-        println!(
-            "rollups complete {all_in:.1} s after ingestion began: {:>9.0} events/s end to end ({:.2}x direct)",
-            events.len() as f64 / all_in,
-            events.len() as f64 / all_in / direct_rate
-        );
 
         let end = tt_analytics::domain::calendar::local_date(now, &jiff::tz::TimeZone::UTC);
         let start = tt_analytics::domain::calendar::add_days(end, -29).unwrap_or(end);

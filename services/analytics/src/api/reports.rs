@@ -141,6 +141,7 @@ impl ReportService for Api {
         if let (Some(user), Some(r)) = (&user, req.range.as_mut())
             && r.time_zone.is_empty()
         {
+            self.catch_up().await?;
             r.time_zone = self.store.time_zone_of(user).await.map_err(crate::service::db)?;
         }
         let mut v = violations();

@@ -70,6 +70,13 @@ impl Range {
         (-offset..self.len()).filter_map(|i| add_days(self.start, i)).collect()
     }
 
+    /// Whether local days are UTC days (the zone never leaves offset zero).
+    pub fn is_utc(&self) -> bool {
+        self.tz == TimeZone::UTC
+            || self.tz.iana_name() == Some("Etc/UTC")
+            || self.tz.iana_name() == Some("UTC")
+    }
+
     /// Where the local day `d` starts, in unix millis.
     pub fn start_of(&self, d: Date) -> Millis {
         start_of(d, &self.tz)

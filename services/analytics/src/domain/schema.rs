@@ -112,11 +112,11 @@ pub struct Accepted {
     pub source: String,
     /// The attributes as a JSON object (see [`attributes_json`]).
     pub attributes: String,
-    /// Did the user do it themselves (counts as activity)?
-    pub active: bool,
-    pub registered: bool,
-    /// A time zone the event tells for its subject.
-    pub time_zone: Option<String>,
+}
+
+/// An event is its subject's activity when they did it themselves.
+pub fn is_activity(actor: &str, subject: &str) -> bool {
+    actor == subject
 }
 
 /// Checks `event` at `now`: the stored form, or why it was refused (`MALFORMED: ...` or
@@ -161,10 +161,6 @@ pub fn check(event: &Event, now: Millis) -> Result<Accepted, String> {
     if !problems.is_empty() {
         return Err(format!("MALFORMED: {}", problems.join("; ")));
     }
-    let time_zone = match event.attributes.get(TIME_ZONE_ATTRIBUTE).and_then(|v| v.kind.as_ref()) {
-        Some(Kind::StringValue(tz)) if !tz.is_empty() => Some(tz.clone()),
-        _ => None,
-    };
     Ok(Accepted {
         id: event.id.clone(),
         kind: event.r#type.clone(),
@@ -174,9 +170,6 @@ pub fn check(event: &Event, now: Millis) -> Result<Accepted, String> {
         subject: event.subject.clone(),
         source: event.source.clone(),
         attributes: attributes_json(&event.attributes),
-        active: event.actor == event.subject,
-        registered: event.r#type == REGISTERED,
-        time_zone,
     })
 }
 
@@ -256,6 +249,17 @@ fn is_type_name(s: &str) -> bool {
         })
 }
 
+/// The time zone stored attributes (JSON) tell, if any.
+pub fn time_zone_of(attributes_json: &str) -> Option<String> {
+    if !attributes_json.contains(TIME_ZONE_ATTRIBUTE) {
+        return None;
+    }
+    match attributes_from_json(attributes_json).remove(TIME_ZONE_ATTRIBUTE)?.kind? {
+        Kind::StringValue(tz) if !tz.is_empty() => Some(tz),
+        _ => None,
+    }
+}
+
 /// Typed attributes as one JSON object, keys sorted. Floats always carry a fraction or an
 /// exponent, so [`attributes_from_json`] gives back the same types.
 pub fn attributes_json(attributes: &std::collections::HashMap<String, AttributeValue>) -> String {
@@ -311,14 +315,12 @@ mod tests {
             .string("client", "cli")
             .build();
         let a = check(&e, NOW).expect("accepted");
-        assert!(a.active);
+        assert!(is_activity(&a.actor, &a.subject));
         assert_eq!(a.attributes, r#"{"client":"cli"}"#);
         let mut by_admin = event("identity.user.suspended");
         by_admin.actor = "admin".into();
-        assert!(
-            !check(&by_admin, NOW).expect("accepted").active,
-            "an admin's act is not the user's activity"
-        );
+        let a = check(&by_admin, NOW).expect("accepted");
+        assert!(!is_activity(&a.actor, &a.subject), "an admin's act is not the user's activity");
     }
 
     #[test]
@@ -363,6 +365,11 @@ mod tests {
         attributes.insert("score".into(), AttributeValue { kind: Some(Kind::DoubleValue(2.0)) });
         let json = attributes_json(&attributes);
         assert_eq!(attributes_from_json(&json), attributes);
+        assert_eq!(time_zone_of(&json), None);
+        assert_eq!(
+            time_zone_of(r#"{"fields":"timezone","time_zone":"Asia/Tokyo"}"#).as_deref(),
+            Some("Asia/Tokyo")
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
-use tt_common::{clock::Millis, storage::StorageError};
+use tt_common::{
+    clock::Millis,
+    storage::{Backend, StorageError},
+};
 
 use super::{Store, list, placeholders};
 use crate::domain::{
@@ -89,26 +92,27 @@ impl Store {
         let mut tx = self.db().pool().begin().await?;
         let mut inserted = HashSet::with_capacity(unique.len());
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-            inserted.extend(insert_events(&mut tx, chunk, batch.now).await?);
+            inserted.extend(insert_events(&mut tx, self.db().backend(), chunk, batch.now).await?);
         }
         let fresh: Vec<&Accepted> = unique.iter().copied().filter(|e| inserted.contains(&e.id)).collect();
-        upsert(
-            &mut tx,
-            &fresh,
-            7,
-            "INSERT INTO rollup_queue (id, time, type, subject, active, registered, time_zone)",
-            "",
-            |q, e| {
-                q.bind(e.id.clone())
-                    .bind(e.time)
-                    .bind(e.kind.clone())
-                    .bind(e.subject.clone())
-                    .bind(i64::from(e.active))
-                    .bind(i64::from(e.registered))
-                    .bind(e.time_zone.clone().unwrap_or_default())
-            },
-        )
-        .await?;
+        if self.db().backend() != Backend::Postgres {
+            upsert(
+                &mut tx,
+                &fresh,
+                6,
+                "INSERT INTO rollup_queue (id, time, type, actor, subject, attributes)",
+                "",
+                |q, e| {
+                    q.bind(e.id.clone())
+                        .bind(e.time)
+                        .bind(e.kind.clone())
+                        .bind(e.actor.clone())
+                        .bind(e.subject.clone())
+                        .bind(e.attributes.clone())
+                },
+            )
+            .await?;
+        }
 
         let mut sources: BTreeMap<&str, SourceCounts> = BTreeMap::new();
         // Received events that were not stored just now are duplicates (also within the batch).
@@ -156,9 +160,12 @@ impl Store {
     /// queue rows its own DELETE removed.
     pub async fn roll_up(&self, limit: i64) -> Result<usize, StorageError> {
         let mut tx = self.db().pool().begin().await?;
+        // The rows this transaction deletes are its own to apply: a concurrent pass that picked
+        // the same ones finds them gone once this one commits. (On SQLite the transaction takes
+        // the write lock with its first statement.)
         let rows = sqlx::query(
             "DELETE FROM rollup_queue WHERE id IN (SELECT id FROM rollup_queue ORDER BY id LIMIT $1) \
-             RETURNING time, type, subject, active, registered, time_zone",
+             RETURNING time, type, actor, subject, attributes",
         )
         .bind(limit)
         .fetch_all(&mut *tx)
@@ -166,20 +173,19 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
-        let facts = rows
-            .iter()
-            .map(|r| {
-                let time_zone: String = r.try_get("time_zone")?;
-                Ok(Fact {
-                    time: r.try_get("time")?,
-                    kind: r.try_get("type")?,
-                    subject: r.try_get("subject")?,
-                    active: r.try_get::<i64, _>("active")? != 0,
-                    registered: r.try_get::<i64, _>("registered")? != 0,
-                    time_zone: (!time_zone.is_empty()).then_some(time_zone),
-                })
-            })
-            .collect::<Result<Vec<_>, StorageError>>()?;
+        let mut facts = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (kind, actor, subject): (String, String, String) =
+                (r.try_get("type")?, r.try_get("actor")?, r.try_get("subject")?);
+            facts.push(Fact {
+                time: r.try_get("time")?,
+                registered: kind == crate::domain::schema::REGISTERED,
+                kind,
+                active: crate::domain::schema::is_activity(&actor, &subject),
+                subject,
+                time_zone: crate::domain::schema::time_zone_of(&r.try_get::<String, _>("attributes")?),
+            });
+        }
         update_activity(&mut tx, &facts).await?;
         update_counts(&mut tx, &facts).await?;
         update_users(&mut tx, &facts).await?;
@@ -196,17 +202,28 @@ impl Store {
     }
 }
 
-/// Inserts what is new; returns the ids inserted.
+/// Inserts what is new; returns the ids inserted. On PostgreSQL the same statement queues them
+/// for the rollups (a data-modifying CTE, one round trip); elsewhere the caller queues them.
 async fn insert_events(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     events: &[&Accepted],
     now: Millis,
 ) -> Result<Vec<String>, StorageError> {
-    let sql = format!(
+    let insert = format!(
         "INSERT INTO events (id, type, version, time, actor, subject, source, attributes, received_at) \
          VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
         placeholders(events.len(), 9, 1)
     );
+    let sql = match backend {
+        Backend::Postgres => format!(
+            "WITH new AS ({insert}, time, type, actor, subject, attributes), \
+             queued AS (INSERT INTO rollup_queue (id, time, type, actor, subject, attributes) \
+             SELECT id, time, type, actor, subject, attributes FROM new) \
+             SELECT id FROM new"
+        ),
+        Backend::Sqlite => insert,
+    };
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in events {
         query = query
@@ -247,8 +264,10 @@ async fn upsert<T>(
     Ok(())
 }
 
-/// ORs each active user's quarter-hours into their day's row. Rows are written in key order so
-/// concurrent batches lock them in the same order (no deadlocks on PostgreSQL).
+/// ORs each active user's quarter-hours into their day's row, and counts the rows created
+/// into `daily_active`. Rows are written in key order so concurrent passes lock them in the same
+/// order (no deadlocks on PostgreSQL). A row another pass created meanwhile is not returned by
+/// the insert, so it is merged (and not counted) here.
 async fn update_activity(tx: &mut Transaction<'_, Any>, fresh: &[Fact]) -> Result<(), StorageError> {
     let mut days: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
     for e in fresh.iter().filter(|e| e.active) {
@@ -258,14 +277,44 @@ async fn update_activity(tx: &mut Transaction<'_, Any>, fresh: &[Fact]) -> Resul
         bits.1 |= late;
     }
     let rows: Vec<_> = days.into_iter().collect();
+    let mut created = HashSet::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO activity_days (day, user_key, early, late) VALUES {} \
+             ON CONFLICT (day, user_key) DO NOTHING RETURNING day, user_key",
+            placeholders(chunk.len(), 4, 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((day, key), (early, late)) in chunk {
+            query = query.bind(*day).bind(*key).bind(*early).bind(*late);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            created.insert((row.try_get::<i64, _>("day")?, row.try_get::<i64, _>("user_key")?));
+        }
+    }
+    let existing: Vec<_> = rows.iter().filter(|(key, _)| !created.contains(key)).collect();
     upsert(
         tx,
-        &rows,
+        &existing,
         4,
         "INSERT INTO activity_days (day, user_key, early, late)",
         "ON CONFLICT (day, user_key) DO UPDATE SET early = activity_days.early | excluded.early, \
          late = activity_days.late | excluded.late",
         |q, ((day, key), (early, late))| q.bind(*day).bind(*key).bind(*early).bind(*late),
+    )
+    .await?;
+    let mut per_day: BTreeMap<i64, i64> = BTreeMap::new();
+    for (day, _) in &created {
+        *per_day.entry(*day).or_default() += 1;
+    }
+    let per_day: Vec<_> = per_day.into_iter().collect();
+    upsert(
+        tx,
+        &per_day,
+        2,
+        "INSERT INTO daily_active (day, users)",
+        "ON CONFLICT (day) DO UPDATE SET users = daily_active.users + excluded.users",
+        |q, (day, n)| q.bind(*day).bind(*n),
     )
     .await
 }

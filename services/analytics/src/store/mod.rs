@@ -26,7 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        description: "rollup queue",
+        description: "rollup queue and daily active users",
         sql: include_str!("../../migrations/0002_rollup_queue.sql"),
     },
 ];

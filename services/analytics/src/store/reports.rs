@@ -67,6 +67,17 @@ impl Store {
             .collect()
     }
 
+    /// Distinct active users per UTC day in `[from, to]` (days since the epoch; days with
+    /// nobody are absent).
+    pub async fn daily_active_utc(&self, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StorageError> {
+        let rows = sqlx::query("SELECT day, users FROM daily_active WHERE day >= $1 AND day <= $2")
+            .bind(from)
+            .bind(to)
+            .fetch_all(self.db().pool())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("day")?, r.try_get("users")?))).collect()
+    }
+
     /// Every (user key, piece index) with activity, once. With `registered`, only users who
     /// registered in that span of time (cohorts).
     pub async fn active_pairs(
