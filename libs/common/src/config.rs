@@ -349,6 +349,19 @@ pub fn inline_or_file(inline: &str, file: Option<&PathBuf>, file_key: &str) -> R
 }
 
 impl StoreArgs {
+    /// What a service binary keeps: its process secret, its database (connected lazily) and the
+    /// platform cache (Redis when configured).
+    pub fn open(
+        &self,
+    ) -> Result<(crate::secrets::Secret, crate::storage::Database, crate::cache::Cache), String> {
+        let secret = crate::secrets::Secret::load(&self.secret_key_file, self.create_secret)
+            .map_err(|e| format!("TT_SECRET_KEY_FILE {}: {e}", self.secret_key_file.display()))?;
+        let options = self.database_options().map_err(|e| e.to_string())?;
+        let db = crate::storage::Database::connect_lazy(&options).map_err(|e| e.to_string())?;
+        let cache = crate::cache::open(&self.redis_url().map_err(|e| e.to_string())?)?;
+        Ok((secret, db, cache))
+    }
+
     /// The database URL, read from its file when one is given.
     pub fn database_url(&self) -> Result<String, ConfigError> {
         inline_or_file(&self.database_url, self.database_url_file.as_ref(), "TT_DATABASE_URL_FILE")

@@ -74,7 +74,12 @@ impl Analytics {
         let back = MONTH - 1;
         let days = range.days_from(back as i64);
         let n = days.len();
-        let mut pairs = self.store.active_pairs(&pieces(&days, &range.tz), None).await.map_err(db)?;
+        let mut pairs = if range.is_utc() {
+            let first = calendar::start_of(days[0], &range.tz).div_euclid(DAY_MS);
+            self.store.active_pairs_utc(first, first + n as i64 - 1).await.map_err(db)?
+        } else {
+            self.store.active_pairs(&pieces(&days, &range.tz), None).await.map_err(db)?
+        };
         let dau = rolling_distinct(&mut pairs, n, 1);
         let wau = rolling_distinct(&mut pairs, n, WEEK);
         let mau = rolling_distinct(&mut pairs, n, MONTH);

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tt_common::{
-    auth::{GrpcKeySource, Revocations, TokenVerifier},
+    auth::remote_verifier,
     cache::Cache,
     client::{Credentials, Peer, PeerOptions},
     clock::SharedClock,
@@ -73,21 +73,11 @@ impl Validate for AnalyticsConfig {
 /// Runs the standalone analytics service until `shutdown`.
 pub async fn run(config: AnalyticsConfig, listener: TcpListener, shutdown: Shutdown) -> Result<(), String> {
     let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
-    let secret = Secret::load(&config.store.secret_key_file, config.store.create_secret)
-        .map_err(|e| format!("TT_SECRET_KEY_FILE {}: {e}", config.store.secret_key_file.display()))?;
-    let options = config.store.database_options().map_err(|e| e.to_string())?;
-    let db = Database::connect_lazy(&options).map_err(|e| e.to_string())?;
-    let cache = tt_common::cache::open(&config.store.redis_url().map_err(|e| e.to_string())?)?;
+    let (secret, db, cache) = config.store.open()?;
     let analytics = build(db, &cache, &secret, clock.clone(), &config.analytics);
     let identity = Peer::connect_lazy(PeerOptions::new(config.identity_url.clone()), Credentials::None)?;
-    let verifier = Arc::new(TokenVerifier::new(
-        config.tokens.settings(),
-        Arc::new(GrpcKeySource::new(identity)),
-        Revocations::new(cache.clone(), tt_common::auth::REVOCATION_MEMO),
-        clock,
-    ));
     let mut builder = ServerBuilder::new(config.server.clone());
-    builder.verifier(verifier);
+    builder.verifier(remote_verifier(config.tokens.settings(), identity, &cache, clock));
     crate::register(&mut builder, analytics.clone());
     let result = builder.serve(listener, shutdown).await.map_err(|e| e.to_string());
     analytics.store.db().close().await;

@@ -176,7 +176,7 @@ async fn dead_letters_are_kept_once_listed_and_replayed_atomically() {
         ..Batch::default()
     };
     ingest(&store, &failing).await.expect("failing replay");
-    let again = store.pending_dead_letters(&[id.clone()], 10).await.expect("pending");
+    let again = store.pending_dead_letters(std::slice::from_ref(&id), 10).await.expect("pending");
     assert_eq!((again[0].reason.as_str(), again[0].replay_attempts), ("UNKNOWN_TYPE: still", 1));
     let mut fixed = EventBuilder::new("profiles", "profiles.goal.achieved", "ann", "ann", DAY0)
         .string("goal_id", "g")

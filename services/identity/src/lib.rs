@@ -127,7 +127,8 @@ impl Identity {
 /// Mounts identity's four gRPC services, its descriptors, its public methods and its readiness
 /// check (which runs [`Identity::prepare`]).
 pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
-    let relays: [(&str, &str, fn(&Arc<Identity>, &str) -> Result<_, String>); 2] = [
+    type MakeRelay = fn(&Arc<Identity>, &str) -> Result<tt_common::outbox::Relay, String>;
+    let relays: [(&str, &str, MakeRelay); 2] = [
         ("identity.outbox.profiles", &identity.args.profiles_url, events::profiles_relay),
         ("identity.outbox.analytics", &identity.args.analytics_url, events::analytics_relay),
     ];

@@ -83,11 +83,7 @@ impl Validate for IdentityConfig {
 /// Runs the standalone identity service until `shutdown`.
 pub async fn run(config: IdentityConfig, listener: TcpListener, shutdown: Shutdown) -> Result<(), String> {
     let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
-    let secret = Secret::load(&config.store.secret_key_file, config.store.create_secret)
-        .map_err(|e| format!("TT_SECRET_KEY_FILE {}: {e}", config.store.secret_key_file.display()))?;
-    let options = config.store.database_options().map_err(|e| e.to_string())?;
-    let db = Database::connect_lazy(&options).map_err(|e| e.to_string())?;
-    let cache = tt_common::cache::open(&config.store.redis_url().map_err(|e| e.to_string())?)?;
+    let (secret, db, cache) = config.store.open()?;
     let identity = build(db, &cache, &secret, clock.clone(), config.identity.clone()).await?;
     let mut builder = ServerBuilder::new(config.server.clone());
     builder.verifier(local_verifier(&identity, clock));

@@ -15,7 +15,7 @@ pub use principal::{
     Principal, PrincipalKind, Role, principal, read_target, require_admin, require_admin_or_service,
     require_self_or_admin, require_service, require_user,
 };
-pub use remote::{ClientCredentials, GrpcKeySource, RenewingToken};
+pub use remote::{ClientCredentials, GrpcKeySource, RenewingToken, remote_verifier};
 pub use verifier::{AuthError, KeySource, Revocations, TokenVerifier, VerifyingKey, revocation_key};
 
 /// How soon a revocation mark is noticed by a verifier that has seen the subject recently.

@@ -15,6 +15,22 @@ use crate::{
     clock::SharedClock,
 };
 
+/// The verifier of a service other than identity: keys from identity at `identity` over gRPC,
+/// revocation marks from the platform cache.
+pub fn remote_verifier(
+    settings: super::TokenSettings,
+    identity: Peer,
+    cache: &crate::cache::Cache,
+    clock: SharedClock,
+) -> Arc<super::TokenVerifier> {
+    Arc::new(super::TokenVerifier::new(
+        settings,
+        Arc::new(GrpcKeySource::new(identity)),
+        super::Revocations::new(cache.clone(), super::REVOCATION_MEMO),
+        clock,
+    ))
+}
+
 /// Fetches verification keys from identity's `ListPublicKeys`.
 #[derive(Debug, Clone)]
 pub struct GrpcKeySource {

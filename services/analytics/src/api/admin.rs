@@ -99,7 +99,7 @@ impl AdminService for Api {
         let req = request.into_inner();
         let mut v = violations();
         v.check(
-            req.all != !req.dead_letter_ids.is_empty(),
+            req.all == req.dead_letter_ids.is_empty(),
             "dead_letter_ids",
             "name dead letters, or set all",
         );

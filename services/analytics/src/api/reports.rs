@@ -47,7 +47,8 @@ impl Api {
                 });
             } else {
                 let days = self.engagement(range).await?;
-                let columns: [(&str, fn(&crate::reports::Day) -> f64); 5] = [
+                type Column = (&'static str, fn(&crate::reports::Day) -> f64);
+                let columns: [Column; 5] = [
                     ("dau", |d| d.dau as f64),
                     ("wau", |d| d.wau as f64),
                     ("mau", |d| d.mau as f64),

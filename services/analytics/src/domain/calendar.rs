@@ -61,13 +61,13 @@ pub fn date(s: &str) -> Result<Date, String> {
 
 impl Range {
     /// Number of days, both ends included.
-    pub fn len(&self) -> i64 {
+    pub fn days(&self) -> i64 {
         days_between(self.start, self.end) + 1
     }
 
     /// The local days from `offset` days before the start to the end, in order.
     pub fn days_from(&self, offset: i64) -> Vec<Date> {
-        (-offset..self.len()).filter_map(|i| add_days(self.start, i)).collect()
+        (-offset..self.days()).filter_map(|i| add_days(self.start, i)).collect()
     }
 
     /// Whether local days are UTC days (the zone never leaves offset zero).

@@ -3,7 +3,7 @@
 
 use tt_common::clock::Millis;
 
-/// One stored event, as exported.
+/// One stored event (as checked, stored, listed and exported).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportRow {
     pub id: String,

@@ -100,19 +100,8 @@ pub fn lookup(name: &str, version: u32) -> Option<&'static EventType> {
     REGISTRY.iter().find(|t| t.name == name && t.version == version)
 }
 
-/// An event that passed every check, ready to store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Accepted {
-    pub id: String,
-    pub kind: String,
-    pub version: i64,
-    pub time: Millis,
-    pub actor: String,
-    pub subject: String,
-    pub source: String,
-    /// The attributes as a JSON object (see [`attributes_json`]).
-    pub attributes: String,
-}
+/// An event that passed every check, in its stored form.
+pub type Accepted = super::export::ExportRow;
 
 /// An event is its subject's activity when they did it themselves.
 pub fn is_activity(actor: &str, subject: &str) -> bool {

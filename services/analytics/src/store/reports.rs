@@ -78,6 +78,21 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("day")?, r.try_get("users")?))).collect()
     }
 
+    /// Every (user key, UTC day - `from`) with activity in UTC days `[from, to]`: the rows of
+    /// the rollup themselves (one per user and day), no join.
+    pub async fn active_pairs_utc(&self, from: i64, to: i64) -> Result<Vec<(i64, usize)>, StorageError> {
+        let mut rows = sqlx::query("SELECT user_key, day FROM activity_days WHERE day >= $1 AND day <= $2")
+            .bind(from)
+            .bind(to)
+            .fetch(self.db().pool());
+        let mut out = Vec::new();
+        while let Some(r) = rows.try_next().await? {
+            let day: i64 = r.try_get("day")?;
+            out.push((r.try_get("user_key")?, usize::try_from(day - from).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
     /// Every (user key, piece index) with activity, once. With `registered`, only users who
     /// registered in that span of time (cohorts).
     pub async fn active_pairs(
