@@ -14,6 +14,9 @@ use crate::pb::loadtest::{
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Echo;
 
+/// The message that makes the echo service panic (the server's panic guard is tested with it).
+pub const PANIC: &str = "panic";
+
 #[tonic::async_trait]
 impl EchoService for Echo {
     async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
@@ -21,7 +24,23 @@ impl EchoService for Echo {
         if req.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(u64::from(req.delay_ms))).await;
         }
+        assert_ne!(req.message, PANIC, "the echo handler was asked to panic");
         Ok(Response::new(EchoResponse { message: req.message }))
+    }
+
+    type EchoStreamStream = futures::stream::BoxStream<'static, Result<EchoResponse, Status>>;
+
+    async fn echo_stream(
+        &self,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<Self::EchoStreamStream>, Status> {
+        use futures::StreamExt;
+        let message = request.into_inner().message;
+        let items = futures::stream::iter(0..3).map(move |i| {
+            assert!(!(i == 1 && message == PANIC), "the echo stream was asked to panic");
+            Ok(EchoResponse { message: message.clone() })
+        });
+        Ok(Response::new(items.boxed()))
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod analytics_load;
 pub mod echo;
+pub mod hostile;
 pub mod load;
 pub mod raw;
 
@@ -43,6 +44,7 @@ pub struct AllInOne {
     shutdown: Shutdown,
     handle: tokio::task::JoinHandle<Result<(), String>>,
     _dir: Option<tempfile::TempDir>,
+    _databases: Vec<tt_common::testing::TestDatabase>,
 }
 
 impl std::fmt::Debug for AllInOne {
@@ -66,17 +68,60 @@ impl AllInOne {
         data_dir: PathBuf,
         tune: impl FnOnce(&mut timetravelers::Config),
     ) -> anyhow::Result<Self> {
-        let mut config = timetravelers::Config::for_tests(data_dir.clone());
+        let (config, listener, addr) = Self::configure(data_dir.clone(), tune).await?;
+        let (_, builder) = timetravelers::start(config, addr).await.map_err(anyhow::Error::msg)?;
+        Self::serve(builder, listener, data_dir, Vec::new()).await
+    }
+
+    /// Starts on a fresh database per service of the configured kind (PostgreSQL when
+    /// `TT_TEST_DATABASE_URL` is set) and the test cache (Redis when `TT_TEST_REDIS_URL` is).
+    pub async fn start_isolated() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let (config, listener, addr) = Self::configure(dir.path().to_path_buf(), |_| {}).await?;
+        let mut databases = Vec::new();
+        for name in ["identity", "profiles", "analytics"] {
+            databases.push((name, tt_common::testing::TestDatabase::new().await));
+        }
+        let open = |name: &str| {
+            databases
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, db)| db.connect())
+                .ok_or_else(|| format!("no test database for {name}"))
+        };
+        let cache = tt_common::testing::test_cache();
+        let (_, builder) =
+            timetravelers::start_with(config, addr, &open, cache).await.map_err(anyhow::Error::msg)?;
+        let databases = databases.into_iter().map(|(_, db)| db).collect();
+        let mut me = Self::serve(builder, listener, dir.path().to_path_buf(), databases).await?;
+        me._dir = Some(dir);
+        Ok(me)
+    }
+
+    async fn configure(
+        data_dir: PathBuf,
+        tune: impl FnOnce(&mut timetravelers::Config),
+    ) -> anyhow::Result<(timetravelers::Config, tokio::net::TcpListener, SocketAddr)> {
+        let mut config = timetravelers::Config::for_tests(data_dir);
         config.identity.bootstrap_admin_password = ADMIN_PASSWORD.into();
         config.identity.signin_rate_per_minute = 100_000;
         tune(&mut config);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let (_, builder) = timetravelers::start(config, addr).await.map_err(anyhow::Error::msg)?;
+        Ok((config, listener, addr))
+    }
+
+    async fn serve(
+        builder: tt_common::server::ServerBuilder,
+        listener: tokio::net::TcpListener,
+        data_dir: PathBuf,
+        databases: Vec<tt_common::testing::TestDatabase>,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
         let shutdown = Shutdown::new();
         let serving = builder.serve(listener, shutdown.clone());
         let handle = tokio::spawn(async move { serving.await.map_err(|e| e.to_string()) });
-        let me = Self { addr, data_dir, shutdown, handle, _dir: None };
+        let me = Self { addr, data_dir, shutdown, handle, _dir: None, _databases: databases };
         me.wait_serving().await?;
         Ok(me)
     }

@@ -70,3 +70,57 @@ pub async fn call(
         http::uri::PathAndQuery::try_from(path).map_err(|e| Status::invalid_argument(e.to_string()))?;
     grpc.unary(request, path, RawCodec).await.map(tonic::Response::into_inner)
 }
+
+/// How a method streams, as its descriptor says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Unary,
+    ServerStreaming,
+    ClientStreaming,
+}
+
+/// Calls `path` of any shape with one request message (`body`) and reads the whole answer;
+/// returns the number of bytes received.
+pub async fn call_shaped(
+    channel: tonic::transport::Channel,
+    path: &str,
+    shape: Shape,
+    body: Vec<u8>,
+    token: Option<&str>,
+) -> Result<usize, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let path =
+        http::uri::PathAndQuery::try_from(path).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let authorize = |metadata: &mut tonic::metadata::MetadataMap| -> Result<(), Status> {
+        if let Some(t) = token {
+            let value = format!("Bearer {t}").parse().map_err(|_| Status::invalid_argument("token"))?;
+            metadata.insert("authorization", value);
+        }
+        Ok(())
+    };
+    match shape {
+        Shape::Unary => {
+            let mut request = tonic::Request::new(body);
+            authorize(request.metadata_mut())?;
+            Ok(grpc.unary(request, path, RawCodec).await?.into_inner().len())
+        }
+        Shape::ClientStreaming => {
+            let mut request = tonic::Request::new(futures::stream::iter([body]));
+            authorize(request.metadata_mut())?;
+            Ok(grpc.client_streaming(request, path, RawCodec).await?.into_inner().len())
+        }
+        Shape::ServerStreaming => {
+            let mut request = tonic::Request::new(body);
+            authorize(request.metadata_mut())?;
+            let mut stream = grpc.server_streaming(request, path, RawCodec).await?.into_inner();
+            let mut received = 0;
+            while let Some(message) = stream.message().await? {
+                received += message.len();
+            }
+            Ok(received)
+        }
+    }
+}

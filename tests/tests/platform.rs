@@ -234,3 +234,85 @@ async fn peers_retry_unavailable_only_within_their_deadline() {
         .expect_err("no token");
     assert_eq!(err.code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn a_panicking_handler_answers_internal_and_the_server_keeps_serving() {
+    let server = TestServer::spawn(builder(ServerArgs::for_tests(), true)).await;
+    let mut client = EchoServiceClient::new(server.channel().await);
+    let req = EchoRequest { message: echo::PANIC.into(), delay_ms: 0 };
+    let err = client.echo(req.clone()).await.expect_err("the handler panicked");
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert_eq!(tt_common::error::reason(&err).as_deref(), Some("INTERNAL"));
+    assert_eq!(err.message(), "internal error", "the panic message is logged, not sent");
+
+    // A stream that panics at its second item ends with INTERNAL trailers, not a reset (the
+    // first item may or may not have left: tonic batches what the stream yields at once).
+    let mut stream = client.echo_stream(req).await.expect("stream starts").into_inner();
+    let mut items = 0;
+    let err = loop {
+        match stream.message().await {
+            Ok(Some(_)) => items += 1,
+            Ok(None) => panic!("the stream ended cleanly after {items} items"),
+            Err(status) => break status,
+        }
+    };
+    assert!(items <= 1, "{items} items before the panic");
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+
+    client.echo(echo_req(0)).await.expect("still serving");
+    let mut ok = client.echo_stream(echo_req(0)).await.expect("stream").into_inner();
+    let mut n = 0;
+    while ok.message().await.expect("item").is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 3);
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_ambiguous_and_refused() {
+    let server = TestServer::spawn(builder(ServerArgs::for_tests(), true)).await;
+    let mut client = EchoServiceClient::new(server.channel().await);
+    let mut req = tonic::Request::new(echo_req(0));
+    req.metadata_mut().append("authorization", "Bearer a.b.c".parse().expect("header"));
+    req.metadata_mut().append("authorization", "Bearer d.e.f".parse().expect("header"));
+    let err = client.echo(req).await.expect_err("ambiguous credentials");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(tt_common::error::reason(&err).as_deref(), Some("AMBIGUOUS_CREDENTIALS"));
+}
+
+/// Whether the server closed a raw TCP connection within `within` (EOF or reset on read).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // The server's own SETTINGS frame: keep reading.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_past_the_cap_new_ones_are_shed() {
+    let mut args = ServerArgs::for_tests();
+    args.handshake_timeout.0 = Duration::from_millis(400);
+    args.max_connections = 3;
+    let server = TestServer::spawn(builder(args, true)).await;
+    // Three silent connections take every slot; a fourth is closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(server.addr).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut extra = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    assert!(closed_within(&mut extra, Duration::from_millis(300)).await, "over the cap: shed at once");
+    // None of them sent the HTTP/2 preface: all are closed after the handshake timeout.
+    for conn in &mut idle {
+        assert!(closed_within(conn, Duration::from_secs(5)).await, "an idle connection stayed open");
+    }
+    // The slots are free again for a real client.
+    EchoServiceClient::new(server.channel().await).echo(echo_req(0)).await.expect("served");
+}

@@ -191,6 +191,13 @@ pub struct ServerArgs {
     /// HTTP/2 keepalive ping interval.
     #[arg(long, env = "TT_KEEPALIVE", default_value = "30s")]
     pub keepalive: HumanDuration,
+    /// Open client connections at most (lowered to stay below the open-file limit); new ones
+    /// past it are closed at once.
+    #[arg(long, env = "TT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// How long a new connection may take to send the HTTP/2 preface and its first frame.
+    #[arg(long, env = "TT_HANDSHAKE_TIMEOUT", default_value = "10s")]
+    pub handshake_timeout: HumanDuration,
     /// After a shutdown signal: how long to keep serving while load balancers notice NOT_SERVING.
     #[arg(long, env = "TT_SHUTDOWN_DRAIN", default_value = "5s")]
     pub shutdown_drain: HumanDuration,
@@ -222,6 +229,12 @@ impl ServerArgs {
         }
         if self.request_timeout.0.is_zero() {
             return Err(ConfigError::new("TT_REQUEST_TIMEOUT", "must be positive"));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::new("TT_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        if self.handshake_timeout.0.is_zero() {
+            return Err(ConfigError::new("TT_HANDSHAKE_TIMEOUT", "must be positive"));
         }
         Ok(())
     }

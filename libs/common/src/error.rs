@@ -19,8 +19,49 @@ pub fn not_found(domain: &str, what: &str, id: &str) -> Status {
         Code::NotFound,
         domain,
         &format!("{}_NOT_FOUND", what.to_ascii_uppercase().replace([' ', '-'], "_")),
-        format!("{what} {id:?} not found"),
+        format!("{what} {} not found", quote(id)),
     )
+}
+
+/// Violations one status lists at most; the rest are counted (`omitted_violations` in the
+/// `ErrorInfo` metadata and in the message), so a status stays well under what gRPC clients
+/// accept in trailers (see [`crate::server::edge`]).
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// Paths one update mask names at most.
+pub const MAX_MASK_PATHS: usize = 32;
+
+/// The longest field violation description kept.
+const MAX_DESCRIPTION: usize = 200;
+
+/// The longest field path kept.
+const MAX_FIELD: usize = 100;
+
+/// Bytes of field paths and descriptions one status lists at most (about 2.7 KiB once base64
+/// encoded in the trailers); violations past it are counted like those past the count cap.
+const VIOLATION_BYTES: usize = 2000;
+
+/// `s` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A caller's value quoted for a message: Debug-escaped and cut to 64 characters, so an error
+/// about a megabyte of input is not itself a megabyte.
+pub fn quote(value: &str) -> String {
+    const MAX: usize = 64;
+    if value.chars().count() <= MAX {
+        return format!("{value:?}");
+    }
+    let head: String = value.chars().take(MAX).collect();
+    format!("{head:?}… ({} bytes)", value.len())
 }
 
 /// PERMISSION_DENIED with a reason.
@@ -76,11 +117,15 @@ pub fn unavailable(domain: &str, what: &str, cause: &dyn Display) -> Status {
 pub struct Violations {
     domain: String,
     fields: Vec<FieldViolation>,
+    /// Bytes of the listed violations.
+    bytes: usize,
+    /// Violations past [`MAX_VIOLATIONS`] or [`VIOLATION_BYTES`], counted only.
+    omitted: usize,
 }
 
 impl Violations {
     pub fn new(domain: &str) -> Self {
-        Self { domain: domain.to_owned(), fields: Vec::new() }
+        Self { domain: domain.to_owned(), fields: Vec::new(), bytes: 0, omitted: 0 }
     }
 
     /// Records a violation of `field` unless `ok`.
@@ -91,9 +136,52 @@ impl Violations {
         self
     }
 
-    /// Records a violation of `field`.
+    /// Records a violation of `field` (past [`MAX_VIOLATIONS`], only counted; long fields and
+    /// descriptions are cut).
     pub fn add(&mut self, field: &str, description: impl Into<String>) -> &mut Self {
+        let (field, description) = (clip(field, MAX_FIELD), clip(&description.into(), MAX_DESCRIPTION));
+        let bytes = field.len() + description.len();
+        if self.fields.len() >= MAX_VIOLATIONS || self.bytes + bytes > VIOLATION_BYTES {
+            self.omitted += 1;
+            return self;
+        }
+        self.bytes += bytes;
         self.fields.push(FieldViolation::new(field, description));
+        self
+    }
+
+    /// Checks that a repeated field has at most `max` elements. Returns whether its elements
+    /// are worth checking one by one: a list over its limit is reported once, not per element.
+    pub fn check_count(&mut self, field: &str, len: usize, max: usize) -> bool {
+        self.check(len <= max, field, format!("must have at most {max} elements (got {len})"));
+        len <= max
+    }
+
+    /// The paths of an update's `FieldMask`: at least one, at most [`MAX_MASK_PATHS`], none
+    /// twice (`hint` completes "must name the fields to change"). Empty when over the limit,
+    /// so the paths are not checked one by one.
+    pub fn mask_paths(&mut self, mask: Option<prost_types::FieldMask>, hint: &str) -> Vec<String> {
+        let paths = mask.map(|m| m.paths).unwrap_or_default();
+        self.check(!paths.is_empty(), "update_mask", format!("must name the fields to change{hint}"));
+        if !self.check_count("update_mask.paths", paths.len(), MAX_MASK_PATHS) {
+            return Vec::new();
+        }
+        self.check_unique("update_mask.paths", &paths);
+        paths
+    }
+
+    /// Records a violation of `field` for each element of `values` that repeats an earlier one.
+    pub fn check_unique<'a, T: PartialEq + 'a>(
+        &mut self,
+        field: &str,
+        values: impl IntoIterator<Item = &'a T>,
+    ) -> &mut Self {
+        let values: Vec<&T> = values.into_iter().collect();
+        for (i, value) in values.iter().enumerate() {
+            if values[..i].contains(value) {
+                self.add(&format!("{field}[{i}]"), "repeats an earlier element");
+            }
+        }
         self
     }
 
@@ -122,28 +210,42 @@ impl Violations {
         if self.fields.is_empty() {
             return Ok(());
         }
-        Err(bad_request(&self.domain, self.fields))
+        Err(bad_request(&self.domain, self.fields, self.omitted))
     }
 }
 
-/// INVALID_ARGUMENT naming every violated field.
-fn bad_request(domain: &str, fields: Vec<FieldViolation>) -> Status {
+/// INVALID_ARGUMENT naming every violated field (and counting those past the cap).
+fn bad_request(domain: &str, fields: Vec<FieldViolation>, omitted: usize) -> Status {
     let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-    let message = format!("invalid request: {}", names.join(", "));
-    let mut details =
-        ErrorDetails::with_error_info("INVALID_ARGUMENT", domain, std::collections::HashMap::new());
+    let mut message = clip(&format!("invalid request: {}", names.join(", ")), 1024);
+    let mut metadata = std::collections::HashMap::new();
+    if omitted > 0 {
+        message.push_str(&format!(" (and {omitted} more)"));
+        metadata.insert("omitted_violations".to_owned(), omitted.to_string());
+    }
+    let mut details = ErrorDetails::with_error_info("INVALID_ARGUMENT", domain, metadata);
     details.set_bad_request(fields);
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
 /// A single-field INVALID_ARGUMENT.
 pub fn invalid_field(domain: &str, field: &str, description: impl Into<String>) -> Status {
-    bad_request(domain, vec![FieldViolation::new(field, description)])
+    let mut v = Violations::new(domain);
+    v.add(field, description);
+    bad_request(domain, v.fields, 0)
 }
 
 /// Reads the `ErrorInfo` reason of a status, for tests and clients.
 pub fn reason(status: &Status) -> Option<String> {
     status.get_details_error_info().map(|i| i.reason)
+}
+
+/// How many violations a status counted past [`MAX_VIOLATIONS`] without listing them.
+pub fn omitted_violations(status: &Status) -> usize {
+    status
+        .get_details_error_info()
+        .and_then(|i| i.metadata.get("omitted_violations").and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
 }
 
 /// Reads the fields named in a status's `BadRequest`, for tests and clients.
@@ -152,4 +254,53 @@ pub fn bad_fields(status: &Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|f| f.field).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_are_capped_and_counted() {
+        let mut v = Violations::new("d");
+        for i in 0..1000 {
+            v.add(&format!("skill_ids[{i}]"), "x".repeat(10_000));
+        }
+        let status = v.into_result().expect_err("invalid");
+        let listed = bad_fields(&status).len();
+        assert!((1..=MAX_VIOLATIONS).contains(&listed), "{listed}");
+        assert_eq!(listed + omitted_violations(&status), 1000);
+        let more = format!("(and {} more)", 1000 - listed);
+        assert!(status.message().ends_with(&more), "{}", status.message());
+        let sent = status.message().len() + status.details().len().div_ceil(3) * 4;
+        assert!(sent <= crate::server::edge::MAX_STATUS_BYTES, "{sent}");
+
+        let mut few = Violations::new("d");
+        for i in 0..30 {
+            few.add(&format!("answers[{i}]"), "unknown option");
+        }
+        let status = few.into_result().expect_err("invalid");
+        assert_eq!(bad_fields(&status).len(), MAX_VIOLATIONS);
+        assert_eq!(omitted_violations(&status), 10);
+    }
+
+    #[test]
+    fn counts_stop_element_checks_and_duplicates_are_named() {
+        let mut v = Violations::new("d");
+        assert!(!v.check_count("series", 10_000, 10));
+        assert!(v.check_count("tags", 2, 10));
+        v.check_unique("tags", ["a".to_owned(), "b".to_owned(), "a".to_owned()].iter());
+        let status = v.into_result().expect_err("invalid");
+        assert_eq!(bad_fields(&status), ["series", "tags[2]"]);
+    }
+
+    #[test]
+    fn quotes_and_clips_are_bounded() {
+        assert_eq!(quote("abc"), "\"abc\"");
+        let long = quote(&"é".repeat(100_000));
+        assert!(long.len() < 200 && long.ends_with("(200000 bytes)"), "{long}");
+        assert_eq!(clip("héllo", 4), "h…");
+        assert_eq!(clip("héllo", 5), "h…");
+        assert!(clip(&"x".repeat(300), 256).len() <= 256);
+    }
 }

@@ -90,7 +90,7 @@ impl Analytics {
                 dau: dau[i],
                 wau: wau[i],
                 mau: mau[i],
-                new_users: new_users[i - back],
+                new_users: new_users.get(i - back).copied().unwrap_or(0),
             })
             .collect())
     }

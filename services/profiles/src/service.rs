@@ -16,7 +16,10 @@ use tt_proto::profiles::v1 as pb;
 use crate::{
     DOMAIN,
     api::convert,
-    domain::{assessment::Questionnaire, taxonomy::Taxonomy},
+    domain::{
+        assessment::Questionnaire,
+        taxonomy::{self, Taxonomy},
+    },
     store::{Learner, Store, WriteError},
 };
 
@@ -185,21 +188,43 @@ impl Profiles {
         Ok(())
     }
 
-    /// INVALID_ARGUMENT for an unknown skill id, suggesting the closest skills.
-    pub fn unknown_skill(&self, id: &str) -> String {
-        let suggestions: Vec<String> =
-            self.taxonomy.suggest(id, 3).iter().map(|s| format!("{} ({})", s.id, s.name)).collect();
-        format!("unknown skill {id:?}; did you mean: {}", suggestions.join(", "))
+    /// Records a violation of `field` unless `id` is a skill of the taxonomy. Only a plausible
+    /// id (at most [`taxonomy::MAX_SKILL_ID`] characters) gets "did you mean" suggestions, and
+    /// only while `suggest` is true: the edit-distance pass is bounded work per request.
+    pub fn check_skill(&self, v: &mut Violations, field: &str, id: &str, suggest: bool) -> bool {
+        if self.taxonomy.get(id).is_some() {
+            return true;
+        }
+        if id.chars().count() > taxonomy::MAX_SKILL_ID {
+            v.add(field, format!("must be a skill id of at most {} characters", taxonomy::MAX_SKILL_ID));
+        } else if suggest {
+            let suggestions: Vec<String> =
+                self.taxonomy.suggest(id, 3).iter().map(|s| format!("{} ({})", s.id, s.name)).collect();
+            v.add(
+                field,
+                format!("unknown skill {}; did you mean: {}", error::quote(id), suggestions.join(", ")),
+            );
+        } else {
+            v.add(field, format!("unknown skill {}", error::quote(id)));
+        }
+        false
     }
 
-    /// Checks skill ids against the taxonomy, recording each unknown one under `field[i]`.
+    /// Checks a list of skill ids: its length first (a list over `max` is not checked element
+    /// by element), then each id against the taxonomy (suggestions for the first few unknown
+    /// ones), then duplicates.
     pub fn check_skills(&self, v: &mut Violations, field: &str, ids: &[String], max: usize) {
-        v.check(ids.len() <= max, field, format!("at most {max} skills"));
+        const SUGGESTED: usize = 3;
+        if !v.check_count(field, ids.len(), max) {
+            return;
+        }
+        let mut unknown = 0;
         for (i, id) in ids.iter().enumerate() {
-            if self.taxonomy.get(id).is_none() {
-                v.add(&format!("{field}[{i}]"), self.unknown_skill(id));
+            let item = format!("{field}[{i}]");
+            if !self.check_skill(v, &item, id, unknown < SUGGESTED) {
+                unknown += 1;
             } else if ids[..i].contains(id) {
-                v.add(&format!("{field}[{i}]"), format!("{id:?} is listed twice"));
+                v.add(&item, format!("{} is listed twice", error::quote(id)));
             }
         }
     }

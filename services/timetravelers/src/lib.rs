@@ -81,24 +81,37 @@ pub struct Started {
 }
 
 /// Opens everything, runs the one-time preparation (so the first admin can be printed), and
-/// returns the server ready to serve on the listener bound to `addr`.
-pub async fn start(mut config: Config, addr: SocketAddr) -> Result<(Started, ServerBuilder), String> {
+/// returns the server ready to serve on the listener bound to `addr`: one SQLite file per
+/// service under the data directory and the in-process cache.
+pub async fn start(config: Config, addr: SocketAddr) -> Result<(Started, ServerBuilder), String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("TT_DATA_DIR {}: {e}", config.data_dir.display()))?;
+    let dir = config.data_dir.clone();
+    let sqlite = move |name: &str| {
+        Database::connect_lazy(&DatabaseOptions::new(Database::sqlite_url(&dir.join(format!("{name}.db")))))
+            .map_err(|e| e.to_string())
+    };
+    start_with(config, addr, &sqlite, tt_common::cache::open("")?).await
+}
+
+/// [`start`] on databases `open` gives for each service name (`identity`, `profiles`,
+/// `analytics`) and the given cache: tests run the all-in-one on PostgreSQL and Redis this way.
+pub async fn start_with(
+    mut config: Config,
+    addr: SocketAddr,
+    open: &dyn Fn(&str) -> Result<Database, String>,
+    cache: tt_common::cache::Cache,
+) -> Result<(Started, ServerBuilder), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("TT_DATA_DIR {}: {e}", config.data_dir.display()))?;
     let secret = Secret::load(&config.data_dir.join("secret.key"), true)
         .map_err(|e| format!("{}: {e}", config.data_dir.join("secret.key").display()))?;
     let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
-    let cache = tt_common::cache::open("")?;
-
-    let sqlite = |name: &str| {
-        Database::connect_lazy(&DatabaseOptions::new(Database::sqlite_url(&config.data_dir.join(name))))
-            .map_err(|e| e.to_string())
-    };
     // Services reach each other through their gRPC clients on this very server, as across pods.
     let own_url = format!("http://{}", loopback(addr));
     config.identity.profiles_url = own_url.clone();
     config.identity.analytics_url = own_url.clone();
-    let identity_db = sqlite("identity.db")?;
+    let identity_db = open("identity")?;
     let identity =
         tt_identity::run::build(identity_db, &cache, &secret, clock.clone(), config.identity.clone()).await?;
     let admin = identity.prepare().await?;
@@ -110,10 +123,10 @@ pub async fn start(mut config: Config, addr: SocketAddr) -> Result<(Started, Ser
     }
 
     let profiles =
-        tt_profiles::run::build(sqlite("profiles.db")?, &cache, &secret, clock.clone(), &config.profiles)?;
+        tt_profiles::run::build(open("profiles")?, &cache, &secret, clock.clone(), &config.profiles)?;
 
     let analytics =
-        tt_analytics::run::build(sqlite("analytics.db")?, &cache, &secret, clock.clone(), &config.analytics);
+        tt_analytics::run::build(open("analytics")?, &cache, &secret, clock.clone(), &config.analytics);
     // Profiles reports to analytics with a service token identity signs for it in-process (a
     // deployed profiles uses its service account's client credentials instead).
     let profiles_tokens = tt_identity::events::SelfIssued::new(identity.clone(), "profiles");

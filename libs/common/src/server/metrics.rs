@@ -60,11 +60,15 @@ pub fn code_of(headers: &http::HeaderMap) -> Option<tonic::Code> {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that records the call's metrics when its status is known.
+    /// A response body that records the call's metrics when its status is known, passes its
+    /// trailers through [`super::edge::normalize`], and ends with INTERNAL trailers (instead of
+    /// a reset stream) should producing the body panic.
     pub struct ObservedBody<B> {
         #[pin]
         inner: B,
         labels: Option<CallLabels>,
+        path: Option<(String, String)>,
+        done: bool,
     }
 
     impl<B> PinnedDrop for ObservedBody<B> {
@@ -78,8 +82,8 @@ pin_project_lite::pin_project! {
 
 impl<B> ObservedBody<B> {
     /// `labels` is `None` when the status was already known (and recorded) from the headers.
-    pub fn new(inner: B, labels: Option<CallLabels>) -> Self {
-        Self { inner, labels }
+    pub fn new(inner: B, labels: Option<CallLabels>, service: &str, method: &str) -> Self {
+        Self { inner, labels, path: Some((service.to_owned(), method.to_owned())), done: false }
     }
 }
 
@@ -95,14 +99,36 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        match &polled {
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let mut inner = this.inner;
+        let polled =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll_frame(cx))) {
+                Ok(polled) => polled,
+                Err(panic) => {
+                    *this.done = true;
+                    let (service, method) = this.path.take().unwrap_or_default();
+                    let status = super::stack::panicked(&service, &method, panic.as_ref());
+                    let mut trailers = http::HeaderMap::new();
+                    if status.add_header(&mut trailers).is_err() {
+                        trailers.insert("grpc-status", http::HeaderValue::from(tonic::Code::Internal as i32));
+                    }
+                    if let Some(l) = this.labels.take() {
+                        record(&l.service, &l.method, tonic::Code::Internal, l.started);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
+            };
+        let mut polled = polled;
+        match &mut polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(trailers) = frame.trailers_ref()
-                    && let Some(l) = this.labels.take()
-                {
-                    let code = code_of(trailers).unwrap_or(tonic::Code::Unknown);
-                    record(&l.service, &l.method, code, l.started);
+                if let Some(trailers) = frame.trailers_mut() {
+                    super::edge::normalize(trailers);
+                    if let Some(l) = this.labels.take() {
+                        let code = code_of(trailers).unwrap_or(tonic::Code::Unknown);
+                        record(&l.service, &l.method, code, l.started);
+                    }
                 }
             }
             Poll::Ready(Some(Err(_))) => {
@@ -121,7 +147,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.done || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -7,6 +7,8 @@
 //! google.rpc error-detail descriptors), the tower stack in [`stack`], transport limits and
 //! keepalive, Prometheus metrics, and graceful shutdown (drain, then a bounded grace).
 
+pub mod edge;
+pub mod listener;
 mod main;
 pub mod metrics;
 pub mod shutdown;
@@ -29,7 +31,6 @@ use tonic::{
     body::Body,
     server::NamedService,
     service::{Routes, RoutesBuilder},
-    transport::server::TcpIncoming,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower_service::Service;
@@ -190,10 +191,14 @@ impl ServerBuilder {
             .max_concurrent_streams(self.args.max_concurrent_streams)
             .http2_keepalive_interval(Some(keepalive))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .tcp_keepalive(Some(keepalive))
             .layer(stack::PlatformLayer { state })
             .add_routes(routes.routes());
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let file_limit = listener::raise_file_limit();
+        let cap = listener::connection_cap(self.args.max_connections, file_limit);
+        if cap < self.args.max_connections {
+            tracing::info!(cap, ?file_limit, "connection cap lowered below the open-file limit");
+        }
+        let incoming = listener::guarded(listener, cap, self.args.handshake_timeout.0, keepalive);
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serving = server.serve_with_incoming_shutdown(incoming, async {

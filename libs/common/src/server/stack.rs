@@ -1,6 +1,8 @@
 //! The tower stack in front of every service: request id, a span per RPC with the caller's
 //! trace context, per-RPC metrics, readiness gating, a global concurrency limit with load
-//! shedding, the request timeout (DEADLINE_EXCEEDED) and authentication.
+//! shedding, the request timeout (DEADLINE_EXCEEDED), authentication, and a panic guard (a
+//! handler that panics answers INTERNAL, logged and counted, instead of resetting the stream).
+//! Every status then passes [`super::edge::normalize`] on its way out.
 //!
 //! It is one service rather than seven layers so the order is explicit and the per-call state
 //! (labels, deadline, principal) is computed once.
@@ -126,6 +128,7 @@ where
                 Ok(r) => r,
                 Err(status) => status.into_http(),
             };
+            super::edge::normalize(response.headers_mut());
             if let Ok(v) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID, v);
             }
@@ -135,8 +138,9 @@ where
                 tracing::Span::current().record("rpc.grpc.status_code", code as i32);
                 record(&labels.service, &labels.method, code, started);
             }
+            let (service, method) = (labels.service.clone(), labels.method.clone());
             let labels = early.is_none().then_some(labels);
-            Ok(response.map(|b| Body::new(ObservedBody::new(b, labels))))
+            Ok(response.map(|b| Body::new(ObservedBody::new(b, labels, &service, &method))))
         };
         Box::pin(fut.instrument(span))
     }
@@ -186,7 +190,7 @@ where
     });
     let deadline = Instant::now() + timeout;
 
-    let bearer = bearer(req.headers());
+    let bearer = if infra { None } else { bearer(req.headers())? };
     let public = infra || state.public.iter().any(|p| req.uri().path().starts_with(p.as_str()));
     if !public {
         let verifier = state.verifier.as_ref().ok_or_else(|| {
@@ -211,9 +215,30 @@ where
             Err(never) => match never {},
         }
     });
-    tokio::time::timeout(timeout, fut).await.map_err(|_| {
-        error::status(Code::DeadlineExceeded, DOMAIN, "DEADLINE_EXCEEDED", "the request timed out")
-    })
+    let guarded = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(fut));
+    match tokio::time::timeout(timeout, guarded).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(panic)) => Err(panicked(&labels.service, &labels.method, panic.as_ref())),
+        Err(_) => {
+            Err(error::status(Code::DeadlineExceeded, DOMAIN, "DEADLINE_EXCEEDED", "the request timed out"))
+        }
+    }
+}
+
+/// The status of a call whose handler panicked: logged with its cause, counted, INTERNAL.
+pub(super) fn panicked(service: &str, method: &str, panic: &(dyn std::any::Any + Send)) -> tonic::Status {
+    let cause = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    tracing::error!(rpc.service = service, rpc.method = method, cause = %cause, "handler panicked");
+    metrics::counter!(
+        "grpc_server_panics_total",
+        &[("service", service.to_owned()), ("method", method.to_owned())]
+    )
+    .increment(1);
+    error::status(Code::Internal, DOMAIN, "INTERNAL", "internal error")
 }
 
 fn is_infrastructure(service: &str) -> bool {
@@ -229,10 +254,22 @@ fn request_id(headers: &http::HeaderMap) -> String {
         .map_or_else(crate::new_id, str::to_owned)
 }
 
-fn bearer(headers: &http::HeaderMap) -> Option<String> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+/// The bearer token of the call. More than one `authorization` header is ambiguous (which one
+/// did the caller mean?) and refused rather than picking one.
+fn bearer(headers: &http::HeaderMap) -> Result<Option<String>, tonic::Status> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(first) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(error::unauthenticated(
+            DOMAIN,
+            "AMBIGUOUS_CREDENTIALS",
+            "send one `authorization` header, not several",
+        ));
+    }
+    let Some((scheme, token)) = first.to_str().ok().and_then(|v| v.split_once(' ')) else {
+        return Ok(None);
+    };
+    Ok(scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned()))
 }
 
 /// Parses the gRPC `grpc-timeout` header (`<digits><unit>`).
@@ -264,7 +301,10 @@ mod tests {
         h.insert("grpc-timeout", HeaderValue::from_static("250m"));
         h.insert("authorization", HeaderValue::from_static("bearer abc"));
         assert_eq!(grpc_timeout(&h), Some(Duration::from_millis(250)));
-        assert_eq!(bearer(&h).as_deref(), Some("abc"));
+        assert_eq!(bearer(&h).expect("one header").as_deref(), Some("abc"));
+        h.append("authorization", HeaderValue::from_static("Bearer other"));
+        let refused = bearer(&h).expect_err("two headers");
+        assert_eq!(error::reason(&refused).as_deref(), Some("AMBIGUOUS_CREDENTIALS"));
         h.insert("x-request-id", HeaderValue::from_static("req-1"));
         assert_eq!(request_id(&h), "req-1");
         h.insert("x-request-id", HeaderValue::from_static(""));

@@ -8,7 +8,7 @@ use tt_proto::{
     common::v1::Event,
 };
 
-use super::{Api, violations};
+use super::{Api, MAX_REPLAY_IDS, violations};
 use crate::{
     domain::{calendar::quarter, schema},
     service::db,
@@ -103,9 +103,11 @@ impl AdminService for Api {
             "dead_letter_ids",
             "name dead letters, or set all",
         );
-        v.check(req.dead_letter_ids.len() <= 500, "dead_letter_ids", "at most 500");
-        for (i, id) in req.dead_letter_ids.iter().enumerate() {
-            v.check_id(&format!("dead_letter_ids[{i}]"), id);
+        if v.check_count("dead_letter_ids", req.dead_letter_ids.len(), MAX_REPLAY_IDS) {
+            for (i, id) in req.dead_letter_ids.iter().enumerate() {
+                v.check_id(&format!("dead_letter_ids[{i}]"), id);
+            }
+            v.check_unique("dead_letter_ids", &req.dead_letter_ids);
         }
         v.into_result()?;
         let rows =

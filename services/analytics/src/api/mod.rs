@@ -81,8 +81,20 @@ pub fn event(row: ExportRow) -> Event {
 
 /// Checks a list of event-type filters.
 pub fn types(v: &mut Violations, types: &[String]) {
-    v.check(types.len() <= 50, "types", "at most 50 types");
+    if !v.check_count("types", types.len(), MAX_TYPES) {
+        return;
+    }
     for (i, t) in types.iter().enumerate() {
         v.check(!t.is_empty() && t.len() <= 100, &format!("types[{i}]"), "must be an event type");
     }
+    v.check_unique("types", types);
 }
+
+/// Event types one timeline or export filter names at most.
+pub const MAX_TYPES: usize = 50;
+
+/// Dead letters one replay names at most.
+pub const MAX_REPLAY_IDS: usize = 500;
+
+/// Series one dashboard request names at most.
+pub const MAX_SERIES: usize = 20;

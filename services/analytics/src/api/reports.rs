@@ -193,13 +193,15 @@ impl ReportService for Api {
             None => {
                 v.add("dashboard", "must be one of: engagement, activity");
             }
-            Some((_, series)) => {
+            Some((_, series)) if v.check_count("series", req.series.len(), super::MAX_SERIES) => {
                 for (i, s) in req.series.iter().enumerate() {
                     let ok = series.contains(&s.as_str())
                         || (req.dashboard == "activity" && s.starts_with("events.") && s.len() <= 110);
                     v.check(ok, &format!("series[{i}]"), format!("must be one of: {}", series.join(", ")));
                 }
+                v.check_unique("series", &req.series);
             }
+            Some(_) => {}
         }
         let r = range(&mut v, req.range.as_ref(), MAX_DAYS);
         let r = finish(v, r)?;

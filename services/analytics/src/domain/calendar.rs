@@ -56,8 +56,17 @@ pub fn date(s: &str) -> Result<Date, String> {
     if s.len() != 10 {
         return Err("must be a date YYYY-MM-DD".to_owned());
     }
-    s.parse::<Date>().map_err(|_| "must be a date YYYY-MM-DD".to_owned())
+    let d = s.parse::<Date>().map_err(|_| "must be a date YYYY-MM-DD".to_owned())?;
+    if !(FIRST_DATE..=LAST_DATE).contains(&d) {
+        return Err(format!("must be between {FIRST_DATE} and {LAST_DATE}"));
+    }
+    Ok(d)
 }
+
+/// The dates reports accept. Events exist from 2020 on; the window leaves the month a report
+/// looks back and the day it looks ahead far from the ends of the calendar in every zone.
+pub const FIRST_DATE: Date = jiff::civil::date(2000, 1, 1);
+pub const LAST_DATE: Date = jiff::civil::date(2199, 12, 31);
 
 impl Range {
     /// Number of days, both ends included.
@@ -270,6 +279,9 @@ mod tests {
         assert!(time_zone("Mars/Olympus").is_err());
         assert_eq!(time_zone("").expect("utc").1, "UTC");
         assert!(date("2026-02-30").is_err());
+        assert!(date("9999-12-31").is_err());
+        assert!(date("0001-01-01").is_err());
+        assert!(date("2199-12-31").is_ok());
         assert!(date("2026-2-3").is_err());
         assert_eq!(monday_of(d("2026-11-22")), d("2026-11-16"));
         assert_eq!(days_between(d("2026-01-01"), d("2026-12-31")), 364);

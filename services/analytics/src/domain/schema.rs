@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use tt_common::clock::Millis;
+use tt_common::{clock::Millis, error::quote};
 use tt_proto::common::v1::{AttributeValue, Event, attribute_value::Kind};
 
 /// An attribute's type.
@@ -165,22 +165,24 @@ pub fn check(event: &Event, now: Millis) -> Result<Accepted, String> {
 fn attribute_problems(attributes: &std::collections::HashMap<String, AttributeValue>) -> Vec<String> {
     let mut problems = Vec::new();
     if attributes.len() > MAX_ATTRIBUTES {
-        problems.push(format!("at most {MAX_ATTRIBUTES} attributes"));
+        // Reported once: the attributes of an oversized map are not looked at one by one.
+        problems.push(format!("at most {MAX_ATTRIBUTES} attributes (got {})", attributes.len()));
+        return problems;
     }
     let mut names: Vec<_> = attributes.keys().collect();
     names.sort();
     for name in names {
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
-            problems.push(format!("attribute name {name:?} must be 1 to 64 letters, digits or '_'"));
+            problems.push(format!("attribute name {} must be 1 to 64 letters, digits or '_'", quote(name)));
         }
         match attributes[name].kind.as_ref() {
-            None => problems.push(format!("attribute {name:?} has no value")),
+            None => problems.push(format!("attribute {} has no value", quote(name))),
             Some(Kind::StringValue(s)) if s.chars().count() > MAX_STRING => {
-                problems.push(format!("attribute {name:?} is longer than {MAX_STRING} characters"))
+                problems.push(format!("attribute {} is longer than {MAX_STRING} characters", quote(name)))
             }
             Some(Kind::DoubleValue(d)) if !d.is_finite() => {
-                problems.push(format!("attribute {name:?} must be a finite number"))
+                problems.push(format!("attribute {} must be a finite number", quote(name)))
             }
             Some(_) => {}
         }

@@ -40,8 +40,7 @@ impl AccountService for Api {
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
         let patch = req.user.unwrap_or_default();
-        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
-        v.check(!paths.is_empty(), "update_mask", "must name the fields to change (display_name)");
+        let paths = v.mask_paths(req.update_mask, " (display_name)");
         let mut display_name = None;
         for path in &paths {
             match path.as_str() {

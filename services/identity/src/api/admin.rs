@@ -11,6 +11,9 @@ use tt_common::{
 use tt_proto::identity::v1::{self as pb, admin_service_server::AdminService};
 
 use super::Api;
+
+/// Roles one SetUserRoles names at most (there are three a person can hold).
+const MAX_ROLES: usize = 8;
 use crate::{
     DOMAIN,
     domain::{UserStatus, parse_account_name, roles},
@@ -86,7 +89,11 @@ impl AdminService for Api {
         let mut v = Violations::new(DOMAIN);
         v.check_id("user_id", &req.user_id);
         let mut wanted = vec![Role::Learner];
-        for (i, raw) in req.roles.iter().enumerate() {
+        let listed = v.check_count("roles", req.roles.len(), MAX_ROLES);
+        if listed {
+            v.check_unique("roles", &req.roles);
+        }
+        for (i, raw) in req.roles.iter().enumerate().filter(|_| listed) {
             match pb::Role::try_from(*raw).ok().and_then(roles::from_proto) {
                 Some(Role::Service) => {
                     v.add(&format!("roles[{i}]"), "the service role belongs to service accounts");

@@ -78,6 +78,35 @@ async fn passwords_follow_the_policy_and_are_never_truncated() {
 }
 
 #[tokio::test]
+async fn trivial_passwords_are_refused_with_the_reason() {
+    use tonic_types::StatusExt;
+    let s = Stack::start().await;
+    for (password, why) in [
+        ("aaaaaaaa", "repetitive"),
+        ("abcdefgh", "sequence"),
+        ("        ", "spaces"),
+        ("\t\t\t\t\t\t\t\t", "spaces"),
+    ] {
+        let err = s
+            .auth()
+            .register(pb::RegisterRequest {
+                email: "t@example.com".into(),
+                password: password.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err(password);
+        assert_eq!(fields(&err), ["password"], "{password:?}");
+        let described = err.get_details_bad_request().map(|b| b.field_violations[0].description.clone());
+        assert!(described.as_deref().is_some_and(|d| d.contains(why)), "{password:?}: {described:?}");
+    }
+    assert_eq!(
+        s.login("t@example.com", "aaaaaaaa").await.expect_err("no account").code(),
+        Code::Unauthenticated
+    );
+}
+
+#[tokio::test]
 async fn duplicate_email_is_already_exists() {
     let s = Stack::start().await;
     s.register("dup@example.com").await;

@@ -47,16 +47,19 @@ impl AssessmentService for Api {
         let mut v = violations();
         let current = self.questionnaire.version;
         v.check(req.version == current, "version", format!("must be the current version, {current}"));
+        // One answer per question: a longer list is refused before any answer is looked at.
+        let listed = v.check_count("answers", req.answers.len(), self.questionnaire.questions.len());
         let answers: Vec<(String, String)> =
             req.answers.into_iter().map(|a| (a.question_id, a.option_id)).collect();
-        let scores = match self.questionnaire.score(&answers) {
-            Ok(scores) => Some(scores),
-            Err(problems) => {
+        let scores = match listed.then(|| self.questionnaire.score(&answers)) {
+            Some(Ok(scores)) => Some(scores),
+            Some(Err(problems)) => {
                 for (field, why) in problems {
                     v.add(&field, why);
                 }
                 None
             }
+            None => None,
         };
         v.into_result()?;
         let Some(scores) = scores else {

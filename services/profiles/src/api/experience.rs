@@ -139,10 +139,9 @@ impl ExperienceService for Api {
         let me = self.owner(&request).await?;
         let req = request.into_inner();
         let src = req.position.unwrap_or_default();
-        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut v = violations();
+        let paths = v.mask_paths(req.update_mask, "");
         v.check_id("position.id", &src.id);
-        v.check(!paths.is_empty(), "update_mask", "must name the fields to change");
         v.into_result()?;
         let current = self
             .store

@@ -153,10 +153,9 @@ impl GoalService for Api {
         let me = self.owner(&request).await?;
         let req = request.into_inner();
         let src = req.goal.unwrap_or_default();
-        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut v = violations();
+        let paths = v.mask_paths(req.update_mask, "");
         v.check_id("goal.id", &src.id);
-        v.check(!paths.is_empty(), "update_mask", "must name the fields to change");
         v.into_result()?;
         let current = self
             .store
@@ -201,10 +200,12 @@ impl GoalService for Api {
         let me = self.owner(&request).await?;
         let ids = request.into_inner().goal_ids;
         let mut v = violations();
-        for (i, id) in ids.iter().enumerate() {
-            v.check_id(&format!("goal_ids[{i}]"), id);
+        if v.check_count("goal_ids", ids.len(), domain::MAX_GOALS) {
+            for (i, id) in ids.iter().enumerate() {
+                v.check_id(&format!("goal_ids[{i}]"), id);
+            }
+            v.check_unique("goal_ids", &ids);
         }
-        v.check(ids.len() <= domain::MAX_GOALS, "goal_ids", "too many ids");
         v.into_result()?;
         let goals = self.store.reorder_goals(&me, &ids, self.now()).await.map_err(|e| match e {
             crate::store::WriteError::Invalid(why) => error::invalid_field(DOMAIN, "goal_ids", why),

@@ -5,6 +5,9 @@ use tt_common::{auth::require_service, clock::from_timestamp};
 use tt_proto::profiles::v1::{self as pb, integration_service_server::IntegrationService};
 
 use super::{Api, convert, violations};
+
+/// Events one ConsumeEvents call carries at most (the relay sends batches of 200).
+const MAX_CONSUMED_EVENTS: usize = 1000;
 use crate::{
     service::{db, write},
     store::skills::Verification,
@@ -36,9 +39,7 @@ impl IntegrationService for Api {
         let req = request.into_inner();
         let mut v = violations();
         v.check_id("user_id", &req.user_id);
-        if self.taxonomy.get(&req.skill_id).is_none() {
-            v.add("skill_id", self.unknown_skill(&req.skill_id));
-        }
+        self.check_skill(&mut v, "skill_id", &req.skill_id, true);
         v.check((1..=5).contains(&req.proficiency), "proficiency", "must be 1 to 5");
         let source = req.source.trim();
         v.check((1..=200).contains(&source.chars().count()), "source", "must be 1 to 200 characters");
@@ -70,8 +71,8 @@ impl IntegrationService for Api {
         require_service(&request)?;
         let events = request.into_inner().events;
         let mut v = violations();
-        v.check(events.len() <= 1000, "events", "at most 1000 per call");
-        for (i, e) in events.iter().enumerate() {
+        let listed = v.check_count("events", events.len(), MAX_CONSUMED_EVENTS);
+        for (i, e) in events.iter().enumerate().filter(|_| listed) {
             v.check(!e.id.is_empty() && e.id.len() <= 64, &format!("events[{i}].id"), "must be an event id");
             if e.r#type == USER_DELETED {
                 v.check_id(&format!("events[{i}].subject"), &e.subject);

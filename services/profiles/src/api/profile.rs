@@ -112,13 +112,12 @@ impl ProfileService for Api {
         let me = self.owner(&request).await?;
         let req = request.into_inner();
         let src = req.profile.unwrap_or_default();
-        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        let mut v = violations();
+        let paths = v.mask_paths(req.update_mask, "");
         let stale = || etag_mismatch(DOMAIN, "profile");
         let mut row = self.store.profile(&me).await.map_err(db)?.ok_or_else(stale)?;
         // A stale etag fails the conditional update below.
         let expected = expected_version(&src.etag, row.version, "profile")?;
-        let mut v = violations();
-        v.check(!paths.is_empty(), "update_mask", "must name the fields to change");
         for path in &paths {
             apply(&mut v, path, &src, &mut row);
         }

@@ -73,9 +73,7 @@ impl SkillService for Api {
         let me = self.owner(&request).await?;
         let req = request.into_inner();
         let mut v = violations();
-        if self.taxonomy.get(&req.skill_id).is_none() {
-            v.add("skill_id", self.unknown_skill(&req.skill_id));
-        }
+        self.check_skill(&mut v, "skill_id", &req.skill_id, true);
         v.check((1..=5).contains(&req.proficiency), "proficiency", "must be 1 to 5");
         v.check(req.years.is_finite() && (0.0..=60.0).contains(&req.years), "years", "must be 0 to 60");
         let last_used = req

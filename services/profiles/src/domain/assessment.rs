@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use tt_common::error::quote;
 
 /// The questionnaire.
 #[derive(Debug, Clone, Deserialize)]
@@ -145,13 +146,12 @@ impl Questionnaire {
         for (i, (question_id, option_id)) in answers.iter().enumerate() {
             let field = format!("answers[{i}]");
             match self.questions.iter().find(|q| q.id == *question_id) {
-                None => {
-                    problems.push((format!("{field}.question_id"), format!("no question {question_id:?}")))
-                }
+                None => problems
+                    .push((format!("{field}.question_id"), format!("no question {}", quote(question_id)))),
                 Some(q) => match q.options.iter().find(|o| o.id == *option_id) {
                     None => problems.push((
                         format!("{field}.option_id"),
-                        format!("question {question_id} has no option {option_id:?}"),
+                        format!("question {question_id} has no option {}", quote(option_id)),
                     )),
                     Some(o) => {
                         if chosen.insert(q.id.as_str(), o).is_some() {

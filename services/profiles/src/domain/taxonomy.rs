@@ -140,8 +140,12 @@ impl Taxonomy {
     }
 
     /// Up to `n` skills closest to an unknown id or name: search hits first, then the smallest
-    /// edit distance to a name, alias or id.
+    /// edit distance to a name, alias or id. Nothing for input longer than [`MAX_SKILL_ID`]:
+    /// the edit distance costs its length times every term's, so it is kept to plausible ids.
     pub fn suggest(&self, unknown: &str, n: usize) -> Vec<&SkillDef> {
+        if unknown.chars().count() > MAX_SKILL_ID {
+            return Vec::new();
+        }
         let q = unknown.trim().to_lowercase().replace('-', " ");
         let mut out = self.search(&q, None);
         out.truncate(n);
@@ -168,10 +172,13 @@ impl Taxonomy {
     }
 }
 
+/// The longest skill id.
+pub const MAX_SKILL_ID: usize = 64;
+
 /// A kebab-case skill id.
 pub fn is_skill_id(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 64
+        && s.len() <= MAX_SKILL_ID
         && s.split('-').all(|part| {
             !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
@@ -240,6 +247,7 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].id, "kubernetes");
         assert_eq!(t.suggest("pythn", 3)[0].id, "python");
+        assert!(t.suggest(&"k".repeat(MAX_SKILL_ID + 1), 3).is_empty(), "no work for implausible ids");
     }
 
     #[test]

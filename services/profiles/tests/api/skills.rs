@@ -196,3 +196,47 @@ async fn assessment_validates_scores_and_keeps_history() {
     assert_eq!(view.learning_style, second.weights, "the latest result is the one others use");
     assert_eq!(view.dominant_style, second.dominant_style);
 }
+
+/// Bytes a status takes in the trailers (message plus base64 details), roughly.
+fn status_bytes(status: &tonic::Status) -> usize {
+    status.message().len() + status.details().len().div_ceil(3) * 4
+}
+
+#[tokio::test]
+async fn hostile_skill_ids_cost_little_and_answer_small() {
+    let s = Stack::start().await;
+    let ada = s.learner("ada").await;
+    // A megabyte of skill id is refused on its length, without the "did you mean" pass (which
+    // took 18 CPU-seconds for this before).
+    let started = std::time::Instant::now();
+    let err = s
+        .skills(&ada.token)
+        .upsert_learner_skill(upsert(&"k".repeat(1_000_000), 3))
+        .await
+        .expect_err("1 MB id");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(status_bytes(&err) < 4096, "{} bytes", status_bytes(&err));
+
+    // 1,000 unknown skills on a goal: one count violation, not a thousand.
+    let mut g = crate::support::goal(pb::GoalKind::LongTerm, "Everything");
+    g.skill_ids = (0..1000).map(|i| format!("no-such-skill-{i}")).collect();
+    let err = s
+        .goals(&ada.token)
+        .create_goal(pb::CreateGoalRequest { goal: Some(g.clone()), request_id: String::new() })
+        .await
+        .expect_err("too many skills");
+    assert_eq!(tt_common::error::bad_fields(&err), ["goal.skill_ids"]);
+    assert!(status_bytes(&err) < 4096, "{} bytes", status_bytes(&err));
+
+    // Within the count, every unknown id is named; only the first few get suggestions.
+    g.skill_ids = (0..20).map(|i| format!("kubernets{i}")).collect();
+    let err = s
+        .goals(&ada.token)
+        .create_goal(pb::CreateGoalRequest { goal: Some(g), request_id: String::new() })
+        .await
+        .expect_err("unknown skills");
+    let fields = tt_common::error::bad_fields(&err);
+    assert_eq!(fields.len(), 20, "{fields:?}");
+    assert!(status_bytes(&err) < 4096, "{} bytes", status_bytes(&err));
+}
