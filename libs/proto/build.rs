@@ -7,7 +7,10 @@ use prost::Message;
 
 /// The packages this crate exposes: (proto package, files relative to `proto/`).
 const PACKAGES: &[(&str, &[&str])] = &[
-    ("timetravelers.common.v1", &["timetravelers/common/v1/event.proto"]),
+    (
+        "timetravelers.common.v1",
+        &["timetravelers/common/v1/event.proto", "timetravelers/common/v1/outbox.proto"],
+    ),
     (
         "timetravelers.identity.v1",
         &[
@@ -52,7 +55,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let fds = protox::compile(*files, [&root])?;
         fs::write(out_dir.join(format!("{package}.descriptor.bin")), fds.encode_to_vec())?;
-        tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
     }
+    // Code for every package in one pass: generating per package would write a package a
+    // second time, from only the files another package imports of it.
+    let all: Vec<&str> = PACKAGES.iter().flat_map(|(_, files)| files.iter().copied()).collect();
+    let fds = protox::compile(all, [&root])?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
     Ok(())
 }

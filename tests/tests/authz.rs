@@ -192,6 +192,10 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         ("/timetravelers.analytics.v1.AdminService/GetUsageStats", Admin),
         ("/timetravelers.analytics.v1.AdminService/ListDeadLetters", Admin),
         ("/timetravelers.analytics.v1.AdminService/ReplayDeadLetters", Admin),
+        ("/timetravelers.common.v1.OutboxAdminService/ListOutboxes", Admin),
+        ("/timetravelers.common.v1.OutboxAdminService/ListOutboxDeadLetters", Admin),
+        ("/timetravelers.common.v1.OutboxAdminService/ReplayOutboxDeadLetters", Admin),
+        ("/timetravelers.common.v1.OutboxAdminService/DiscardOutboxDeadLetters", Admin),
     ])
 }
 
@@ -206,6 +210,7 @@ async fn registered_methods() -> anyhow::Result<Vec<String>> {
     let mut fds = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET)?;
     fds.file.extend(prost_types::FileDescriptorSet::decode(ppb::FILE_DESCRIPTOR_SET)?.file);
     fds.file.extend(prost_types::FileDescriptorSet::decode(apb::FILE_DESCRIPTOR_SET)?.file);
+    fds.file.extend(prost_types::FileDescriptorSet::decode(tt_proto::common::v1::FILE_DESCRIPTOR_SET)?.file);
     let mut methods = Vec::new();
     for name in builder.service_names() {
         let (package, service) = name.rsplit_once('.').unwrap_or(("", name));

@@ -396,6 +396,34 @@ fn base(method: &str, f: &Fixture) -> Option<(Who, Vec<u8>)> {
             apb::ReplayDeadLettersRequest { dead_letter_ids: vec![tt_common::new_id()], all: false }
                 .encode_to_vec(),
         ),
+        ("OutboxAdminService", "ListOutboxes") => (Admin, Vec::new()),
+        ("OutboxAdminService", "ListOutboxDeadLetters") => (
+            Admin,
+            cpb::ListOutboxDeadLettersRequest {
+                service: "identity".into(),
+                destination: "analytics".into(),
+                page_size: 10,
+                page_token: String::new(),
+            }
+            .encode_to_vec(),
+        ),
+        ("OutboxAdminService", "ReplayOutboxDeadLetters") => (
+            Admin,
+            cpb::ReplayOutboxDeadLettersRequest {
+                service: "profiles".into(),
+                dead_letter_ids: vec![tt_common::new_id()],
+                all: false,
+            }
+            .encode_to_vec(),
+        ),
+        ("OutboxAdminService", "DiscardOutboxDeadLetters") => (
+            Admin,
+            cpb::DiscardOutboxDeadLettersRequest {
+                service: "identity".into(),
+                dead_letter_ids: vec![tt_common::new_id()],
+            }
+            .encode_to_vec(),
+        ),
         _ => return None,
     })
 }

@@ -22,6 +22,9 @@ use crate::{Identity, store::audit::AuditRecord};
 /// The event a deletion writes (subject: the user id).
 pub const USER_DELETED: &str = "identity.user.deleted";
 
+/// The outbox destination of profiles (identity's deletions go there).
+pub const PROFILES: &str = "profiles";
+
 /// The subject of the tokens identity signs for its own calls.
 pub const SELF_SUBJECT: &str = "identity";
 
@@ -55,7 +58,7 @@ pub fn for_audit(record: &AuditRecord) -> Option<(Event, &'static [&'static str]
             (event("identity.user.suspended", &record.subject, &record.actor_id), TO_ANALYTICS)
         }
         "user.deleted" => {
-            (event(USER_DELETED, &record.subject, &record.actor_id), &["profiles", ANALYTICS][..])
+            (event(USER_DELETED, &record.subject, &record.actor_id), &[PROFILES, ANALYTICS][..])
         }
         _ => return None,
     };
@@ -118,7 +121,7 @@ fn relay(identity: &Arc<Identity>, destination: &str, sink: Arc<dyn Sink>) -> Re
 
 /// The relay of the "profiles" destination, to profiles at `url`.
 pub fn profiles_relay(identity: &Arc<Identity>, url: &str) -> Result<Relay, String> {
-    Ok(relay(identity, "profiles", Arc::new(ProfilesSink(peer(identity, url)?))))
+    Ok(relay(identity, PROFILES, Arc::new(ProfilesSink(peer(identity, url)?))))
 }
 
 /// The relay of the "analytics" destination, to analytics at `url`.

@@ -150,6 +150,14 @@ pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
             Err(e) => tracing::error!(relay = name, error = %e, "an outbox relay cannot start"),
         }
     }
+    builder.outbox(tt_common::outbox::OutboxSource {
+        service: "identity".into(),
+        db: identity.store.db().clone(),
+        destinations: vec![events::PROFILES.into(), tt_common::outbox::ANALYTICS.into()],
+        pages: identity.pages.clone(),
+        clock: identity.clock.clone(),
+        signal: Some(identity.store.outbox().clone()),
+    });
     let api = Api(identity.clone());
     let max = builder.args().max_message_bytes;
     let fds = pb::FILE_DESCRIPTOR_SET;

@@ -74,6 +74,14 @@ pub fn register(builder: &mut ServerBuilder, profiles: Arc<Profiles>, analytics:
             }),
         );
     }
+    builder.outbox(tt_common::outbox::OutboxSource {
+        service: "profiles".into(),
+        db: profiles.store.db().clone(),
+        destinations: vec![ANALYTICS.into()],
+        pages: profiles.pages.clone(),
+        clock: profiles.clock.clone(),
+        signal: Some(profiles.store.outbox().clone()),
+    });
     let api = Api(profiles.clone());
     let max = builder.args().max_message_bytes;
     let fds = pb::FILE_DESCRIPTOR_SET;

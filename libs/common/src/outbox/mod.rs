@@ -9,9 +9,18 @@
 //!
 //! Order: rows are delivered in id order (UUIDv7, time-ordered) by one relay at a time per
 //! destination (a lease in `outbox_leases`, taken over when its holder stops renewing it), and a
-//! failed batch is retried whole before anything after it: events about one subject arrive in the
-//! order they were written.
+//! batch that failed for the receiver's reasons (down, overloaded, refusing our credentials) is
+//! retried whole before anything after it: events about one subject arrive in the order they
+//! were written.
+//!
+//! Poison: an event the receiver refuses as invalid (INVALID_ARGUMENT, FAILED_PRECONDITION) would
+//! block the destination forever if retried whole. Such a batch is delivered one event at a time
+//! to find the culprit, which becomes a dead letter at the sender with the receiver's reason;
+//! later events about its subject wait behind it (order per subject is kept) while every other
+//! subject flows on. Admins list, replay or discard dead letters through one
+//! `OutboxAdminService` that every server mounts for the outboxes of its services ([`admin`]).
 
+pub mod admin;
 mod analytics;
 mod relay;
 
@@ -24,15 +33,21 @@ use prost::Message;
 use sqlx::{Any, Transaction};
 use tt_proto::common::v1::{AttributeValue, Event, attribute_value::Kind};
 
+pub use admin::{OutboxAdmin, OutboxSource};
 pub use analytics::{ANALYTICS, AnalyticsSink};
-pub use relay::{Relay, RelayOptions, Sink};
+pub use relay::{Refusal, Relay, RelayOptions, Sink};
 
 use crate::{clock::Millis, storage::Migration, storage::StorageError};
 
 /// The outbox tables. A service lists this among its own migrations under a version of its
-/// choosing (`outbox::migration(2)`).
+/// choosing (`outbox::migration(2)`), followed by [`dead_letter_migration`].
 pub const fn migration(version: i64) -> Migration {
     Migration { version, description: "outbox", sql: include_str!("outbox.sql") }
+}
+
+/// Dead letters at the sender (a column and an index on the outbox table).
+pub const fn dead_letter_migration(version: i64) -> Migration {
+    Migration { version, description: "outbox dead letters", sql: include_str!("dead_letters.sql") }
 }
 
 /// Builds an event (id and time assigned here).
@@ -139,15 +154,36 @@ pub struct Backlog {
     pub oldest: Option<Millis>,
 }
 
-/// The backlog of `destination` (for readiness, metrics and admin statistics).
+/// The backlog of `destination` (for readiness, metrics and admin statistics): events not yet
+/// delivered, those waiting behind a dead letter included, dead letters themselves not.
 pub async fn backlog(pool: &sqlx::AnyPool, destination: &str) -> Result<Backlog, StorageError> {
+    backlog_without(pool, destination, &[]).await
+}
+
+/// The backlog once the rows `ids` (a batch being delivered) are gone: what a receiver should
+/// be told is left, so the figure reads 0 once the last batch arrives.
+pub(crate) async fn backlog_without(
+    pool: &sqlx::AnyPool,
+    destination: &str,
+    ids: &[String],
+) -> Result<Backlog, StorageError> {
     use sqlx::Row;
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox \
-         WHERE destination = $1 AND delivered_at IS NULL",
-    )
-    .bind(destination)
-    .fetch_one(pool)
-    .await?;
+    let mut sql = "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox \
+         WHERE destination = $1 AND delivered_at IS NULL AND dead_at IS NULL"
+        .to_owned();
+    if !ids.is_empty() {
+        sql.push_str(&format!(" AND id NOT IN ({})", placeholders(2, ids.len())));
+    }
+    // Only numbered placeholders and fixed text enter the SQL.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(destination);
+    for id in ids {
+        query = query.bind(id.clone());
+    }
+    let row = query.fetch_one(pool).await?;
     Ok(Backlog { pending: row.try_get("pending")?, oldest: row.try_get("oldest")? })
+}
+
+/// `$first, $first+1, ...` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

@@ -42,6 +42,9 @@ use crate::{auth::TokenVerifier, config::ServerArgs};
 /// drain included): the liveness probe's, so a pod is never restarted for being not ready.
 pub const LIVENESS: &str = "timetravelers.liveness";
 
+/// The gRPC service over the outboxes of the services on a server.
+pub const OUTBOX_ADMIN: &str = "timetravelers.common.v1.OutboxAdminService";
+
 /// A readiness check: retried with backoff until it succeeds.
 pub type ReadyCheck = Box<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
@@ -66,6 +69,7 @@ pub struct ServerBuilder {
     checks: Vec<(Vec<String>, ReadyCheck)>,
     verifier: Option<Arc<TokenVerifier>>,
     background: Vec<(String, BoxFuture<'static, ()>)>,
+    outboxes: Vec<crate::outbox::OutboxSource>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -85,6 +89,7 @@ impl ServerBuilder {
             checks: Vec::new(),
             verifier: None,
             background: Vec::new(),
+            outboxes: Vec::new(),
         }
     }
 
@@ -117,6 +122,19 @@ impl ServerBuilder {
         if !self.descriptors.contains(&descriptors) {
             self.descriptors.push(descriptors);
         }
+        self
+    }
+
+    /// Adds a service's outbox to the server's `OutboxAdminService` (mounted with the first).
+    pub fn outbox(&mut self, source: crate::outbox::OutboxSource) -> &mut Self {
+        if self.outboxes.is_empty() {
+            self.services.push(OUTBOX_ADMIN.to_owned());
+            let fds = tt_proto::common::v1::FILE_DESCRIPTOR_SET;
+            if !self.descriptors.contains(&fds) {
+                self.descriptors.push(fds);
+            }
+        }
+        self.outboxes.push(source);
         self
     }
 
@@ -167,6 +185,10 @@ impl ServerBuilder {
         }
 
         let mut routes = self.routes;
+        if !self.outboxes.is_empty() {
+            let admin = crate::outbox::OutboxAdmin::new(self.outboxes).server(self.args.max_message_bytes);
+            routes.add_service(admin);
+        }
         routes.add_service(health_service);
         let (v1, v1alpha) = reflection(&self.descriptors)?;
         routes.add_service(v1);

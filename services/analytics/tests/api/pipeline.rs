@@ -91,4 +91,8 @@ async fn events_emitted_while_analytics_is_down_arrive_exactly_once_after_a_rest
     assert_eq!(registered.events, 6);
     let lag = stats.sources.iter().find(|x| x.source == "identity").expect("identity stats");
     assert!(lag.backlog_report_time.is_some() && lag.batches >= 2, "{lag:?}");
+    // The sources' outboxes are empty, and the figure the admin sees says so.
+    for source in &stats.sources {
+        assert_eq!((source.outbox_pending, source.outbox_lag_ms), (0, 0), "{source:?}");
+    }
 }

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0001_identity.sql"),
     },
     tt_common::outbox::migration(2),
+    tt_common::outbox::dead_letter_migration(3),
 ];
 
 /// The repositories over one database.

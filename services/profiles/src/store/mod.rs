@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "reported completion",
         sql: include_str!("../../migrations/0003_profiles_reported_completion.sql"),
     },
+    tt_common::outbox::dead_letter_migration(4),
 ];
 
 /// The repositories over one database. Writes that analytics hears about commit their events
