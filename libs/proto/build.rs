@@ -19,6 +19,7 @@ const PACKAGES: &[(&str, &[&str])] = &[
             "timetravelers/identity/v1/account.proto",
             "timetravelers/identity/v1/admin.proto",
             "timetravelers/identity/v1/settings.proto",
+            "timetravelers/identity/v1/revocations.proto",
         ],
     ),
     (

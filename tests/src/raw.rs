@@ -77,6 +77,21 @@ pub enum Shape {
     Unary,
     ServerStreaming,
     ClientStreaming,
+    /// A server stream that does not end (a feed): its first message is the answer.
+    Watch,
+}
+
+impl Shape {
+    /// The shape of a method from its descriptor (`Watch...` server streams are feeds).
+    pub fn of(method: &prost_types::MethodDescriptorProto) -> Option<Self> {
+        Some(match (method.client_streaming(), method.server_streaming()) {
+            (false, false) => Self::Unary,
+            (false, true) if method.name().starts_with("Watch") => Self::Watch,
+            (false, true) => Self::ServerStreaming,
+            (true, false) => Self::ClientStreaming,
+            (true, true) => return None,
+        })
+    }
 }
 
 /// Calls `path` of any shape with one request message (`body`) and reads the whole answer;
@@ -112,13 +127,16 @@ pub async fn call_shaped(
             authorize(request.metadata_mut())?;
             Ok(grpc.client_streaming(request, path, RawCodec).await?.into_inner().len())
         }
-        Shape::ServerStreaming => {
+        Shape::ServerStreaming | Shape::Watch => {
             let mut request = tonic::Request::new(body);
             authorize(request.metadata_mut())?;
             let mut stream = grpc.server_streaming(request, path, RawCodec).await?.into_inner();
             let mut received = 0;
             while let Some(message) = stream.message().await? {
                 received += message.len();
+                if shape == Shape::Watch {
+                    break;
+                }
             }
             Ok(received)
         }

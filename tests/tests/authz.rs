@@ -137,6 +137,7 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         ("/timetravelers.identity.v1.AuthService/Logout", Public),
         ("/timetravelers.identity.v1.AuthService/IssueServiceToken", Public),
         ("/timetravelers.identity.v1.AuthService/ListPublicKeys", Public),
+        ("/timetravelers.identity.v1.RevocationService/WatchRevocations", Public),
         ("/timetravelers.identity.v1.AccountService/GetMe", SignedIn),
         ("/timetravelers.identity.v1.AccountService/UpdateMe", SignedIn),
         ("/timetravelers.identity.v1.AccountService/ChangePassword", SignedIn),
@@ -202,7 +203,7 @@ fn rules() -> BTreeMap<&'static str, Rule> {
 const LAST: &[&str] = &["/timetravelers.identity.v1.AccountService/LogoutAll"];
 
 /// Every method of every service the all-in-one server mounts, from their descriptors.
-async fn registered_methods() -> anyhow::Result<Vec<String>> {
+async fn registered_methods() -> anyhow::Result<Vec<(String, raw::Shape)>> {
     let dir = tempfile::tempdir()?;
     let config = timetravelers::Config::for_tests(dir.path().to_path_buf());
     let (_, builder) =
@@ -221,7 +222,10 @@ async fn registered_methods() -> anyhow::Result<Vec<String>> {
             .flat_map(|f| f.service.iter())
             .find(|s| s.name() == service);
         let Some(svc) = found else { anyhow::bail!("no descriptor for registered service {name}") };
-        methods.extend(svc.method.iter().map(|m| format!("/{name}/{}", m.name())));
+        for m in &svc.method {
+            let shape = raw::Shape::of(m).ok_or_else(|| anyhow::anyhow!("bidirectional {}", m.name()))?;
+            methods.push((format!("/{name}/{}", m.name()), shape));
+        }
     }
     Ok(methods)
 }
@@ -316,7 +320,9 @@ async fn fixture(ch: &Channel) -> anyhow::Result<Fixture> {
 
 #[tokio::test]
 async fn every_rpc_has_a_rule_and_keeps_it() -> anyhow::Result<()> {
-    let methods = registered_methods().await?;
+    let shaped = registered_methods().await?;
+    let shapes: BTreeMap<&str, raw::Shape> = shaped.iter().map(|(m, s)| (m.as_str(), *s)).collect();
+    let methods: Vec<String> = shaped.iter().map(|(m, _)| m.clone()).collect();
     let rules = rules();
     let missing: Vec<_> = methods.iter().filter(|m| !rules.contains_key(m.as_str())).collect();
     assert!(missing.is_empty(), "RPCs without an authorization rule: {missing:?}");
@@ -333,10 +339,13 @@ async fn every_rpc_has_a_rule_and_keeps_it() -> anyhow::Result<()> {
         let rule = rules[method.as_str()];
         for who in EVERYONE {
             let token = f.tokens.get(&who).map(String::as_str);
-            let got = match raw::call(ch.clone(), method, body(method, &f), token).await {
-                Ok(_) => Code::Ok,
-                Err(s) => s.code(),
-            };
+            let got =
+                match raw::call_shaped(ch.clone(), method, shapes[method.as_str()], body(method, &f), token)
+                    .await
+                {
+                    Ok(_) => Code::Ok,
+                    Err(s) => s.code(),
+                };
             let ok = match expected(rule, who) {
                 Some(code) => got == code,
                 None => !matches!(got, Code::Unauthenticated | Code::PermissionDenied),

@@ -259,6 +259,10 @@ pub struct TokenArgs {
     /// `aud` of access tokens.
     #[arg(long, env = "TT_TOKEN_AUDIENCE", default_value = "timetravelers")]
     pub token_audience: String,
+    /// How long a service may go without hearing from identity's revocation feed before it
+    /// refuses every token (UNAVAILABLE) rather than risk honouring a revoked one.
+    #[arg(long, env = "TT_REVOCATION_MAX_STALENESS", default_value = "60s")]
+    pub revocation_max_staleness: HumanDuration,
 }
 
 impl TokenArgs {
@@ -266,6 +270,7 @@ impl TokenArgs {
         crate::auth::TokenSettings {
             issuer: self.token_issuer.clone(),
             audience: self.token_audience.clone(),
+            max_revocation_staleness: self.revocation_max_staleness.0,
             ..crate::auth::TokenSettings::default()
         }
     }

@@ -150,6 +150,20 @@ impl Violations {
         self
     }
 
+    /// Records a violation of `field` unless `value` is at most `max` characters without
+    /// control characters (which PostgreSQL's text cannot hold, in NUL's case, and no one means).
+    pub fn check_text(&mut self, field: &str, value: &str, max: usize) -> bool {
+        if value.chars().count() > max {
+            self.add(field, format!("must be at most {max} characters"));
+            false
+        } else if value.chars().any(char::is_control) {
+            self.add(field, "must not contain control characters");
+            false
+        } else {
+            true
+        }
+    }
+
     /// Checks that a repeated field has at most `max` elements. Returns whether its elements
     /// are worth checking one by one: a list over its limit is reported once, not per element.
     pub fn check_count(&mut self, field: &str, len: usize, max: usize) -> bool {

@@ -77,7 +77,7 @@ pub async fn run(config: AnalyticsConfig, listener: TcpListener, shutdown: Shutd
     let analytics = build(db, &cache, &secret, clock.clone(), &config.analytics);
     let identity = Peer::connect_lazy(PeerOptions::new(config.identity_url.clone()), Credentials::None)?;
     let mut builder = ServerBuilder::new(config.server.clone());
-    builder.verifier(remote_verifier(config.tokens.settings(), identity, &cache, clock));
+    builder.verifier(remote_verifier(config.tokens.settings(), identity, &secret, clock));
     crate::register(&mut builder, analytics.clone());
     let result = builder.serve(listener, shutdown).await.map_err(|e| e.to_string());
     analytics.store.db().close().await;

@@ -44,7 +44,8 @@ pub fn db(e: StorageError) -> Status {
 pub fn dead_letter(event: &Event, reason: String) -> NewDeadLetter {
     NewDeadLetter {
         event_id: if schema::is_uuid(&event.id) { event.id.clone() } else { String::new() },
-        source: event.source.chars().take(64).collect(),
+        // The payload keeps the event as received; this column only needs to be readable text.
+        source: event.source.chars().filter(|c| !c.is_control()).take(64).collect(),
         payload: event.encode_to_vec(),
         reason,
     }

@@ -35,6 +35,10 @@ pub struct IdentityArgs {
     /// A file holding that password (a mounted Secret); takes the place of the value above.
     #[arg(long, env = "TT_BOOTSTRAP_ADMIN_PASSWORD_FILE")]
     pub bootstrap_admin_password_file: Option<PathBuf>,
+    /// How often the revocation feed reads new revocations (other replicas' among them; this
+    /// process's own reach its subscribers at once).
+    #[arg(long, env = "TT_REVOCATION_POLL", default_value = "250ms")]
+    pub revocation_poll: HumanDuration,
     /// Password hashes computed at once, on threads at the lowest CPU priority, each keeping a
     /// 19 MiB buffer (0: one per CPU, at most four).
     #[arg(long, env = "TT_HASH_PARALLELISM", default_value_t = 0)]

@@ -14,6 +14,7 @@ pub mod events;
 pub mod guard;
 pub mod hashing;
 pub mod keyring;
+pub mod revocations;
 pub mod run;
 pub mod service;
 pub mod store;
@@ -27,7 +28,8 @@ use tt_common::{
 };
 use tt_proto::identity::v1::{
     self as pb, account_service_server::AccountServiceServer, admin_service_server::AdminServiceServer,
-    auth_service_server::AuthServiceServer, settings_service_server::SettingsServiceServer,
+    auth_service_server::AuthServiceServer, revocation_service_server::RevocationServiceServer,
+    settings_service_server::SettingsServiceServer,
 };
 
 pub use crate::service::Identity;
@@ -46,6 +48,7 @@ pub const SERVICES: &[&str] = &[
     "timetravelers.identity.v1.AccountService",
     "timetravelers.identity.v1.AdminService",
     "timetravelers.identity.v1.SettingsService",
+    "timetravelers.identity.v1.RevocationService",
 ];
 
 /// What start-up did about the first admin.
@@ -58,8 +61,8 @@ pub struct Bootstrap {
 }
 
 impl Identity {
-    /// Everything identity needs before it serves: migrations, an active signing key, the first
-    /// admin, and revocation marks republished into the cache. Runs once per process: later
+    /// Everything identity needs before it serves: migrations, an active signing key and the
+    /// first admin. Runs once per process: later
     /// calls (the readiness check after the all-in-one's own call) return the first outcome,
     /// without the generated password, which is shown once.
     pub async fn prepare(&self) -> Result<Bootstrap, String> {
@@ -71,7 +74,6 @@ impl Identity {
         let now = self.now();
         self.keys.ensure(now).await.map_err(|e| e.to_string())?;
         let bootstrap = self.bootstrap_admin().await?;
-        self.republish_marks().await.map_err(|s| s.message().to_owned())?;
         *prepared = Some(Bootstrap { generated_password: None, ..bootstrap.clone() });
         Ok(bootstrap)
     }
@@ -179,11 +181,25 @@ pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
             fds,
         )
         .add_service(
-            SettingsServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
+            SettingsServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            fds,
+        )
+        .add_service(
+            RevocationServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
             fds,
         )
         .background("identity.prune_sessions", Box::pin(prune_sessions(identity.clone())))
+        .background("identity.revocation_feed", {
+            let identity = identity.clone();
+            Box::pin(async move {
+                identity.wait_prepared().await;
+                identity.hub.clone().run().await;
+            })
+        })
         .public("/timetravelers.identity.v1.AuthService/")
+        .public("/timetravelers.identity.v1.RevocationService/")
         .ready_when(
             SERVICES,
             Box::new(move || {
@@ -204,7 +220,8 @@ pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
         );
 }
 
-/// Deletes sessions (and their refresh tokens) that ended more than a day ago, hourly.
+/// Deletes sessions (and their refresh tokens) that ended more than a day ago, and revocations
+/// older than every token they could concern, hourly.
 async fn prune_sessions(identity: Arc<Identity>) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
     const KEEP_MS: i64 = 24 * 3600 * 1000;
@@ -214,6 +231,11 @@ async fn prune_sessions(identity: Arc<Identity>) {
             Ok(n) if n > 0 => tracing::info!(sessions = n, "pruned ended sessions"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session pruning failed"),
+        }
+        let window = identity.args.access_token_ttl.0.max(identity.args.service_token_ttl.0);
+        let before = identity.now() - tt_common::clock::millis(window) - KEEP_MS;
+        if let Err(e) = identity.store.prune_revocations(before).await {
+            tracing::warn!(error = %e, "revocation pruning failed");
         }
     }
 }

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tt_common::{
-    auth::{Revocations, TokenVerifier},
+    auth::{Revocations, SubjectKeys, TokenVerifier},
     cache::Cache,
     clock::SharedClock,
     config::{ConfigError, ServerArgs, StoreArgs, TelemetryArgs, Validate},
@@ -18,7 +18,7 @@ use tt_common::{
 use crate::{Identity, LocalKeySource, config::IdentityArgs, keyring::KeyRing, store::Store};
 
 /// Builds identity on its database, the platform cache (identity keys its own entries under
-/// `identity:`; revocation marks live under the shared `auth:` namespace) and the secret.
+/// `identity:`) and the secret (which also keys the subjects on the revocation feed).
 pub async fn build(
     db: Database,
     cache: &Cache,
@@ -36,18 +36,30 @@ pub async fn build(
     };
     let publish_for = args.access_token_ttl.0.max(args.service_token_ttl.0) + Duration::from_secs(60);
     let keys = KeyRing::new(store.clone(), secret, pem, publish_for).map_err(|e| e.to_string())?;
-    let revocations = Revocations::new(cache.clone(), tt_common::auth::REVOCATION_MEMO);
-    Identity::new(store, cache.scoped("identity:"), revocations, keys, PageTokens::new(secret), clock, args)
-        .await
+    Identity::new(
+        store,
+        cache.scoped("identity:"),
+        SubjectKeys::new(secret),
+        keys,
+        PageTokens::new(secret),
+        clock,
+        args,
+    )
+    .await
 }
 
-/// The verifier identity's own binary uses: keys from its store, marks from the cache.
+/// The verifier identity's own binary uses: keys from its store, revocations from its own feed
+/// in process.
 pub fn local_verifier(identity: &Arc<Identity>, clock: SharedClock) -> Arc<TokenVerifier> {
     let settings = identity.args.tokens.settings();
+    let revocations =
+        Arc::new(Revocations::with_keys(identity.hub.keys().clone(), settings.max_revocation_staleness));
+    identity.hub.attach(revocations.clone());
     Arc::new(TokenVerifier::new(
         settings,
         Arc::new(LocalKeySource(identity.clone())),
-        identity.revocations.clone(),
+        revocations,
+        Arc::new(crate::revocations::LocalRevocations(identity.hub.clone())),
         clock,
     ))
 }

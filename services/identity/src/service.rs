@@ -1,12 +1,12 @@
 //! The identity service core: its dependencies and the steps several RPCs share (issuing
-//! tokens, opening sessions, publishing revocation marks, loading users).
+//! tokens, opening sessions, announcing revocations to the feed, loading users).
 
 use std::{sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::Status;
 use tt_common::{
-    auth::{ACCESS_TOKEN_TYPE, AccessClaims, Revocations, Role},
+    auth::{ACCESS_TOKEN_TYPE, AccessClaims, Role},
     cache::{Cache, Codec},
     clock::{Millis, SharedClock, millis, to_timestamp},
     error,
@@ -38,7 +38,8 @@ pub struct Identity {
     pub keys: KeyRing,
     pub hasher: Hasher,
     pub guard: Guard,
-    pub revocations: Revocations,
+    /// The source of the revocation feed.
+    pub hub: Arc<crate::revocations::RevocationHub>,
     pub pages: PageTokens,
     pub clock: SharedClock,
     pub args: IdentityArgs,
@@ -98,7 +99,7 @@ impl Identity {
     pub async fn new(
         store: Store,
         cache: Cache,
-        revocations: Revocations,
+        subject_keys: tt_common::auth::SubjectKeys,
         keys: KeyRing,
         pages: PageTokens,
         clock: SharedClock,
@@ -112,13 +113,21 @@ impl Identity {
         };
         let hasher = Hasher::new(parallelism).await.map_err(|e| e.to_string())?;
         let guard = Guard::new(cache.clone(), args.signin_rate_per_minute);
+        let window = args.access_token_ttl.0.max(args.service_token_ttl.0) + Duration::from_secs(90);
+        let hub = crate::revocations::RevocationHub::new(
+            store.clone(),
+            subject_keys,
+            clock.clone(),
+            window,
+            args.revocation_poll.0,
+        );
         Ok(Arc::new(Self {
             store,
             cache,
             keys,
             hasher,
             guard,
-            revocations,
+            hub,
             pages,
             clock,
             args,
@@ -196,26 +205,11 @@ impl Identity {
         })
     }
 
-    /// Publishes a tokens-valid-after mark so every verifier honours it within seconds.
-    /// The mark is committed in the database first; a cache failure here is reported, and the
-    /// mark is republished at the next start.
-    pub async fn publish_mark(&self, subject: &str, mark: Millis) -> Result<(), Status> {
-        let ttl = self.mark_ttl();
-        self.revocations.publish(subject, mark, ttl).await.map_err(|e| e.to_status())
-    }
-
-    /// How long a mark must stay published: past the longest token lifetime plus leeway.
-    pub fn mark_ttl(&self) -> Duration {
-        self.args.access_token_ttl.0.max(self.args.service_token_ttl.0) + Duration::from_secs(90)
-    }
-
-    /// Republishes recent marks (after a cache restart, marks may be gone).
-    pub async fn republish_marks(&self) -> Result<(), Status> {
-        let since = self.now() - millis(self.mark_ttl());
-        for (user, mark) in self.store.marks_since(since).await.map_err(db)? {
-            self.publish_mark(&user, mark).await?;
-        }
-        Ok(())
+    /// Tells the revocation feed that tokens were revoked (the mark is already committed with
+    /// the change): this process's verifiers honour it before this returns, the feed's
+    /// subscribers moments later, and verifiers following other replicas at their next poll.
+    pub async fn publish_revocation(&self) {
+        self.hub.sync().await;
     }
 
     /// The public view of user `id` (no credentials), cache-aside: GetMe and GetUser are the hot
@@ -254,7 +248,7 @@ impl Identity {
             .ok_or_else(|| error::not_found(DOMAIN, "user", user_id))?;
         self.forget_user(user_id).await;
         if revoke.mark {
-            self.publish_mark(user_id, now).await?;
+            self.publish_revocation().await;
         }
         Ok(user_to_proto(&user))
     }

@@ -111,6 +111,7 @@ async fn of_two_rotations_of_one_token_exactly_one_wins() {
 
 #[tokio::test]
 async fn suspension_marks_and_ends_sessions_atomically() {
+    // (The revocation row is what the feed streams to every verifier.)
     let (s, _db) = store().await;
     let u = user("s@x.io");
     s.create_user(&u, &audit("c")).await.expect("create");
@@ -123,7 +124,10 @@ async fn suspension_marks_and_ends_sessions_atomically() {
         .expect("user");
     assert_eq!((row.status, row.tokens_valid_after, row.version), (UserStatus::Suspended, 77, 2));
     assert_eq!(s.session(&sid).await.expect("load").expect("session").revoked_at, Some(77));
-    assert_eq!(s.marks_since(50).await.expect("marks"), vec![(u.id.clone(), 77)]);
+    assert_eq!(s.revocations_since(50).await.expect("marks"), vec![(u.id.clone(), 77)]);
+    // A mark only moves forward; an older one changes nothing.
+    s.admin_update(&u.id, None, None, Revoke::TOKENS, 60, &audit("old")).await.expect("update");
+    assert_eq!(s.revocations_since(0).await.expect("marks"), vec![(u.id.clone(), 77)]);
     let missing = s.admin_update("nobody", None, None, Revoke::NOTHING, 1, &audit("x")).await.expect("ok");
     assert_eq!(missing, None);
 }
@@ -146,6 +150,12 @@ async fn deleting_a_user_removes_sessions_and_tokens_and_tells_profiles_and_anal
     assert!(s.session(&sid).await.expect("session").is_none());
     assert_eq!(pending("profiles").await, 1, "event committed with it");
     assert_eq!(pending("analytics").await, 1, "analytics hears of it too");
+    assert_eq!(
+        s.revocations_since(0).await.expect("marks"),
+        vec![(u.id.clone(), 5)],
+        "the deleted user's tokens stay revoked after the row is gone"
+    );
+    assert_eq!(s.prune_revocations(5).await.expect("prune"), 0, "kept until older than asked");
     assert!(!s.delete_user(&u.id, &deleted(&u.id)).await.expect("again"));
     assert_eq!(pending("profiles").await, 1, "nothing for a no-op");
 }

@@ -103,7 +103,7 @@ pub async fn run(config: ProfilesConfig, listener: TcpListener, shutdown: Shutdo
         _ => None,
     };
     let mut builder = ServerBuilder::new(config.server.clone());
-    builder.verifier(remote_verifier(config.tokens.settings(), identity, &cache, clock));
+    builder.verifier(remote_verifier(config.tokens.settings(), identity, &secret, clock));
     crate::register(&mut builder, profiles.clone(), analytics);
     let result = builder.serve(listener, shutdown).await.map_err(|e| e.to_string());
     profiles.store.db().close().await;

@@ -9,7 +9,6 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tt_analytics::config::AnalyticsArgs;
 use tt_common::{
-    auth::{GrpcKeySource, TokenVerifier},
     client::{Credentials, Peer, PeerOptions},
     clock::SharedClock,
     config::{ConfigError, ServerArgs, TelemetryArgs, Validate},
@@ -133,13 +132,12 @@ pub async fn start_with(
     let analytics_peer =
         Peer::connect_lazy(PeerOptions::new(own_url.clone()), Credentials::Service(profiles_tokens))?;
 
+    // Keys and revocations come from identity over gRPC, as in every other service's process.
     let identity_peer = Peer::connect_lazy(PeerOptions::new(own_url), Credentials::None)?;
-    let verifier = Arc::new(TokenVerifier::new(
-        config.identity.tokens.settings(),
-        Arc::new(GrpcKeySource::new(identity_peer)),
-        identity.revocations.clone(),
-        clock,
-    ));
+    let verifier =
+        tt_common::auth::remote_verifier(config.identity.tokens.settings(), identity_peer, &secret, clock);
+    // And directly, so a revocation is honoured before the RPC that made it answers.
+    identity.hub.attach(verifier.revocations().clone());
 
     let mut builder = ServerBuilder::new(config.server.clone());
     builder.verifier(verifier);

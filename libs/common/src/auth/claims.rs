@@ -42,6 +42,9 @@ pub struct TokenSettings {
     pub audience: String,
     /// Clock skew tolerated on `exp` and `nbf` (at most 30 s).
     pub leeway: Duration,
+    /// How long a verifier may go without hearing from identity's revocation feed before it
+    /// refuses every token (UNAVAILABLE).
+    pub max_revocation_staleness: Duration,
 }
 
 impl Default for TokenSettings {
@@ -50,6 +53,7 @@ impl Default for TokenSettings {
             issuer: "timetravelers-identity".into(),
             audience: "timetravelers".into(),
             leeway: Duration::from_secs(30),
+            max_revocation_staleness: Duration::from_secs(60),
         }
     }
 }

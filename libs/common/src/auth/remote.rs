@@ -15,18 +15,20 @@ use crate::{
     clock::SharedClock,
 };
 
-/// The verifier of a service other than identity: keys from identity at `identity` over gRPC,
-/// revocation marks from the platform cache.
+/// The verifier of a service other than identity: keys and revocations from identity at
+/// `identity` over gRPC (`ListPublicKeys`, `WatchRevocations`).
 pub fn remote_verifier(
     settings: super::TokenSettings,
     identity: Peer,
-    cache: &crate::cache::Cache,
+    secret: &crate::secrets::Secret,
     clock: SharedClock,
 ) -> Arc<super::TokenVerifier> {
+    let revocations = Arc::new(super::Revocations::new(secret, settings.max_revocation_staleness));
     Arc::new(super::TokenVerifier::new(
         settings,
-        Arc::new(GrpcKeySource::new(identity)),
-        super::Revocations::new(cache.clone(), super::REVOCATION_MEMO),
+        Arc::new(GrpcKeySource::new(identity.clone())),
+        revocations,
+        Arc::new(super::GrpcRevocationSource::new(identity)),
         clock,
     ))
 }

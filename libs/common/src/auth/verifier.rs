@@ -11,8 +11,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::{
     ACCESS_TOKEN_TYPE, AccessClaims, JWT_HEADER_TYPE, Principal, PrincipalKind, Role, TokenSettings,
+    revocations::{RevocationSource, Revocations},
 };
-use crate::{cache::Cache, clock::SharedClock};
+use crate::clock::SharedClock;
 
 /// A public key that verifies tokens.
 #[derive(Debug, Clone)]
@@ -33,7 +34,7 @@ pub enum AuthError {
     /// The token is not acceptable: UNAUTHENTICATED.
     #[error("{0}")]
     Invalid(&'static str),
-    /// Keys or revocation state could not be read: UNAVAILABLE (fail closed).
+    /// Keys could not be read, or revocations are staler than allowed: UNAVAILABLE (fail closed).
     #[error("authentication state unavailable: {0}")]
     Unavailable(String),
 }
@@ -48,75 +49,26 @@ impl AuthError {
     }
 }
 
-/// The cache key of a subject's tokens-valid-after mark (unix millis). Tokens issued before the
-/// mark are revoked; a token issued in the same millisecond as the mark is kept, so the tokens an
-/// RPC issues right after revoking (ChangePassword) are valid.
-pub fn revocation_key(subject: &str) -> String {
-    format!("auth:valid_after:{subject}")
-}
-
-/// Reads revocation marks from the shared cache, remembering each for a short while so a busy
-/// subject costs one cache read per interval. Cache failures fail closed.
-#[derive(Clone)]
-pub struct Revocations {
-    cache: Cache,
-    memo: moka::sync::Cache<String, Option<i64>>,
-}
-
-impl Revocations {
-    /// `memo_for` bounds how late a revocation is noticed (plus the cache's own latency).
-    pub fn new(cache: Cache, memo_for: Duration) -> Self {
-        Self {
-            cache,
-            memo: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(memo_for).build(),
-        }
-    }
-
-    /// The subject's mark, if any.
-    pub async fn valid_after(&self, subject: &str) -> Result<Option<i64>, AuthError> {
-        if let Some(mark) = self.memo.get(subject) {
-            return Ok(mark);
-        }
-        let raw = self
-            .cache
-            .get(&revocation_key(subject))
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        let mark = raw.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok());
-        self.memo.insert(subject.to_owned(), mark);
-        Ok(mark)
-    }
-
-    /// Publishes a mark (identity calls this after committing it): tokens of `subject` issued
-    /// at or before `mark` stop verifying within the memo interval. `ttl` should outlive the
-    /// longest token lifetime. Fails when the cache cannot take it.
-    pub async fn publish(&self, subject: &str, mark: i64, ttl: Duration) -> Result<(), AuthError> {
-        self.cache
-            .set(&revocation_key(subject), mark.to_string().as_bytes(), ttl)
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        self.memo.invalidate(subject);
-        Ok(())
-    }
-}
-
 struct Verified {
     principal: Principal,
     iat_ms: i64,
+    /// The subject's name on the revocation feed.
+    subject_key: [u8; super::revocations::SUBJECT_KEY_BYTES],
 }
 
 /// Verifies access tokens: EdDSA only; `iss`, `aud`, `exp`, `nbf`, `typ` and `kid` checked with
-/// a bounded leeway; revocation marks honoured. Verified tokens are remembered until they expire
-/// so the signature is not checked on every call (revocation still is).
+/// a bounded leeway; revocations from identity's feed honoured. Verified tokens are remembered
+/// until they expire so the signature is not checked on every call (revocation still is).
 pub struct TokenVerifier {
     settings: TokenSettings,
     source: Arc<dyn KeySource>,
+    feed: Arc<dyn RevocationSource>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: Mutex<Option<Instant>>,
     /// Kids a fetch did not know, refused without refetching for a while.
     unknown_kids: moka::sync::Cache<String, ()>,
     fetch_lock: tokio::sync::Mutex<()>,
-    revocations: Revocations,
+    revocations: Arc<Revocations>,
     verified: moka::sync::Cache<String, Arc<Verified>>,
     validation: Validation,
     clock: SharedClock,
@@ -132,10 +84,12 @@ impl std::fmt::Debug for TokenVerifier {
 const MIN_REFETCH: Duration = Duration::from_millis(500);
 
 impl TokenVerifier {
+    /// `revocations` is what `feed` (followed by [`TokenVerifier::follow`]) fills in.
     pub fn new(
         settings: TokenSettings,
         source: Arc<dyn KeySource>,
-        revocations: Revocations,
+        revocations: Arc<Revocations>,
+        feed: Arc<dyn RevocationSource>,
         clock: SharedClock,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -150,6 +104,7 @@ impl TokenVerifier {
         Self {
             settings,
             source,
+            feed,
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
             unknown_kids: moka::sync::Cache::builder()
@@ -167,8 +122,14 @@ impl TokenVerifier {
         }
     }
 
-    pub fn revocations(&self) -> &Revocations {
+    pub fn revocations(&self) -> &Arc<Revocations> {
         &self.revocations
+    }
+
+    /// Follows the revocation feed for as long as it is polled (the server builder runs it as
+    /// a background task while it serves).
+    pub fn follow(&self) -> BoxFuture<'static, ()> {
+        Box::pin(self.revocations.clone().follow(self.feed.clone(), self.clock.clone()))
     }
 
     /// Verifies `token` and returns its principal.
@@ -187,11 +148,7 @@ impl TokenVerifier {
             self.verified.invalidate(token);
             return Err(AuthError::Invalid("token expired"));
         }
-        if let Some(mark) = self.revocations.valid_after(&verified.principal.subject).await?
-            && verified.iat_ms < mark
-        {
-            return Err(AuthError::Invalid("token revoked"));
-        }
+        self.revocations.check(&verified.subject_key, verified.iat_ms)?;
         Ok(verified.principal.clone())
     }
 
@@ -222,6 +179,7 @@ impl TokenVerifier {
         let roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
         let kind = if roles.contains(&Role::Service) { PrincipalKind::Service } else { PrincipalKind::User };
         Ok(Verified {
+            subject_key: self.revocations.keys().of(&claims.sub),
             principal: Principal {
                 subject: claims.sub,
                 kind,

@@ -194,6 +194,19 @@ impl ServerBuilder {
         routes.add_service(v1);
         routes.add_service(v1alpha);
 
+        let mut checks = self.checks;
+        let mut background = self.background;
+        if let Some(verifier) = &self.verifier {
+            background.push(("auth.revocations".to_owned(), verifier.follow()));
+            // A service that takes tokens is ready once revocations have arrived from identity.
+            let needs_tokens: Vec<String> = self
+                .services
+                .iter()
+                .filter(|name| !self.public.iter().any(|p| *p == format!("/{name}/")))
+                .cloned()
+                .collect();
+            checks = gate_on_revocations(checks, &needs_tokens, verifier);
+        }
         let state = Arc::new(stack::StackState {
             timeout: self.args.request_timeout.0,
             limit: Arc::new(Semaphore::new(self.args.max_concurrent_requests)),
@@ -202,8 +215,8 @@ impl ServerBuilder {
             ready: ready.clone(),
         });
 
-        let mut tasks = spawn_readiness(self.checks, &ready, &reporter, &shutdown);
-        for (name, task) in self.background {
+        let mut tasks = spawn_readiness(checks, &ready, &reporter, &shutdown);
+        for (name, task) in background {
             tracing::debug!(task = %name, "background task started");
             tasks.push(tokio::spawn(task));
         }
@@ -284,6 +297,54 @@ fn reflection<'a>(
     let v1 = make().build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
     let v1alpha = make().build_v1alpha().map_err(|e| ServeError::Reflection(e.to_string()))?;
     Ok((v1, v1alpha))
+}
+
+/// Makes `services` wait for the verifier's first revocations from identity on top of their own
+/// readiness check (services without one get this alone).
+fn gate_on_revocations(
+    checks: Vec<(Vec<String>, ReadyCheck)>,
+    services: &[String],
+    verifier: &Arc<TokenVerifier>,
+) -> Vec<(Vec<String>, ReadyCheck)> {
+    let synced = |verifier: Arc<TokenVerifier>| async move {
+        let revocations = verifier.revocations().clone();
+        tokio::time::timeout(Duration::from_secs(2), revocations.wait_synced())
+            .await
+            .map_err(|_| "no revocations from identity yet".to_owned())
+    };
+    let mut gated: Vec<String> = Vec::new();
+    let mut out: Vec<(Vec<String>, ReadyCheck)> = Vec::new();
+    for (names, check) in checks {
+        let (tokens, public): (Vec<String>, Vec<String>) =
+            names.into_iter().partition(|n| services.contains(n));
+        if tokens.is_empty() {
+            out.push((public, check));
+            continue;
+        }
+        gated.extend(tokens.iter().cloned());
+        // Public services (the feed itself among them) must not wait for the feed.
+        let check: Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync> = Arc::from(check);
+        if !public.is_empty() {
+            let own = check.clone();
+            out.push((public, Box::new(move || own())));
+        }
+        let verifier = verifier.clone();
+        let combined: ReadyCheck = Box::new(move || {
+            let own = check();
+            let synced = synced(verifier.clone());
+            Box::pin(async move {
+                own.await?;
+                synced.await
+            })
+        });
+        out.push((tokens, combined));
+    }
+    let rest: Vec<String> = services.iter().filter(|s| !gated.contains(s)).cloned().collect();
+    if !rest.is_empty() {
+        let verifier = verifier.clone();
+        out.push((rest, Box::new(move || Box::pin(synced(verifier.clone())))));
+    }
+    out
 }
 
 fn spawn_readiness(

@@ -81,6 +81,10 @@ pub enum StorageError {
     /// A unique constraint was violated.
     #[error("unique constraint violated: {0}")]
     Conflict(String),
+    /// The database refused a value the caller sent (PostgreSQL text cannot hold NUL): a bad
+    /// request that got past the handler's checks. Nothing was written (the statement failed).
+    #[error("value refused by the database: {0}")]
+    Invalid(String),
     /// Anything else: a bug or a broken invariant.
     #[error("database error: {0}")]
     Other(String),
@@ -101,6 +105,15 @@ impl StorageError {
                 "ALREADY_EXISTS",
                 "the resource already exists",
             ),
+            Self::Invalid(_) => {
+                tracing::warn!(domain, error = %self, "a value got past the checks and the database refused it");
+                crate::error::status(
+                    tonic::Code::InvalidArgument,
+                    domain,
+                    "INVALID_TEXT",
+                    "the request holds text the database cannot store (a NUL or invalid character)",
+                )
+            }
             Self::Other(_) => crate::error::internal(domain, self),
         }
     }
@@ -114,6 +127,9 @@ impl From<sqlx::Error> for StorageError {
                 // 23505 (PostgreSQL) and 2067/1555 (SQLite extended codes) are unique violations.
                 if matches!(code.as_str(), "23505" | "2067" | "1555") {
                     Self::Conflict(db.message().to_owned())
+                } else if matches!(code.as_str(), "22021" | "22P05") {
+                    // Invalid byte sequence (NUL in text) or untranslatable character.
+                    Self::Invalid(format!("{code}: {}", db.message()))
                 } else if code.starts_with("08")
                     || code.starts_with("57P")
                     || matches!(code.as_str(), "53300" | "57014" | "5" | "6" | "517")

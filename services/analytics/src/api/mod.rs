@@ -85,7 +85,8 @@ pub fn types(v: &mut Violations, types: &[String]) {
         return;
     }
     for (i, t) in types.iter().enumerate() {
-        v.check(!t.is_empty() && t.len() <= 100, &format!("types[{i}]"), "must be an event type");
+        let ok = !t.is_empty() && t.len() <= 100 && t.bytes().all(|b| b.is_ascii_graphic());
+        v.check(ok, &format!("types[{i}]"), "must be an event type");
     }
     v.check_unique("types", types);
 }

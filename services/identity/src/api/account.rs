@@ -107,7 +107,7 @@ impl AccountService for Api {
         // Every session ends (and outstanding access tokens stop); the caller gets a new one.
         self.store.change_password(&me, &hash, now, &audit).await.map_err(db)?;
         self.forget_user(&me).await;
-        self.publish_mark(&me, now).await?;
+        self.publish_revocation().await;
         // Roles and id, all a session needs, are as read above.
         let login =
             AuditRecord::new("login.succeeded", &me, &me, json!({"via": "change_password"}), self.now());

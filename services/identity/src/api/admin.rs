@@ -35,7 +35,7 @@ impl AdminService for Api {
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
         let size = PageSize::checked(&mut v, req.page_size);
-        v.check(req.email_prefix.len() <= 254, "email_prefix", "must be at most 254 characters");
+        v.check_text("email_prefix", &req.email_prefix, 254);
         let role = match pb::Role::try_from(req.role) {
             Ok(r) => roles::from_proto(r),
             Err(_) => {
@@ -195,7 +195,7 @@ impl AdminService for Api {
             return Err(error::not_found(DOMAIN, "user", &req.user_id));
         }
         self.forget_user(&req.user_id).await;
-        self.publish_mark(&req.user_id, now).await?;
+        self.publish_revocation().await;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }
 
@@ -216,7 +216,7 @@ impl AdminService for Api {
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
         let name = v.take("name", parse_account_name(&req.name));
-        v.check(req.description.chars().count() <= 500, "description", "must be at most 500 characters");
+        v.check_text("description", &req.description, 500);
         v.into_result()?;
         let Some(name) = name else {
             return Err(error::internal(DOMAIN, &"validated name missing"));
@@ -287,7 +287,7 @@ impl AdminService for Api {
             return Err(error::not_found(DOMAIN, "service account", &req.service_account_id));
         }
         // Its outstanding tokens stop working too.
-        self.publish_mark(&req.service_account_id, now).await?;
+        self.publish_revocation().await;
         Ok(Response::new(pb::DeleteServiceAccountResponse {}))
     }
 
@@ -299,8 +299,8 @@ impl AdminService for Api {
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
         let size = PageSize::checked(&mut v, req.page_size);
-        v.check(req.r#type.len() <= 64, "type", "must be at most 64 characters");
-        v.check(req.subject.len() <= 320, "subject", "must be at most 320 characters");
+        v.check_text("type", &req.r#type, 64);
+        v.check_text("subject", &req.subject, 320);
         let scope = format!("audit:{}:{}", req.r#type, req.subject);
         let before: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
         v.into_result()?;

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod revocations;
 pub mod settings;
 
 use std::sync::Arc;

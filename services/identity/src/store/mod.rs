@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod keys;
+pub mod revocations;
 pub mod service_accounts;
 pub mod sessions;
 pub mod settings;
@@ -26,6 +27,11 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     tt_common::outbox::migration(2),
     tt_common::outbox::dead_letter_migration(3),
+    Migration {
+        version: 4,
+        description: "revocations",
+        sql: include_str!("../../migrations/0004_identity_revocations.sql"),
+    },
 ];
 
 /// The repositories over one database.

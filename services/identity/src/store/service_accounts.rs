@@ -84,6 +84,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        super::revocations::revoke(&mut tx, id, audit.created_at).await?;
         audit.insert(&mut tx).await?;
         self.commit(tx).await?;
         Ok(true)

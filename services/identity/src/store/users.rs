@@ -207,6 +207,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         end_sessions(&mut tx, id, now).await?;
+        super::revocations::revoke(&mut tx, id, now).await?;
         audit.insert(&mut tx).await?;
         self.commit(tx).await?;
         Ok(())
@@ -243,6 +244,9 @@ impl Store {
         if revoke.sessions {
             end_sessions(&mut tx, id, now).await?;
         }
+        if revoke.mark {
+            super::revocations::revoke(&mut tx, id, now).await?;
+        }
         audit.insert(&mut tx).await?;
         self.commit(tx).await?;
         self.user_by_id(id).await
@@ -264,17 +268,10 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        // The row is gone; the revocation stays until the deleted user's tokens have expired.
+        super::revocations::revoke(&mut tx, id, audit.created_at).await?;
         audit.insert(&mut tx).await?;
         self.commit(tx).await?;
         Ok(true)
-    }
-
-    /// Users whose mark moved after `since` (to republish marks into a fresh cache).
-    pub async fn marks_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError> {
-        let rows = sqlx::query("SELECT id, tokens_valid_after FROM users WHERE tokens_valid_after > $1")
-            .bind(since)
-            .fetch_all(self.db().pool())
-            .await?;
-        rows.iter().map(|r| Ok((col(r, "id")?, col(r, "tokens_valid_after")?))).collect()
     }
 }

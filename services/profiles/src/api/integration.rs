@@ -42,7 +42,8 @@ impl IntegrationService for Api {
         self.check_skill(&mut v, "skill_id", &req.skill_id, true);
         v.check((1..=5).contains(&req.proficiency), "proficiency", "must be 1 to 5");
         let source = req.source.trim();
-        v.check((1..=200).contains(&source.chars().count()), "source", "must be 1 to 200 characters");
+        v.check(!source.is_empty(), "source", "must not be empty");
+        v.check_text("source", source, 200);
         v.into_result()?;
         self.ensure(&req.user_id, &verifier).await?;
         let verification = Verification {
@@ -73,7 +74,8 @@ impl IntegrationService for Api {
         let mut v = violations();
         let listed = v.check_count("events", events.len(), MAX_CONSUMED_EVENTS);
         for (i, e) in events.iter().enumerate().filter(|_| listed) {
-            v.check(!e.id.is_empty() && e.id.len() <= 64, &format!("events[{i}].id"), "must be an event id");
+            let ok = !e.id.is_empty() && e.id.len() <= 64 && e.id.bytes().all(|b| b.is_ascii_graphic());
+            v.check(ok, &format!("events[{i}].id"), "must be an event id");
             if e.r#type == USER_DELETED {
                 v.check_id(&format!("events[{i}].subject"), &e.subject);
             }
