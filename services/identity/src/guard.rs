@@ -68,10 +68,16 @@ impl Guard {
         {
             return Err(locked(left));
         }
-        let (n, left) =
-            self.cache.incr(&attempts_key(identifier), WINDOW).await.map_err(|e| cache_down(&e))?;
+        let (n, _) = self.cache.incr(&attempts_key(identifier), WINDOW).await.map_err(|e| cache_down(&e))?;
         if n > MAX_FAILURES {
-            return Err(locked(left));
+            // No lock yet: the slots are taken by attempts still in progress (a burst), not by
+            // failures; say so rather than blame failures that did not happen.
+            return Err(error::exhausted(
+                DOMAIN,
+                "TOO_MANY_ATTEMPTS_IN_PROGRESS",
+                "too many sign-in attempts for this account are in progress; retry in a moment",
+                Duration::from_secs(1),
+            ));
         }
         Ok(())
     }

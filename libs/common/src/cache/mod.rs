@@ -1,9 +1,13 @@
 //! One cache interface over Redis (`REDIS_URL`) or an in-process store (moka) when unset.
 //!
-//! Reads that fail (Redis down or frozen) come back as errors after a short timeout; the
-//! cache-aside helper [`Cache::get_or_load`] treats them as misses and goes to the database, and the
-//! `ConnectionManager` reconnects on its own when Redis returns. Callers that keep security state
-//! here (lockouts, rate limits, revocation marks) use the raw methods and fail closed on errors.
+//! Redis is a cache, never the only copy of anything: reads that fail (Redis down or frozen)
+//! come back as errors after a short timeout, and then at once while a breaker is open
+//! (`resilient.rs`); the cache-aside helper [`Cache::get_or_load`] treats them as misses and goes
+//! to the database. Invalidations that cannot reach Redis are remembered and redone when it
+//! answers, and their keys bypass the cache until then, so writes go on and nothing stale is
+//! served afterwards. A connection Redis dropped is re-opened and the command sent once more.
+//! Callers that keep security state here (sign-in lockouts and rate limits) use the raw methods
+//! and fail closed on errors.
 //!
 //! With Redis, a near cache (`near.rs`) keeps recently read values in process, invalidated on
 //! every replica through a Redis channel, so hot reads skip the Redis round trip.
@@ -16,10 +20,11 @@ use std::{
 };
 
 mod near;
+mod resilient;
 
 use redis::{AsyncCommands, aio::ConnectionManager};
 
-use self::near::Near;
+use self::{near::Near, resilient::Redis};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// A cache failure: Redis unreachable, too slow or answering nonsense.
@@ -111,7 +116,7 @@ impl std::fmt::Debug for Cache {
 
 #[derive(Clone)]
 enum Backend {
-    Redis(ConnectionManager),
+    Redis(Arc<Redis>),
     Memory(Arc<Memory>),
 }
 
@@ -126,16 +131,16 @@ impl Cache {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let manager = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { backend: Backend::Redis(manager), prefix: prefix.into(), near: None })
+        Ok(Self { backend: Backend::Redis(Arc::new(Redis::new(manager))), prefix: prefix.into(), near: None })
     }
 
     /// Redis with a near cache of `capacity` entries in front (needs a Tokio runtime: it
     /// subscribes to the invalidation channel).
     pub fn redis_near(options: &RedisOptions, prefix: &str, capacity: u64) -> Result<Self, CacheError> {
         let mut cache = Self::redis(options, prefix)?;
-        if let Backend::Redis(manager) = &cache.backend {
+        if let Backend::Redis(redis) = &cache.backend {
             let client = redis::Client::open(options.url.as_str())?;
-            cache.near = Some(Near::start(client, manager.clone(), capacity, options.connect_timeout));
+            cache.near = Some(Near::start(client, redis.conn.clone(), capacity, options.connect_timeout));
         }
         Ok(cache)
     }
@@ -161,13 +166,15 @@ impl Cache {
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
-                let Some(near) = &self.near else { return Ok(conn.clone().get(key).await?) };
+            Backend::Redis(redis) => {
+                let k = &key;
+                let read = || redis.run(|mut c| async move { c.get::<_, Option<Vec<u8>>>(k).await });
+                let Some(near) = &self.near else { return read().await };
                 if let Some(value) = near.get(&key) {
                     return Ok(Some(value));
                 }
                 let epoch = near.epoch();
-                let value: Option<Vec<u8>> = conn.clone().get(&key).await?;
+                let value: Option<Vec<u8>> = read().await?;
                 // Markers are never kept near: a load must see the current one.
                 if let Some(v) = value.as_deref().filter(|v| !v.starts_with(INVALIDATED)) {
                     near.fill(&key, v, epoch);
@@ -181,9 +188,10 @@ impl Cache {
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
+            Backend::Redis(redis) => {
                 let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                let _: () = conn.clone().pset_ex(&key, value, ms).await?;
+                let k = &key;
+                redis.run(|mut c| async move { c.pset_ex::<_, _, ()>(k, value, ms).await }).await?;
                 if let Some(near) = &self.near {
                     near.changed(&key).await;
                 }
@@ -201,15 +209,14 @@ impl Cache {
     pub async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
+            Backend::Redis(redis) => {
                 let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                let stored: Option<String> = redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ms)
-                    .query_async(&mut conn.clone())
+                let stored: Option<String> = redis
+                    .run(|mut c| {
+                        let mut cmd = redis::cmd("SET");
+                        cmd.arg(&key).arg(value).arg("NX").arg("PX").arg(ms);
+                        async move { cmd.query_async(&mut c).await }
+                    })
                     .await?;
                 Ok(stored.is_some())
             }
@@ -227,14 +234,15 @@ impl Cache {
     ) -> Result<bool, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
+            Backend::Redis(redis) => {
                 let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                let stored: Option<String> = redis::Script::new(REPLACE_IF)
-                    .key(key)
-                    .arg(expected)
-                    .arg(value)
-                    .arg(ms)
-                    .invoke_async(&mut conn.clone())
+                let script = redis::Script::new(REPLACE_IF);
+                let stored: Option<String> = redis
+                    .run(|mut c| {
+                        let mut call = script.key(&key);
+                        call.arg(expected).arg(value).arg(ms);
+                        async move { call.invoke_async(&mut c).await }
+                    })
                     .await?;
                 Ok(stored.is_some())
             }
@@ -245,8 +253,9 @@ impl Cache {
     pub async fn delete(&self, key: &str) -> Result<(), CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
-                let _: () = conn.clone().del(&key).await?;
+            Backend::Redis(redis) => {
+                let k = &key;
+                redis.run(|mut c| async move { c.del::<_, ()>(k).await }).await?;
                 if let Some(near) = &self.near {
                     near.changed(&key).await;
                 }
@@ -265,18 +274,21 @@ impl Cache {
         let key = self.key(key);
         let window_ms = crate::clock::millis(window).max(1);
         match &self.backend {
-            Backend::Redis(conn) => {
-                let (count, ttl): (i64, i64) = redis::Script::new(
+            Backend::Redis(redis) => {
+                let script = redis::Script::new(
                     "local n = redis.call('INCR', KEYS[1]) \
                      if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
                      local t = redis.call('PTTL', KEYS[1]) \
                      if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end \
                      return {n, t}",
-                )
-                .key(key)
-                .arg(window_ms)
-                .invoke_async(&mut conn.clone())
-                .await?;
+                );
+                let (count, ttl): (i64, i64) = redis
+                    .run(|mut c| {
+                        let mut call = script.key(&key);
+                        call.arg(window_ms);
+                        async move { call.invoke_async(&mut c).await }
+                    })
+                    .await?;
                 Ok((count, Duration::from_millis(u64::try_from(ttl).unwrap_or(0))))
             }
             Backend::Memory(m) => Ok(m.incr(key, window)),
@@ -287,10 +299,14 @@ impl Cache {
     pub async fn counter(&self, key: &str) -> Result<Option<(i64, Duration)>, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
-                let mut conn = conn.clone();
-                let (count, ttl): (Option<i64>, i64) =
-                    redis::pipe().get(&key).pttl(&key).query_async(&mut conn).await?;
+            Backend::Redis(redis) => {
+                let (count, ttl): (Option<i64>, i64) = redis
+                    .run(|mut c| {
+                        let mut pipe = redis::pipe();
+                        pipe.get(&key).pttl(&key);
+                        async move { pipe.query_async(&mut c).await }
+                    })
+                    .await?;
                 Ok(count.map(|c| (c, Duration::from_millis(u64::try_from(ttl).unwrap_or(0)))))
             }
             Backend::Memory(m) => Ok(m.counter(&key)),
@@ -324,6 +340,12 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        if let Backend::Redis(redis) = &self.backend {
+            self.redo_lost(redis).await;
+            if redis.must_skip(&self.key(key)) {
+                return load().await; // its invalidation has not reached Redis yet
+            }
+        }
         // What the key held before the load: the value is stored only if it still holds that.
         let observed = match self.get(key).await {
             Ok(Some(bytes)) if bytes.starts_with(INVALIDATED) => Some(bytes),
@@ -373,18 +395,11 @@ impl Cache {
         marker.extend_from_slice(crate::new_id().as_bytes());
         let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         match &self.backend {
-            Backend::Redis(conn) => {
-                let ms = u64::try_from(INVALIDATED_FOR.as_millis()).unwrap_or(u64::MAX);
-                let mut pipe = redis::pipe();
-                for key in &full {
-                    pipe.pset_ex(key, &marker, ms).ignore();
-                    if self.near.is_some() {
-                        pipe.publish(near::CHANNEL, key).ignore();
-                    }
-                }
-                let done: Result<(), _> = pipe.query_async(&mut conn.clone()).await;
-                if let Err(e) = done {
-                    tracing::warn!(keys = ?full, error = %e, "cache invalidation failed");
+            Backend::Redis(redis) => {
+                self.redo_lost(redis).await;
+                if let Err(e) = self.mark_invalidated(redis, &full, &marker).await {
+                    tracing::warn!(keys = ?full, error = %e, "cache invalidation failed; redone when redis answers");
+                    redis.lost(&full);
                 }
                 if let Some(near) = &self.near {
                     full.iter().for_each(|key| near.forget(key));
@@ -395,6 +410,45 @@ impl Cache {
                     m.set(key, &marker, INVALIDATED_FOR).await;
                 }
             }
+        }
+    }
+}
+
+impl Cache {
+    /// Writes invalidation markers (and near-cache invalidations) for `keys` in one round trip.
+    async fn mark_invalidated(
+        &self,
+        redis: &Redis,
+        keys: &[String],
+        marker: &[u8],
+    ) -> Result<(), CacheError> {
+        let ms = u64::try_from(INVALIDATED_FOR.as_millis()).unwrap_or(u64::MAX);
+        let publish = self.near.is_some();
+        redis
+            .run(|mut c| {
+                let mut pipe = redis::pipe();
+                for key in keys {
+                    pipe.pset_ex(key, marker, ms).ignore();
+                    if publish {
+                        pipe.publish(near::CHANNEL, key).ignore();
+                    }
+                }
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await
+    }
+
+    /// Redoes invalidations that did not reach Redis, if any (kept for later if it still fails).
+    async fn redo_lost(&self, redis: &Redis) {
+        if !redis.has_lost() {
+            return;
+        }
+        let keys = redis.take_lost();
+        let mut marker = INVALIDATED.to_vec();
+        marker.extend_from_slice(crate::new_id().as_bytes());
+        match self.mark_invalidated(redis, &keys, &marker).await {
+            Ok(()) => tracing::info!(keys = keys.len(), "cache invalidations redone after a redis outage"),
+            Err(_) => redis.lost(&keys),
         }
     }
 }
@@ -533,6 +587,74 @@ mod tests {
         .expect("no hang");
         assert_eq!(v, Ok(9));
         frozen.abort();
+    }
+
+    /// Polls until Redis answers again (the breaker lets a call through and it succeeds).
+    async fn until_redis_answers(cache: &Cache) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while cache.set("probe", b"1", Duration::from_secs(5)).await.is_err() {
+            assert!(Instant::now() < deadline, "redis never answered again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_call_after_a_redis_restart_succeeds() {
+        let Some(mut redis) = crate::testing::servers::PrivateRedis::start() else {
+            eprintln!("skipped: redis-server is not installed");
+            return;
+        };
+        let cache = Cache::redis(&RedisOptions::new(redis.url()), "t:").expect("client");
+        cache.set("a", b"1", Duration::from_secs(60)).await.expect("set");
+        assert!(redis.restart(), "redis restarted");
+        // The pooled connection is dead; the command is sent again on a new one.
+        cache.set("b", b"2", Duration::from_secs(60)).await.expect("first call after the restart");
+        assert_eq!(cache.get("b").await.expect("get"), Some(b"2".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_frozen_redis_costs_one_timeout_then_fails_fast() {
+        let Some(redis) = crate::testing::servers::PrivateRedis::start() else {
+            eprintln!("skipped: redis-server is not installed");
+            return;
+        };
+        let cache = Cache::redis(&RedisOptions::new(redis.url()), "t:").expect("client");
+        cache.set("a", b"1", Duration::from_secs(60)).await.expect("set");
+        redis.freeze();
+        assert!(cache.get("a").await.is_err(), "the first call times out");
+        let started = Instant::now();
+        for _ in 0..20 {
+            let v: Result<u32, ()> = cache.get_or_load("k", Duration::from_secs(5), || async { Ok(4) }).await;
+            assert_eq!(v, Ok(4), "reads go to the loader");
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(250 * 5),
+            "the breaker made them fast: {:?}",
+            started.elapsed()
+        );
+        redis.thaw();
+        until_redis_answers(&cache).await;
+        assert_eq!(cache.get("a").await.expect("get"), Some(b"1".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_lost_while_redis_is_frozen_is_redone_before_the_cache_is_read() {
+        let Some(redis) = crate::testing::servers::PrivateRedis::start() else {
+            eprintln!("skipped: redis-server is not installed");
+            return;
+        };
+        let cache = Cache::redis(&RedisOptions::new(redis.url()), "t:").expect("client");
+        let ttl = Duration::from_secs(300);
+        let read = |value: u32| cache.get_or_load("k", ttl, move || async move { Ok::<u32, ()>(value) });
+        assert_eq!(read(1).await, Ok(1));
+        assert_eq!(read(9).await, Ok(1), "cached");
+        redis.freeze();
+        cache.invalidate("k").await; // the write committed; Redis did not hear of it
+        assert_eq!(read(2).await, Ok(2), "while frozen: the database");
+        redis.thaw(); // Redis comes back holding the old value
+        until_redis_answers(&cache).await;
+        assert_eq!(read(3).await, Ok(3), "the old value is never served again");
+        assert_eq!(read(9).await, Ok(3), "and the new one is cached");
     }
 
     #[tokio::test]

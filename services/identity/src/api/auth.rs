@@ -170,11 +170,23 @@ impl AuthService for Api {
             return Err(invalid_refresh());
         }
         if let Some(rotated_at) = presented.rotated_at {
-            let previous_of_current = match &presented.replaced_by {
-                Some(next) => self.store.is_current_token(next).await.map_err(db)?,
-                None => false,
-            };
-            if !(previous_of_current && now - rotated_at <= REUSE_GRACE_MS) {
+            // Parallel refreshes of one token rotate it several times within moments: follow
+            // the rotations made within the grace to the current token and rotate that one.
+            // Anything else is reuse of a rotated token, which ends the session.
+            let mut next = presented.replaced_by.clone();
+            let mut within = now - rotated_at <= REUSE_GRACE_MS;
+            let mut current = None;
+            for _ in 0..16 {
+                let Some(hash) = next.take().filter(|_| within) else { break };
+                if self.store.is_current_token(&hash).await.map_err(db)? {
+                    current = Some(hash);
+                    break;
+                }
+                let Some(t) = self.store.token_by_hash(&hash).await.map_err(db)? else { break };
+                within = t.rotated_at.is_some_and(|r| now - r <= REUSE_GRACE_MS);
+                next = t.replaced_by;
+            }
+            let Some(current) = current else {
                 let audit = AuditRecord::new(
                     "refresh_token.reused",
                     &session.user_id,
@@ -183,10 +195,6 @@ impl AuthService for Api {
                     now,
                 );
                 self.store.revoke_session(&session.id, now, Some(&audit)).await.map_err(db)?;
-                return Err(invalid_refresh());
-            }
-            // A concurrent retry within the grace: rotate the current token instead.
-            let Some(current) = presented.replaced_by else {
                 return Err(invalid_refresh());
             };
             return self.rotate(&session.user_id, &session.id, &current, now).await;
@@ -262,7 +270,7 @@ impl AuthService for Api {
 }
 
 impl Api {
-    /// Rotates `current` in `session` and returns new tokens; a lost race is treated as reuse.
+    /// Rotates `current` in `session` and returns new tokens; a lost race is ABORTED.
     async fn rotate(
         &self,
         user_id: &str,
@@ -278,7 +286,15 @@ impl Api {
         let idle = now + tt_common::clock::millis(self.args.refresh_idle_ttl.0);
         match self.store.rotate(session_id, current, &hash, now, idle).await.map_err(db)? {
             Rotation::Rotated => {}
-            Rotation::NotCurrent => return Err(invalid_refresh()),
+            // A concurrent refresh of the same token won: the session is fine.
+            Rotation::NotCurrent => {
+                return Err(error::status(
+                    tonic::Code::Aborted,
+                    DOMAIN,
+                    "REFRESH_RACE",
+                    "another refresh of this token won the race; retry with the token it returned",
+                ));
+            }
         }
         let session = self.store.session(session_id).await.map_err(db)?.ok_or_else(invalid_refresh)?;
         let tokens = self.token_pair(&user, &session, refresh).await?;

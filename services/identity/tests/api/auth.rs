@@ -193,6 +193,68 @@ async fn fifty_parallel_wrong_attempts_check_at_most_ten_passwords() {
 }
 
 #[tokio::test]
+async fn a_burst_of_right_passwords_is_never_blamed_on_failures() {
+    let s = Stack::start().await;
+    s.register("burst@example.com").await;
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let mut auth = s.auth();
+        calls.push(tokio::spawn(async move {
+            auth.login(pb::LoginRequest { email: "burst@example.com".into(), password: PASSWORD.into() })
+                .await
+        }));
+    }
+    for c in calls {
+        if let Err(status) = c.await.expect("task") {
+            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+            assert_eq!(
+                tt_common::error::reason(&status).as_deref(),
+                Some("TOO_MANY_ATTEMPTS_IN_PROGRESS"),
+                "no attempt failed: {status:?}"
+            );
+        }
+    }
+    s.login("burst@example.com", PASSWORD).await.expect("not locked afterwards");
+}
+
+#[tokio::test]
+async fn parallel_refreshes_of_one_token_never_end_the_session() {
+    let s = Stack::start().await;
+    let (_, tokens) = s.register("refresh-race@example.com").await;
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let mut auth = s.auth();
+        let token = tokens.refresh_token.clone();
+        calls.push(tokio::spawn(async move {
+            auth.refresh_token(pb::RefreshTokenRequest { refresh_token: token }).await
+        }));
+    }
+    let mut won = Vec::new();
+    for c in calls {
+        match c.await.expect("task") {
+            Ok(r) => won.push(r.into_inner().tokens.expect("tokens")),
+            Err(status) => {
+                assert_eq!(
+                    status.code(),
+                    Code::Aborted,
+                    "a lost race is ABORTED, not sign in again: {status:?}"
+                )
+            }
+        }
+    }
+    assert!(!won.is_empty(), "one refresh won");
+    // The session lives on: the newest token refreshes again.
+    let mut newest = None;
+    for t in &won {
+        if let Ok(next) = s.refresh(&t.refresh_token).await {
+            newest = Some(next);
+            break;
+        }
+    }
+    assert!(newest.is_some(), "the session still refreshes");
+}
+
+#[tokio::test]
 async fn a_client_is_rate_limited_across_identifiers() {
     let s = Stack::builder().signin_rate(3).start().await;
     for i in 0..3 {

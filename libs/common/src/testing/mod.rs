@@ -2,7 +2,10 @@
 //! new PostgreSQL database when `TT_TEST_DATABASE_URL` is set) and a cache scoped by a unique key
 //! prefix (Redis when `TT_TEST_REDIS_URL` is set, in-process otherwise).
 //!
-//! This is the one place tests read the environment.
+//! This is the one place tests read the environment. [`servers`] starts private Redis and
+//! PostgreSQL servers for fault tests.
+
+pub mod servers;
 
 use crate::{
     cache::{Cache, RedisOptions},
