@@ -7,6 +7,7 @@
 
 pub mod analytics_load;
 pub mod echo;
+pub mod fixtures;
 pub mod hostile;
 pub mod load;
 pub mod raw;

@@ -202,34 +202,6 @@ fn rules() -> BTreeMap<&'static str, Rule> {
 
 const LAST: &[&str] = &["/timetravelers.identity.v1.AccountService/LogoutAll"];
 
-/// Every method of every service the all-in-one server mounts, from their descriptors.
-async fn registered_methods() -> anyhow::Result<Vec<(String, raw::Shape)>> {
-    let dir = tempfile::tempdir()?;
-    let config = timetravelers::Config::for_tests(dir.path().to_path_buf());
-    let (_, builder) =
-        timetravelers::start(config, "127.0.0.1:0".parse()?).await.map_err(anyhow::Error::msg)?;
-    let mut fds = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET)?;
-    fds.file.extend(prost_types::FileDescriptorSet::decode(ppb::FILE_DESCRIPTOR_SET)?.file);
-    fds.file.extend(prost_types::FileDescriptorSet::decode(apb::FILE_DESCRIPTOR_SET)?.file);
-    fds.file.extend(prost_types::FileDescriptorSet::decode(tt_proto::common::v1::FILE_DESCRIPTOR_SET)?.file);
-    let mut methods = Vec::new();
-    for name in builder.service_names() {
-        let (package, service) = name.rsplit_once('.').unwrap_or(("", name));
-        let found = fds
-            .file
-            .iter()
-            .filter(|f| f.package() == package)
-            .flat_map(|f| f.service.iter())
-            .find(|s| s.name() == service);
-        let Some(svc) = found else { anyhow::bail!("no descriptor for registered service {name}") };
-        for m in &svc.method {
-            let shape = raw::Shape::of(m).ok_or_else(|| anyhow::anyhow!("bidirectional {}", m.name()))?;
-            methods.push((format!("/{name}/{}", m.name()), shape));
-        }
-    }
-    Ok(methods)
-}
-
 async fn login(ch: &Channel, email: &str, password: &str) -> anyhow::Result<pb::TokenPair> {
     Ok(AuthServiceClient::new(ch.clone())
         .login(pb::LoginRequest { email: email.into(), password: password.into() })
@@ -261,68 +233,19 @@ async fn fixture(ch: &Channel) -> anyhow::Result<Fixture> {
         tokens.insert(who, t.access_token);
     }
     let admin = login(ch, ADMIN_EMAIL, ADMIN_PASSWORD).await?.access_token;
-    let created = raw::call(
-        ch.clone(),
-        "/timetravelers.identity.v1.AdminService/CreateServiceAccount",
-        pb::CreateServiceAccountRequest { name: "matrix".into(), description: String::new() }.encode_to_vec(),
-        Some(&admin),
-    )
-    .await?;
-    let created = pb::CreateServiceAccountResponse::decode(created.as_slice())?;
-    let service = auth
-        .issue_service_token(pb::IssueServiceTokenRequest {
-            client_id: created.service_account.expect("account").id,
-            client_secret: created.client_secret,
-        })
-        .await?
-        .into_inner()
-        .access_token;
+    let (_, service) = tt_e2e::fixtures::service_account(ch, &admin, "matrix").await?;
     tokens.insert(Who::Admin, admin);
     tokens.insert(Who::Service, service);
-    let owner = tokens.get(&Who::Owner).cloned();
-    let goal = raw::call(
-        ch.clone(),
-        "/timetravelers.profiles.v1.GoalService/CreateGoal",
-        ppb::CreateGoalRequest {
-            goal: Some(ppb::Goal {
-                kind: ppb::GoalKind::ShortTerm.into(),
-                title: "Ship a Rust service".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }
-        .encode_to_vec(),
-        owner.as_deref(),
-    )
-    .await?;
-    let owner_goal = ppb::CreateGoalResponse::decode(goal.as_slice())?.goal.expect("goal").id;
-    let position = raw::call(
-        ch.clone(),
-        "/timetravelers.profiles.v1.ExperienceService/CreatePosition",
-        ppb::CreatePositionRequest {
-            position: Some(ppb::Position {
-                title: "Engineer".into(),
-                organization: "Acme".into(),
-                start: Some(ppb::YearMonth { year: 2020, month: 1 }),
-                current: true,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }
-        .encode_to_vec(),
-        owner.as_deref(),
-    )
-    .await?;
-    let owner_position =
-        ppb::CreatePositionResponse::decode(position.as_slice())?.position.expect("position").id;
+    let owner = tokens.get(&Who::Owner).cloned().unwrap_or_default();
+    let (owner_goal, owner_position) = tt_e2e::fixtures::goal_and_position(ch, &owner).await?;
     Ok(Fixture { tokens, owner_session, owner_id, owner_goal, owner_position })
 }
 
 #[tokio::test]
 async fn every_rpc_has_a_rule_and_keeps_it() -> anyhow::Result<()> {
-    let shaped = registered_methods().await?;
-    let shapes: BTreeMap<&str, raw::Shape> = shaped.iter().map(|(m, s)| (m.as_str(), *s)).collect();
-    let methods: Vec<String> = shaped.iter().map(|(m, _)| m.clone()).collect();
+    let shaped = tt_e2e::fixtures::registered_methods(&[]).await?;
+    let shapes: BTreeMap<&str, raw::Shape> = shaped.iter().map(|m| (m.path.as_str(), m.shape)).collect();
+    let methods: Vec<String> = shaped.iter().map(|m| m.path.clone()).collect();
     let rules = rules();
     let missing: Vec<_> = methods.iter().filter(|m| !rules.contains_key(m.as_str())).collect();
     assert!(missing.is_empty(), "RPCs without an authorization rule: {missing:?}");

@@ -14,13 +14,12 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use prost::Message;
-use prost_types::FileDescriptorSet;
 use tonic::{Code, transport::Channel};
 use tt_common::clock::Clock;
 use tt_e2e::{
     ADMIN_EMAIL, ADMIN_PASSWORD, AllInOne,
     hostile::{Case, Class, Schema},
-    raw::{self, Shape},
+    raw,
 };
 use tt_proto::{
     analytics::v1 as apb,
@@ -430,44 +429,6 @@ fn base(method: &str, f: &Fixture) -> Option<(Who, Vec<u8>)> {
     })
 }
 
-/// Every method (with its request type and shape) of the services the all-in-one mounts, and
-/// the health service's Check.
-async fn registered(schema_sets: &[&[u8]]) -> anyhow::Result<Vec<(String, String, Shape)>> {
-    let dir = tempfile::tempdir()?;
-    let config = timetravelers::Config::for_tests(dir.path().to_path_buf());
-    let (_, builder) =
-        timetravelers::start(config, "127.0.0.1:0".parse()?).await.map_err(anyhow::Error::msg)?;
-    let mut files = Vec::new();
-    for set in schema_sets {
-        files.extend(FileDescriptorSet::decode(*set)?.file);
-    }
-    let mut names: Vec<String> = builder.service_names().to_vec();
-    names.push("grpc.health.v1.Health".into());
-    let mut methods = Vec::new();
-    for name in names {
-        let (package, service) = name.rsplit_once('.').unwrap_or(("", &name));
-        let Some(svc) = files
-            .iter()
-            .filter(|f| f.package() == package)
-            .flat_map(|f| f.service.iter())
-            .find(|s| s.name() == service)
-        else {
-            anyhow::bail!("no descriptor for registered service {name}")
-        };
-        for m in &svc.method {
-            let Some(shape) = Shape::of(m) else {
-                anyhow::bail!("no bidirectional methods are expected: {name}/{}", m.name())
-            };
-            // Watch streams until the client leaves: its request is Check's.
-            if name == "grpc.health.v1.Health" && m.name() == "Watch" {
-                continue;
-            }
-            methods.push((format!("/{name}/{}", m.name()), m.input_type().to_owned(), shape));
-        }
-    }
-    Ok(methods)
-}
-
 async fn register(
     auth: &mut AuthServiceClient<Channel>,
     email: &str,
@@ -482,14 +443,14 @@ async fn register(
         .into_inner())
 }
 
-async fn fixture(ch: &Channel, methods: &[(String, String, Shape)]) -> anyhow::Result<Fixture> {
+async fn fixture(ch: &Channel, methods: &[tt_e2e::fixtures::Method]) -> anyhow::Result<Fixture> {
     let mut auth = AuthServiceClient::new(ch.clone());
     let owner = register(&mut auth, "owner@hostile.test").await?;
     let owner_tokens = owner.tokens.clone().unwrap_or_default();
     let owner_id = owner.user.map(|u| u.id).unwrap_or_default();
     let victim = register(&mut auth, "victim@hostile.test").await?.user.map(|u| u.id).unwrap_or_default();
     let mut fresh = BTreeMap::new();
-    for (i, (method, _, _)) in methods.iter().filter(|(m, _, _)| FRESH.contains(&m.as_str())).enumerate() {
+    for (i, method) in methods.iter().map(|m| &m.path).filter(|m| FRESH.contains(&m.as_str())).enumerate() {
         let r = register(&mut auth, &format!("fresh{i}@hostile.test")).await?;
         let t = r.tokens.unwrap_or_default();
         fresh.insert(method.clone(), (t.access_token, t.refresh_token, t.session_id));
@@ -501,60 +462,8 @@ async fn fixture(ch: &Channel, methods: &[(String, String, Shape)]) -> anyhow::R
         .tokens
         .unwrap_or_default()
         .access_token;
-    let created = raw::call(
-        ch.clone(),
-        "/timetravelers.identity.v1.AdminService/CreateServiceAccount",
-        pb::CreateServiceAccountRequest { name: "hostile-suite".into(), description: String::new() }
-            .encode_to_vec(),
-        Some(&admin),
-    )
-    .await?;
-    let created = pb::CreateServiceAccountResponse::decode(created.as_slice())?;
-    let service_id = created.service_account.map(|a| a.id).unwrap_or_default();
-    let service = auth
-        .issue_service_token(pb::IssueServiceTokenRequest {
-            client_id: service_id.clone(),
-            client_secret: created.client_secret,
-        })
-        .await?
-        .into_inner()
-        .access_token;
-    let token = Some(owner_tokens.access_token.as_str());
-    let goal = raw::call(
-        ch.clone(),
-        "/timetravelers.profiles.v1.GoalService/CreateGoal",
-        ppb::CreateGoalRequest {
-            goal: Some(ppb::Goal {
-                kind: ppb::GoalKind::ShortTerm.into(),
-                title: "Ship a Rust service".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }
-        .encode_to_vec(),
-        token,
-    )
-    .await?;
-    let goal = ppb::CreateGoalResponse::decode(goal.as_slice())?.goal.map(|g| g.id).unwrap_or_default();
-    let position = raw::call(
-        ch.clone(),
-        "/timetravelers.profiles.v1.ExperienceService/CreatePosition",
-        ppb::CreatePositionRequest {
-            position: Some(ppb::Position {
-                title: "Engineer".into(),
-                organization: "Acme".into(),
-                start: Some(ppb::YearMonth { year: 2020, month: 1 }),
-                current: true,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }
-        .encode_to_vec(),
-        token,
-    )
-    .await?;
-    let position =
-        ppb::CreatePositionResponse::decode(position.as_slice())?.position.map(|p| p.id).unwrap_or_default();
+    let (service_id, service) = tt_e2e::fixtures::service_account(ch, &admin, "hostile-suite").await?;
+    let (goal, position) = tt_e2e::fixtures::goal_and_position(ch, &owner_tokens.access_token).await?;
     Ok(Fixture {
         owner: owner_tokens.access_token,
         owner_id,
@@ -620,15 +529,8 @@ fn judge(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_survives_hostile_input() -> anyhow::Result<()> {
-    let sets: [&[u8]; 5] = [
-        pb::FILE_DESCRIPTOR_SET,
-        ppb::FILE_DESCRIPTOR_SET,
-        apb::FILE_DESCRIPTOR_SET,
-        cpb::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-    ];
-    let methods = registered(&sets).await?;
-    let schema = Schema::new(&sets)?;
+    let methods = tt_e2e::fixtures::registered_methods(&["grpc.health.v1.Health"]).await?;
+    let schema = Schema::new(&tt_e2e::fixtures::DESCRIPTOR_SETS)?;
 
     let server = AllInOne::start_isolated().await?;
     let ch = server.channel().await?;
@@ -637,7 +539,11 @@ async fn every_rpc_survives_hostile_input() -> anyhow::Result<()> {
     let mut failures = Vec::new();
     let mut uncovered = Vec::new();
     let mut calls = 0usize;
-    for (method, input, shape) in &methods {
+    for tt_e2e::fixtures::Method { path: method, input, shape } in &methods {
+        // Watch streams until the client leaves: its request is the same as Check's.
+        if method == "/grpc.health.v1.Health/Watch" {
+            continue;
+        }
         let Some((who, body)) = base(method, &f) else {
             uncovered.push(method.clone());
             continue;
