@@ -8,7 +8,6 @@
 pub mod analytics_load;
 pub mod echo;
 pub mod fixtures;
-pub mod hostile;
 pub mod load;
 pub mod raw;
 

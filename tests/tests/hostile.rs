@@ -15,12 +15,11 @@ use std::{collections::BTreeMap, time::Duration};
 
 use prost::Message;
 use tonic::{Code, transport::Channel};
-use tt_common::clock::Clock;
-use tt_e2e::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, AllInOne,
-    hostile::{Case, Class, Schema},
-    raw,
+use tt_common::{
+    clock::Clock,
+    testing::hostile::{Case, Class, Schema},
 };
+use tt_e2e::{ADMIN_EMAIL, ADMIN_PASSWORD, AllInOne, raw};
 use tt_proto::{
     analytics::v1 as apb,
     common::v1 as cpb,

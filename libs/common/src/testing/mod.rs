@@ -3,8 +3,9 @@
 //! prefix (Redis when `TT_TEST_REDIS_URL` is set, in-process otherwise).
 //!
 //! This is the one place tests read the environment. [`servers`] starts private Redis and
-//! PostgreSQL servers for fault tests.
+//! PostgreSQL servers for fault tests; [`hostile`] generates hostile requests from descriptors.
 
+pub mod hostile;
 pub mod servers;
 
 use crate::{

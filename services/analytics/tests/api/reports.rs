@@ -209,6 +209,21 @@ async fn engagement_counts_active_users_per_local_day_and_dashboards_are_cached(
             .await,
         &["series[0]"],
     );
+    // Repeating a series means nothing; 10,000 of them is refused once, not per element.
+    assert_bad_fields(
+        s.reports(&admin)
+            .await
+            .get_dashboard(pb::GetDashboardRequest { series: vec!["dau".into(), "dau".into()], ..dash() })
+            .await,
+        &["series[1]"],
+    );
+    assert_bad_fields(
+        s.reports(&admin)
+            .await
+            .get_dashboard(pb::GetDashboardRequest { series: vec!["dau".into(); 10_000], ..dash() })
+            .await,
+        &["series"],
+    );
     let activity = s
         .reports(&admin)
         .await

@@ -2,7 +2,8 @@
 //! oversized (strings near and past every limit, repeated fields of 10,000 elements), out of
 //! range (calendar ends, negative and huge numbers, unknown enum values), duplicated, and
 //! malformed at the wire level. The adversarial suite (`tests/tests/hostile.rs`) sends them to
-//! every RPC of every registered service; a new service gets them without writing any.
+//! every RPC of every registered service; a new service gets them without writing any, and a
+//! service's own tests can send them to its server alone.
 //!
 //! Messages are handled as raw wire fields (number and value), so a valid base request can be
 //! decoded, one field replaced, and encoded again without knowing its Rust type.
