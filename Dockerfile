@@ -10,7 +10,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --workspace --exclude tt-e2e --bins \
+    cargo build --release --locked --workspace --exclude tt-e2e --exclude tt-testkit --bins \
     && mkdir -p /out \
     && find target/release -maxdepth 1 -type f -perm -u+x -exec cp {} /out/ \;
 

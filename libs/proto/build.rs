@@ -61,6 +61,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // second time, from only the files another package imports of it.
     let all: Vec<&str> = PACKAGES.iter().flat_map(|(_, files)| files.iter().copied()).collect();
     let fds = protox::compile(all, [&root])?;
+    fs::write(out_dir.join("message_limits.rs"), message_limits(&fds))?;
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
     Ok(())
+}
+
+/// `impl MessageLimits` for every generated server, so the platform sets the message-size
+/// limits when it mounts one (no service writes the two calls itself).
+fn message_limits(fds: &prost_types::FileDescriptorSet) -> String {
+    let mut out = String::new();
+    for file in &fds.file {
+        let package = file.package();
+        let module = package.strip_prefix("timetravelers.").unwrap_or(package).replace('.', "::");
+        for service in &file.service {
+            let name = service.name();
+            out.push_str(&format!(
+                "impl<T> crate::MessageLimits for crate::{module}::{snake}_server::{name}Server<T> {{\n\
+                 \x20   fn with_message_limits(self, max: usize) -> Self {{\n\
+                 \x20       self.max_decoding_message_size(max).max_encoding_message_size(max)\n\
+                 \x20   }}\n}}\n",
+                snake = snake_case(name),
+            ));
+        }
+    }
+    out
+}
+
+/// `ProfileService` -> `profile_service`, as tonic names the server module.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

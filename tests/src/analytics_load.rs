@@ -8,20 +8,12 @@ use std::{sync::Arc, time::Instant};
 use futures::future::try_join_all;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tonic::transport::Channel;
-use tt_common::{
-    auth::Role,
-    clock::SharedClock,
-    config::ServerArgs,
-    outbox::EventBuilder,
-    secrets::Secret,
-    server::ServerBuilder,
-    storage::{Database, DatabaseOptions},
-    testing::{Bearer, TestServer},
-};
+use tt_common::{auth::Role, outbox::EventBuilder};
 use tt_proto::{
     analytics::v1::{IngestSummary, StreamEventsRequest, ingest_service_client::IngestServiceClient},
     common::v1::Event,
 };
+use tt_testkit::{Bearer, Kit, TestDatabase, TestPlatform};
 
 /// `n` events over the `span_ms` before `end_ms`, from `users` users: each user signs up once
 /// (early in the span), then signs in, edits their profile, sets goals and adds skills, some
@@ -159,34 +151,22 @@ pub async fn stream_ingest(
     Ok((events.len() as f64 / started.elapsed().as_secs_f64(), total))
 }
 
-/// Analytics served in this process on `analytics_db`, with identity (on a SQLite file in
-/// `dir`) for tokens. Returns the server, a service token and an admin token.
+/// Analytics served in this process on `analytics_db`, with identity for tokens, on the system
+/// clock. Returns the server, a service token and an admin token.
 pub async fn analytics_server(
-    analytics_db: &str,
-    dir: &std::path::Path,
+    analytics_db: Arc<TestDatabase>,
     dashboard_ttl: &str,
-) -> anyhow::Result<(TestServer, String, String)> {
-    let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
-    let secret = Secret::random().map_err(anyhow::Error::msg)?;
-    let cache = tt_common::cache::open("").map_err(anyhow::Error::msg)?;
-    let identity_db =
-        Database::connect_lazy(&DatabaseOptions::new(Database::sqlite_url(&dir.join("identity.db"))))?;
-    let mut identity_args = tt_identity::config::IdentityArgs::defaults();
-    identity_args.bootstrap_admin_password = crate::ADMIN_PASSWORD.into();
-    let identity = tt_identity::run::build(identity_db, &cache, &secret, clock.clone(), identity_args)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    identity.prepare().await.map_err(anyhow::Error::msg)?;
-    let mut args: tt_analytics::config::AnalyticsArgs = tt_common::config::defaults();
-    args.analytics_dashboard_ttl = dashboard_ttl.parse().map_err(anyhow::Error::msg)?;
-    let db = Database::connect_lazy(&DatabaseOptions::new(analytics_db.to_owned()))?;
-    let analytics = tt_analytics::run::build(db, &cache, &secret, clock.clone(), &args);
-    let mut builder = ServerBuilder::new(ServerArgs::for_tests());
-    builder.verifier(tt_identity::run::local_verifier(&identity, clock));
-    tt_analytics::register(&mut builder, analytics);
-    let server = TestServer::spawn(builder).await;
+) -> anyhow::Result<(Kit, String, String)> {
+    let kit = TestPlatform::new()
+        .module(&tt_analytics::MODULE)
+        .set("analytics-dashboard-ttl", dashboard_ttl)
+        .database("analytics", analytics_db)
+        .real_time()
+        .start()
+        .await;
+    let identity = kit.identity();
     let ttl = std::time::Duration::from_secs(3600);
     let service = identity.access_token("loadgen", &[Role::Service], None, ttl).await?.0;
     let admin = identity.access_token("loadgen-admin", &[Role::Admin], None, ttl).await?.0;
-    Ok((server, service, admin))
+    Ok((kit, service, admin))
 }

@@ -32,13 +32,12 @@ pub const DESCRIPTOR_SETS: [&[u8]; 5] = [
 pub async fn registered_methods(also: &[&str]) -> anyhow::Result<Vec<Method>> {
     let dir = tempfile::tempdir()?;
     let config = timetravelers::Config::for_tests(dir.path().to_path_buf());
-    let (_, builder) =
-        timetravelers::start(config, "127.0.0.1:0".parse()?).await.map_err(anyhow::Error::msg)?;
+    let (_, assembled) = timetravelers::start(config, "127.0.0.1:0".parse()?).await?;
     let mut files = Vec::new();
     for set in DESCRIPTOR_SETS {
         files.extend(prost_types::FileDescriptorSet::decode(set)?.file);
     }
-    let mut names: Vec<String> = builder.service_names().to_vec();
+    let mut names: Vec<String> = assembled.builder.service_names().to_vec();
     names.extend(also.iter().map(|s| (*s).to_owned()));
     let mut methods = Vec::new();
     for name in names {

@@ -44,7 +44,7 @@ pub struct AllInOne {
     shutdown: Shutdown,
     handle: tokio::task::JoinHandle<Result<(), String>>,
     _dir: Option<tempfile::TempDir>,
-    _databases: Vec<tt_common::testing::TestDatabase>,
+    _databases: Vec<tt_testkit::TestDatabase>,
 }
 
 impl std::fmt::Debug for AllInOne {
@@ -69,8 +69,8 @@ impl AllInOne {
         tune: impl FnOnce(&mut timetravelers::Config),
     ) -> anyhow::Result<Self> {
         let (config, listener, addr) = Self::configure(data_dir.clone(), tune).await?;
-        let (_, builder) = timetravelers::start(config, addr).await.map_err(anyhow::Error::msg)?;
-        Self::serve(builder, listener, data_dir, Vec::new()).await
+        let (_, assembled) = timetravelers::start(config, addr).await?;
+        Self::serve(assembled, listener, data_dir, Vec::new()).await
     }
 
     /// Starts on a fresh database per service of the configured kind (PostgreSQL when
@@ -79,21 +79,18 @@ impl AllInOne {
         let dir = tempfile::tempdir()?;
         let (config, listener, addr) = Self::configure(dir.path().to_path_buf(), |_| {}).await?;
         let mut databases = Vec::new();
-        for name in ["identity", "profiles", "analytics"] {
-            databases.push((name, tt_common::testing::TestDatabase::new().await));
+        for name in timetravelers::MODULES.iter().map(|m| m.manifest().name) {
+            databases.push((name, tt_testkit::TestDatabase::new().await));
         }
         let open = |name: &str| {
-            databases
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, db)| db.connect())
-                .ok_or_else(|| format!("no test database for {name}"))
+            databases.iter().find(|(n, _)| *n == name).map(|(_, db)| db.connect()).ok_or_else(|| {
+                tt_common::config::ConfigError::new("modules", format!("no test database for {name}")).into()
+            })
         };
-        let cache = tt_common::testing::test_cache();
-        let (_, builder) =
-            timetravelers::start_with(config, addr, &open, cache).await.map_err(anyhow::Error::msg)?;
+        let cache = tt_testkit::test_cache();
+        let (_, assembled) = timetravelers::start_with(config, addr, &open, cache).await?;
         let databases = databases.into_iter().map(|(_, db)| db).collect();
-        let mut me = Self::serve(builder, listener, dir.path().to_path_buf(), databases).await?;
+        let mut me = Self::serve(assembled, listener, dir.path().to_path_buf(), databases).await?;
         me._dir = Some(dir);
         Ok(me)
     }
@@ -103,8 +100,7 @@ impl AllInOne {
         tune: impl FnOnce(&mut timetravelers::Config),
     ) -> anyhow::Result<(timetravelers::Config, tokio::net::TcpListener, SocketAddr)> {
         let mut config = timetravelers::Config::for_tests(data_dir);
-        config.identity.bootstrap_admin_password = ADMIN_PASSWORD.into();
-        config.identity.signin_rate_per_minute = 100_000;
+        config.set("bootstrap-admin-password", ADMIN_PASSWORD).set("signin-rate-per-minute", "100000");
         tune(&mut config);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -112,14 +108,14 @@ impl AllInOne {
     }
 
     async fn serve(
-        builder: tt_common::server::ServerBuilder,
+        assembled: tt_common::platform::Assembled,
         listener: tokio::net::TcpListener,
         data_dir: PathBuf,
-        databases: Vec<tt_common::testing::TestDatabase>,
+        databases: Vec<tt_testkit::TestDatabase>,
     ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let shutdown = Shutdown::new();
-        let serving = builder.serve(listener, shutdown.clone());
+        let serving = assembled.serve(listener, shutdown.clone());
         let handle = tokio::spawn(async move { serving.await.map_err(|e| e.to_string()) });
         let me = Self { addr, data_dir, shutdown, handle, _dir: None, _databases: databases };
         me.wait_serving().await?;
@@ -135,7 +131,7 @@ impl AllInOne {
     }
 
     async fn wait_serving(&self) -> anyhow::Result<()> {
-        if tt_common::testing::wait_serving(&self.url(), "").await {
+        if tt_testkit::wait_serving(&self.url(), "").await {
             Ok(())
         } else {
             anyhow::bail!("the all-in-one server never became SERVING")

@@ -24,11 +24,8 @@ use sqlx::Row;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::{Code, transport::Channel};
 use tt_common::{
+    platform::{Definition, standalone::Standalone},
     server::Shutdown,
-    testing::{
-        Bearer,
-        servers::{PrivatePostgres, PrivateRedis},
-    },
 };
 use tt_proto::{
     analytics::v1::{self as apb, event_service_client::EventServiceClient},
@@ -39,6 +36,10 @@ use tt_proto::{
     profiles::v1::{
         self as ppb, goal_service_client::GoalServiceClient, profile_service_client::ProfileServiceClient,
     },
+};
+use tt_testkit::{
+    Bearer,
+    servers::{PrivatePostgres, PrivateRedis},
 };
 
 const ADMIN_PASSWORD: &str = "fault suite admin passphrase";
@@ -93,12 +94,18 @@ fn common_args(listen: SocketAddr, database: &str, redis: &str, secret: &Path) -
     .collect()
 }
 
-fn parse<T: clap::Parser + tt_common::config::Validate>(name: &str, args: Vec<String>) -> T {
-    match tt_common::config::load_from::<T, _>(std::iter::once(name.to_owned()).chain(args)) {
+fn parse(module: &'static dyn Definition, args: Vec<String>) -> Standalone {
+    let name = module.manifest().name;
+    match Standalone::from_args(module, timetravelers::MODULES, std::iter::once(name.to_owned()).chain(args))
+    {
         Ok(c) => c,
         Err(tt_common::config::LoadError::Invalid(e)) => panic!("{name} config: {e}"),
         Err(tt_common::config::LoadError::Exit(e)) => panic!("{name} config: {e}"),
     }
+}
+
+async fn run(config: Standalone, listener: TcpListener, shutdown: Shutdown) -> Result<(), String> {
+    config.run(listener, shutdown).await.map_err(|e| e.to_string())
 }
 
 /// Binds `addr` (retrying briefly: the port was just released by a stopped server).
@@ -151,10 +158,10 @@ impl Platform {
             .iter()
             .map(|s| (*s).to_owned()),
         );
-        let config: tt_identity::run::IdentityConfig = parse("identity", args);
+        let config = parse(&tt_identity::MODULE, args);
         let listener = bind(self.identity_addr).await;
         let shutdown = Shutdown::new();
-        let handle = tokio::spawn(tt_identity::run::run(config, listener, shutdown.clone()));
+        let handle = tokio::spawn(run(config, listener, shutdown.clone()));
         Running { addr: self.identity_addr, shutdown, handle }
     }
 
@@ -175,10 +182,10 @@ impl Platform {
             .iter()
             .map(|s| (*s).to_owned()),
         );
-        let config: tt_profiles::run::ProfilesConfig = parse("profiles", args);
+        let config = parse(&tt_profiles::MODULE, args);
         let listener = bind(self.profiles_addr).await;
         let shutdown = Shutdown::new();
-        let handle = tokio::spawn(tt_profiles::run::run(config, listener, shutdown.clone()));
+        let handle = tokio::spawn(run(config, listener, shutdown.clone()));
         Running { addr: self.profiles_addr, shutdown, handle }
     }
 
@@ -190,10 +197,10 @@ impl Platform {
             &self.secret_file(),
         );
         args.extend(["--identity-url".to_owned(), url(self.identity_addr)]);
-        let config: tt_analytics::run::AnalyticsConfig = parse("analytics", args);
+        let config = parse(&tt_analytics::MODULE, args);
         let listener = bind(self.analytics_addr).await;
         let shutdown = Shutdown::new();
-        let handle = tokio::spawn(tt_analytics::run::run(config, listener, shutdown.clone()));
+        let handle = tokio::spawn(run(config, listener, shutdown.clone()));
         Running { addr: self.analytics_addr, shutdown, handle }
     }
 }
@@ -474,7 +481,7 @@ async fn the_platform_survives_redis_postgres_and_analytics_faults() {
     }
     let secret = tempfile::tempdir().expect("dir");
     std::fs::write(secret.path().join("secret.key"), format!("{}\n", "5a".repeat(32))).expect("secret");
-    let free = || SocketAddr::from(([127, 0, 0, 1], tt_common::testing::servers::free_port()));
+    let free = || SocketAddr::from(([127, 0, 0, 1], tt_testkit::servers::free_port()));
     let mut platform = Platform {
         pg,
         redis,
@@ -487,7 +494,7 @@ async fn the_platform_survives_redis_postgres_and_analytics_faults() {
 
     // Identity first: profiles needs a service account to report to analytics.
     let identity = platform.start_identity().await;
-    assert!(tt_common::testing::wait_serving(&url(identity.addr), "").await, "identity never served");
+    assert!(tt_testkit::wait_serving(&url(identity.addr), "").await, "identity never served");
     let clients = Clients {
         identity: channel(platform.identity_addr).await,
         profiles: channel(platform.profiles_addr).await,
@@ -506,7 +513,7 @@ async fn the_platform_survives_redis_postgres_and_analytics_faults() {
     let profiles = platform.start_profiles().await;
     let mut analytics = platform.start_analytics().await;
     for r in [&profiles, &analytics] {
-        assert!(tt_common::testing::wait_serving(&url(r.addr), "").await, "a service never served");
+        assert!(tt_testkit::wait_serving(&url(r.addr), "").await, "a service never served");
     }
 
     // Tokens that must stay refused: logged out everywhere, suspended, and a demoted admin's.

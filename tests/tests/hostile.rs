@@ -15,10 +15,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use prost::Message;
 use tonic::{Code, transport::Channel};
-use tt_common::{
-    clock::Clock,
-    testing::hostile::{Case, Class, Schema},
-};
+use tt_common::clock::Clock;
 use tt_e2e::{ADMIN_EMAIL, ADMIN_PASSWORD, AllInOne, raw};
 use tt_proto::{
     analytics::v1 as apb,
@@ -26,6 +23,7 @@ use tt_proto::{
     identity::v1::{self as pb, auth_service_client::AuthServiceClient},
     profiles::v1 as ppb,
 };
+use tt_testkit::hostile::{Case, Class, Schema};
 
 /// Who calls a method: someone it lets in, so the request reaches the handler's checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,12 +2,12 @@
 //! through the generated clients, as an internal service or a developer would.
 
 use tonic::{Code, transport::Channel};
-use tt_common::testing::{AuthedChannel, Bearer};
 use tt_e2e::{ADMIN_EMAIL, ADMIN_PASSWORD, AllInOne};
 use tt_proto::identity::v1::{
     self as pb, account_service_client::AccountServiceClient, admin_service_client::AdminServiceClient,
     auth_service_client::AuthServiceClient, settings_service_client::SettingsServiceClient,
 };
+use tt_testkit::{AuthedChannel, Bearer};
 
 fn with(ch: &Channel, token: &str) -> AuthedChannel {
     tonic::service::interceptor::InterceptedService::new(ch.clone(), Bearer::new(token))

@@ -13,7 +13,7 @@ use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use tt_common::{config::ServerArgs, server::ServerBuilder, testing::TestServer};
+use tt_common::{config::ServerArgs, server::ServerBuilder};
 use tt_e2e::{
     echo,
     pb::{
@@ -21,6 +21,7 @@ use tt_e2e::{
         reflection_v1, reflection_v1alpha,
     },
 };
+use tt_testkit::TestServer;
 
 const ECHO: &str = "timetravelers.loadtest.v1.EchoService";
 

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use tonic::{Code, transport::Channel};
-use tt_common::testing::{AuthedChannel, Bearer};
 use tt_e2e::{ADMIN_EMAIL, ADMIN_PASSWORD, AllInOne};
 use tt_proto::{
     identity::v1::{
@@ -17,6 +16,7 @@ use tt_proto::{
         profile_service_client::ProfileServiceClient, skill_service_client::SkillServiceClient,
     },
 };
+use tt_testkit::{AuthedChannel, Bearer};
 
 fn with(ch: &Channel, token: &str) -> AuthedChannel {
     tonic::service::interceptor::InterceptedService::new(ch.clone(), Bearer::new(token))

@@ -84,11 +84,19 @@ impl std::fmt::Debug for Peer {
     }
 }
 
+/// A peer URL that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: {source}")]
+pub struct PeerError {
+    pub url: String,
+    pub source: tonic::transport::Error,
+}
+
 impl Peer {
     /// Creates the peer without connecting.
-    pub fn connect_lazy(options: PeerOptions, credentials: Credentials) -> Result<Self, String> {
+    pub fn connect_lazy(options: PeerOptions, credentials: Credentials) -> Result<Self, PeerError> {
         let endpoint = Endpoint::from_shared(options.url.clone())
-            .map_err(|e| format!("{}: {e}", options.url))?
+            .map_err(|source| PeerError { url: options.url.clone(), source })?
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))

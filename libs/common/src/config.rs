@@ -34,14 +34,7 @@ pub trait Validate {
 
 /// Parses the process arguments and environment, or exits 64 naming the bad key.
 pub fn load<T: Parser + Validate>() -> T {
-    match load_from(std::env::args_os()) {
-        Ok(config) => config,
-        Err(LoadError::Exit(e)) => e.exit(),
-        Err(LoadError::Invalid(e)) => {
-            eprintln!("{e}");
-            std::process::exit(EXIT_CONFIG);
-        }
-    }
+    load_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
 }
 
 /// Why loading stopped.
@@ -52,6 +45,25 @@ pub enum LoadError {
     Invalid(ConfigError),
 }
 
+impl LoadError {
+    /// Prints and exits: 0 for `--help` and `--version`, 64 naming the bad key otherwise.
+    pub fn exit(self) -> ! {
+        match self {
+            LoadError::Exit(e) => e.exit(),
+            LoadError::Invalid(e) => {
+                eprintln!("{e}");
+                std::process::exit(EXIT_CONFIG);
+            }
+        }
+    }
+}
+
+impl From<ConfigError> for LoadError {
+    fn from(e: ConfigError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
 /// [`load`] without exiting, for tests.
 pub fn load_from<T, I>(args: I) -> Result<T, LoadError>
 where
@@ -59,8 +71,21 @@ where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
+    let matches = matches_from(T::command(), args)?;
+    let config = T::from_arg_matches(&matches)
+        .map_err(|e| LoadError::Invalid(ConfigError::new("arguments", e.render().to_string())))?;
+    config.validate().map_err(LoadError::Invalid)?;
+    Ok(config)
+}
+
+/// Parses `args` against `command` (built at run time: the platform adds the settings of the
+/// modules it mounts), the TOML file named by `--config` or `TT_CONFIG` giving the defaults.
+pub fn matches_from<I>(mut command: clap::Command, args: I) -> Result<clap::ArgMatches, LoadError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let mut command = T::command();
     if let Some(path) = config_file(&args) {
         let text = std::fs::read_to_string(&path).map_err(|e| {
             LoadError::Invalid(ConfigError::new("config", format!("{}: {e}", path.display())))
@@ -83,20 +108,22 @@ where
             command = command.mut_arg(id, |a| a.default_value(text).required(false));
         }
     }
-    let matches = command.try_get_matches_from(args).map_err(|e| match e.kind() {
+    command.try_get_matches_from(args).map_err(|e| match e.kind() {
         clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => LoadError::Exit(e),
         _ => LoadError::Invalid(ConfigError::new("arguments", e.render().to_string())),
-    })?;
-    let config = T::from_arg_matches(&matches)
-        .map_err(|e| LoadError::Invalid(ConfigError::new("arguments", e.render().to_string())))?;
-    config.validate().map_err(LoadError::Invalid)?;
-    Ok(config)
+    })
+}
+
+/// `command` with every environment variable ignored (tests and embedding: defaults and the
+/// arguments given, nothing else).
+pub fn without_env(command: clap::Command) -> clap::Command {
+    command.mut_args(|a| a.env(None::<&str>))
 }
 
 /// The defaults of a settings group, ignoring the environment and any file (tests and
 /// embedding start from these and override what they need).
 pub fn defaults<T: Args + clap::FromArgMatches>() -> T {
-    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|a| a.env(None::<&str>));
+    let command = without_env(T::augment_args(clap::Command::new("defaults")));
     // Every field has a default, so parsing no arguments cannot fail; if a field ever lacks one,
     // the clap error names it and exits.
     match command.try_get_matches_from(["defaults"]).and_then(|m| T::from_arg_matches(&m)) {
@@ -367,19 +394,6 @@ pub fn inline_or_file(inline: &str, file: Option<&PathBuf>, file_key: &str) -> R
 }
 
 impl StoreArgs {
-    /// What a service binary keeps: its process secret, its database (connected lazily) and the
-    /// platform cache (Redis when configured).
-    pub fn open(
-        &self,
-    ) -> Result<(crate::secrets::Secret, crate::storage::Database, crate::cache::Cache), String> {
-        let secret = crate::secrets::Secret::load(&self.secret_key_file, self.create_secret)
-            .map_err(|e| format!("TT_SECRET_KEY_FILE {}: {e}", self.secret_key_file.display()))?;
-        let options = self.database_options().map_err(|e| e.to_string())?;
-        let db = crate::storage::Database::connect_lazy(&options).map_err(|e| e.to_string())?;
-        let cache = crate::cache::open(&self.redis_url().map_err(|e| e.to_string())?)?;
-        Ok((secret, db, cache))
-    }
-
     /// The database URL, read from its file when one is given.
     pub fn database_url(&self) -> Result<String, ConfigError> {
         inline_or_file(&self.database_url, self.database_url_file.as_ref(), "TT_DATABASE_URL_FILE")

@@ -10,6 +10,7 @@
 //! - [`error`]: `Status` builders with `ErrorInfo` and `BadRequest` details;
 //! - [`client`]: peer gRPC clients with deadlines, retries and token forwarding;
 //! - [`outbox`]: the transactional outbox and its relay (events that are never lost);
+//! - [`platform`]: the service kit: a service is a module the platform mounts;
 //! - [`clock`]: injected time, so expiry is tested without waiting;
 //! - [`secrets`]: the process secret and keys derived from it.
 
@@ -20,11 +21,11 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod outbox;
+pub mod platform;
 pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
-pub mod testing;
 
 /// A new time-ordered id (UUIDv7) as the TEXT primary key both databases accept.
 pub fn new_id() -> String {

@@ -45,3 +45,12 @@ pub mod analytics {
             include_bytes!(concat!(env!("OUT_DIR"), "/timetravelers.analytics.v1.descriptor.bin"));
     }
 }
+
+/// A generated gRPC server whose message-size limits can be set (implemented for every server
+/// of every package; the platform applies its configured limit when it mounts one).
+pub trait MessageLimits: Sized {
+    /// The largest request it decodes and the largest response it encodes, in bytes.
+    fn with_message_limits(self, max: usize) -> Self;
+}
+
+include!(concat!(env!("OUT_DIR"), "/message_limits.rs"));

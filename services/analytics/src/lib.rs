@@ -5,92 +5,74 @@
 //!
 //! Layout: `api/` holds the tonic handlers (one file per gRPC service), `service.rs` the core
 //! (ingestion), `reports.rs` the reports computed from rollups, `domain/` the rules without I/O
-//! (event registry, local calendars, export formats), `store/` the repositories. [`register`]
-//! mounts everything on a [`ServerBuilder`]; the `analytics` binary and the all-in-one server
-//! both use it.
+//! (event registry, local calendars, export formats), `store/` the repositories. [`Analytics`] is the module
+//! the platform mounts (`MODULE`), in the `analytics` binary and in the all-in-one alike.
 
 pub mod api;
 pub mod config;
 pub mod domain;
 pub mod reports;
-pub mod run;
 pub mod service;
 pub mod store;
 
 use std::sync::Arc;
 
-use tt_common::server::ServerBuilder;
+use futures::future::BoxFuture;
+use tt_common::platform::{BoxError, Context, Def, Manifest, Module, Mount};
 use tt_proto::analytics::v1::{
     self as pb, admin_service_server::AdminServiceServer, event_service_server::EventServiceServer,
     ingest_service_server::IngestServiceServer, report_service_server::ReportServiceServer,
 };
 
-use crate::api::Api;
 pub use crate::service::Analytics;
+use crate::{api::Api, config::AnalyticsArgs, domain::schema::Registry, store::Store};
 
 /// The `ErrorInfo` domain of analytics' errors.
 pub const DOMAIN: &str = "analytics.timetravelers.dev";
 
-/// The gRPC services analytics mounts (also its health-check names).
-pub const SERVICES: &[&str] = &[
-    "timetravelers.analytics.v1.IngestService",
-    "timetravelers.analytics.v1.ReportService",
-    "timetravelers.analytics.v1.EventService",
-    "timetravelers.analytics.v1.AdminService",
-];
+/// Analytics, as the platform mounts it.
+pub static MODULE: Def<Analytics> = Def::new();
 
-impl Analytics {
-    /// What analytics needs before it serves: its migrations. Runs once per process.
-    pub async fn prepare(&self) -> Result<(), String> {
-        self.prepared
-            .get_or_try_init(|| async { self.store.migrate().await.map_err(|e| e.to_string()) })
-            .await?;
-        Ok(())
+impl Module for Analytics {
+    type Args = AnalyticsArgs;
+
+    /// Analytics hears every event of every module through their outboxes (the platform routes
+    /// them here) and accepts the types their manifests declare.
+    const MANIFEST: &'static Manifest =
+        &Manifest { name: "analytics", domain: DOMAIN, emits: &[], consumes: None, peers: &[] };
+
+    fn validate(args: &AnalyticsArgs) -> Result<(), tt_common::config::ConfigError> {
+        args.validate()
     }
-}
 
-/// Folds accepted events into the rollups, once the tables exist.
-async fn roll_up(analytics: Arc<Analytics>) {
-    while analytics.prepare().await.is_err() {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    fn build(cx: Context, args: AnalyticsArgs) -> BoxFuture<'static, Result<Arc<Self>, BoxError>> {
+        Box::pin(async move {
+            Ok(Arc::new(Analytics::new(
+                Store::new(cx.db),
+                cx.cache,
+                cx.platform.clock.clone(),
+                cx.pages,
+                args.analytics_dashboard_ttl.0,
+                Registry::new(cx.platform.emitted()),
+            )))
+        })
     }
-    analytics.roll_up_forever().await;
-}
 
-/// Mounts analytics' four gRPC services, its descriptors and its readiness check (migrations).
-pub fn register(builder: &mut ServerBuilder, analytics: Arc<Analytics>) {
-    let api = Api(analytics.clone());
-    let max = builder.args().max_message_bytes;
-    let fds = pb::FILE_DESCRIPTOR_SET;
-    builder
-        .add_service(
-            IngestServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            ReportServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            EventServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            AdminServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
-            fds,
-        )
-        .background("analytics.rollups", Box::pin(roll_up(analytics.clone())))
-        .ready_when(
-            SERVICES,
-            Box::new(move || {
-                let analytics = analytics.clone();
-                Box::pin(async move { analytics.prepare().await })
-            }),
-        );
+    /// Its migrations.
+    fn prepare(self: Arc<Self>) -> BoxFuture<'static, Result<(), BoxError>> {
+        Box::pin(async move { Ok(self.store.migrate().await?) })
+    }
+
+    fn mount(self: &Arc<Self>, m: &mut Mount<'_>) {
+        let api = Api(self.clone());
+        let fds = pb::FILE_DESCRIPTOR_SET;
+        m.grpc(IngestServiceServer::new(api.clone()), fds)
+            .grpc(ReportServiceServer::new(api.clone()), fds)
+            .grpc(EventServiceServer::new(api.clone()), fds)
+            .grpc(AdminServiceServer::new(api), fds)
+            .job("analytics.rollups", {
+                let analytics = self.clone();
+                Box::pin(async move { analytics.roll_up_forever().await })
+            });
+    }
 }

@@ -30,7 +30,8 @@ pub struct Analytics {
     pub dashboard_ttl: Duration,
     /// Wakes the roll-up task after a batch queued events.
     pub rollup_wake: tokio::sync::Notify,
-    pub(crate) prepared: tokio::sync::OnceCell<()>,
+    /// The event types accepted: those the platform's modules declare.
+    pub registry: schema::Registry,
 }
 
 /// Queued events one roll-up transaction folds in at most.
@@ -58,16 +59,9 @@ impl Analytics {
         clock: SharedClock,
         pages: PageTokens,
         dashboard_ttl: Duration,
+        registry: schema::Registry,
     ) -> Self {
-        Self {
-            store,
-            cache,
-            clock,
-            pages,
-            dashboard_ttl,
-            rollup_wake: tokio::sync::Notify::new(),
-            prepared: tokio::sync::OnceCell::new(),
-        }
+        Self { store, cache, clock, pages, dashboard_ttl, rollup_wake: tokio::sync::Notify::new(), registry }
     }
 
     pub fn now(&self) -> Millis {
@@ -79,7 +73,7 @@ impl Analytics {
         let now = self.now();
         let mut batch = Batch { now, backlog, ..Batch::default() };
         for event in &events {
-            match schema::check(event, now) {
+            match self.registry.check(event, now) {
                 Ok(accepted) => batch.accepted.push(accepted),
                 Err(reason) => batch.dead.push(dead_letter(event, reason)),
             }

@@ -9,7 +9,13 @@ use tt_analytics::{
     service::dead_letter,
     store::{Backlog, Batch, Store, Summary, events::Filter},
 };
-use tt_common::{outbox::EventBuilder, testing::TestDatabase};
+use tt_common::outbox::EventBuilder;
+use tt_testkit::TestDatabase;
+
+/// The types identity and profiles declare, as the platform hands them to analytics.
+fn registry() -> schema::Registry {
+    schema::Registry::new(tt_identity::events::EMITS.iter().chain(tt_profiles::EMITS))
+}
 use tt_proto::common::v1::Event;
 
 /// 2026-03-02T00:00:00Z.
@@ -30,7 +36,7 @@ fn event(kind: &str, user: &str, actor: &str, at: i64) -> Event {
 }
 
 fn accepted(e: &Event) -> Accepted {
-    schema::check(e, NOW).expect("valid event")
+    registry().check(e, NOW).expect("valid event")
 }
 
 /// Ingests and folds the queue into the rollups.
@@ -155,7 +161,7 @@ async fn timelines_page_newest_first_with_filters() {
 async fn dead_letters_are_kept_once_listed_and_replayed_atomically() {
     let (store, _db) = store().await;
     let unknown = event("profiles.badge.won", "ann", "ann", DAY0);
-    let reason = schema::check(&unknown, NOW).expect_err("unknown type");
+    let reason = registry().check(&unknown, NOW).expect_err("unknown type");
     let mut b = batch(&[]);
     b.dead = vec![dead_letter(&unknown, reason.clone()), dead_letter(&unknown, reason.clone())];
     b.backlog = Some(Backlog { source: "profiles".into(), pending: 7, oldest: Some(DAY0) });

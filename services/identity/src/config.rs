@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tt_common::config::{ConfigError, HumanDuration, TokenArgs};
+use tt_common::config::{ConfigError, HumanDuration};
 
 /// Identity settings.
 #[derive(Debug, Clone, Args)]
@@ -20,8 +20,6 @@ pub struct IdentityArgs {
     /// A session ends this long after sign-in, whatever happens.
     #[arg(long, env = "TT_REFRESH_ABSOLUTE_TTL", default_value = "30d")]
     pub refresh_absolute_ttl: HumanDuration,
-    #[command(flatten)]
-    pub tokens: TokenArgs,
     /// PKCS#8 PEM Ed25519 private key (production, mounted from a Secret). Without it a key is
     /// generated on first start and kept encrypted in the database.
     #[arg(long, env = "TT_SIGNING_KEY_FILE")]
@@ -43,14 +41,6 @@ pub struct IdentityArgs {
     /// 19 MiB buffer (0: one per CPU, at most four).
     #[arg(long, env = "TT_HASH_PARALLELISM", default_value_t = 0)]
     pub hash_parallelism: usize,
-    /// Profiles' gRPC URL: user deletions are delivered there (from the outbox) so profiles
-    /// purges the user's data. Until it is set, deletions wait in the outbox.
-    #[arg(long, env = "TT_PROFILES_URL", default_value = "")]
-    pub profiles_url: String,
-    /// Analytics' gRPC URL: user events (registered, logged in, locked out, suspended, deleted)
-    /// are delivered there from the outbox. Until it is set, they wait in the outbox.
-    #[arg(long, env = "TT_ANALYTICS_URL", default_value = "")]
-    pub analytics_url: String,
     /// Sign-in attempts (login, register, service token) per client address per minute.
     #[arg(long, env = "TT_SIGNIN_RATE_PER_MINUTE", default_value_t = 60)]
     pub signin_rate_per_minute: u32,
@@ -85,8 +75,6 @@ impl IdentityArgs {
                 format!("{} does not exist", path.display()),
             ));
         }
-        tt_common::config::check_peer_url("TT_PROFILES_URL", &self.profiles_url, false)?;
-        tt_common::config::check_peer_url("TT_ANALYTICS_URL", &self.analytics_url, false)?;
         if self.signin_rate_per_minute == 0 {
             return Err(ConfigError::new("TT_SIGNIN_RATE_PER_MINUTE", "must be at least 1"));
         }

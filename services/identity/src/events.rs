@@ -1,7 +1,6 @@
-//! What identity tells other services, through its transactional outbox. Audited changes carry
-//! their events ([`for_audit`]): user registrations, sign-ins, lockouts and suspensions go to
-//! analytics; deletions go to analytics and to profiles (which purges the user's data). The
-//! relays authenticate with service tokens identity signs for itself.
+//! What identity tells other modules, through its transactional outbox: the event types it
+//! emits ([`EMITS`]; audited changes carry them, see `AuditRecord::event`), and the service
+//! tokens it signs in process for its own relays and for modules mounted beside it.
 
 use std::sync::Arc;
 
@@ -9,61 +8,26 @@ use futures::future::BoxFuture;
 use tonic::Status;
 use tt_common::{
     auth::{RenewingToken, Role},
-    client::{Credentials, Peer, PeerOptions, TokenProvider},
-    outbox::{ANALYTICS, AnalyticsSink, Backlog, EventBuilder, Relay, Sink},
-};
-use tt_proto::{
-    common::v1::Event,
-    profiles::v1::{ConsumeEventsRequest, integration_service_client::IntegrationServiceClient},
+    client::TokenProvider,
+    outbox::schema::{Attr, AttrKind, EventType},
+    platform::ServiceTokens,
 };
 
-use crate::{Identity, store::audit::AuditRecord};
+use crate::Identity;
 
-/// The event a deletion writes (subject: the user id).
-pub const USER_DELETED: &str = "identity.user.deleted";
-
-/// The outbox destination of profiles (identity's deletions go there).
-pub const PROFILES: &str = "profiles";
+pub use tt_common::outbox::USER_DELETED;
 
 /// The subject of the tokens identity signs for its own calls.
 pub const SELF_SUBJECT: &str = "identity";
 
-/// The event an audit record stands for, if any, and where it goes. Every event is about a
-/// user (its subject); the actor is whoever caused it (empty: the system).
-pub fn for_audit(record: &AuditRecord) -> Option<(Event, &'static [&'static str])> {
-    const TO_ANALYTICS: &[&str] = &[ANALYTICS];
-    let event = |kind: &str, subject: &str, actor: &str| {
-        EventBuilder::new(SELF_SUBJECT, kind, subject, actor, record.created_at)
-    };
-    let client = || {
-        serde_json::from_str::<serde_json::Value>(&record.details)
-            .ok()
-            .and_then(|d| d.get("client").and_then(|c| c.as_str()).map(str::to_owned))
-            .unwrap_or_default()
-    };
-    let (event, destinations) = match record.kind.as_str() {
-        "user.registered" => {
-            (event("identity.user.registered", &record.subject, &record.actor_id), TO_ANALYTICS)
-        }
-        "login.succeeded" => {
-            let e = event("identity.user.logged_in", &record.subject, &record.actor_id);
-            let client = client();
-            (if client.is_empty() { e } else { e.string("client", client) }, TO_ANALYTICS)
-        }
-        // The subject of a lockout record is the sign-in name; only known users are reported.
-        "login.locked_out" if !record.actor_id.is_empty() => {
-            (event("identity.user.locked_out", &record.actor_id, ""), TO_ANALYTICS)
-        }
-        "user.suspended" => {
-            (event("identity.user.suspended", &record.subject, &record.actor_id), TO_ANALYTICS)
-        }
-        "user.deleted" => {
-            (event(USER_DELETED, &record.subject, &record.actor_id), &[PROFILES, ANALYTICS][..])
-        }
-        _ => return None,
-    };
-    Some((event.build(), destinations))
-}
+/// The events identity writes to its outbox (every one about a user, its subject).
+pub const EMITS: &[EventType] = &[
+    EventType::v1("identity.user.registered", &[]),
+    EventType::v1("identity.user.logged_in", &[Attr::optional("client", AttrKind::String)]),
+    EventType::v1("identity.user.locked_out", &[]),
+    EventType::v1("identity.user.suspended", &[]),
+    EventType::v1(USER_DELETED, &[]),
+];
 
 /// Service tokens identity signs for itself (or, in the all-in-one server, for a co-located
 /// service named by `subject`).
@@ -89,43 +53,11 @@ impl TokenProvider for SelfIssued {
     }
 }
 
-/// Delivers batches to profiles' `IntegrationService.ConsumeEvents`.
-struct ProfilesSink(Peer);
+/// Identity as the platform's in-process token issuer.
+pub struct Issuer(pub Arc<Identity>);
 
-impl Sink for ProfilesSink {
-    fn deliver(&self, events: Vec<Event>, _backlog: Backlog) -> BoxFuture<'_, Result<(), Status>> {
-        Box::pin(async move {
-            let request = ConsumeEventsRequest { events };
-            self.0
-                .call(|ch| {
-                    let request = request.clone();
-                    async move { IntegrationServiceClient::new(ch).consume_events(request).await }
-                })
-                .await
-                .map(|_| ())
-        })
+impl ServiceTokens for Issuer {
+    fn for_subject(&self, subject: &str) -> Arc<dyn TokenProvider> {
+        SelfIssued::new(self.0.clone(), subject)
     }
-}
-
-fn peer(identity: &Arc<Identity>, url: &str) -> Result<Peer, String> {
-    Peer::connect_lazy(
-        PeerOptions::new(url),
-        Credentials::Service(SelfIssued::new(identity.clone(), SELF_SUBJECT)),
-    )
-}
-
-fn relay(identity: &Arc<Identity>, destination: &str, sink: Arc<dyn Sink>) -> Relay {
-    Relay::new(identity.store.db().clone(), destination, sink, identity.clock.clone())
-        .with_signal(identity.store.outbox())
-}
-
-/// The relay of the "profiles" destination, to profiles at `url`.
-pub fn profiles_relay(identity: &Arc<Identity>, url: &str) -> Result<Relay, String> {
-    Ok(relay(identity, PROFILES, Arc::new(ProfilesSink(peer(identity, url)?))))
-}
-
-/// The relay of the "analytics" destination, to analytics at `url`.
-pub fn analytics_relay(identity: &Arc<Identity>, url: &str) -> Result<Relay, String> {
-    let sink = AnalyticsSink::new(peer(identity, url)?, SELF_SUBJECT);
-    Ok(relay(identity, ANALYTICS, Arc::new(sink)))
 }

@@ -4,8 +4,8 @@
 //! Layout: `api/` holds the tonic handlers (one file per gRPC service), `service.rs` the core
 //! they share, `domain/` the rules without I/O, `store/` the repositories, and `keyring.rs`,
 //! `hashing.rs` and `guard.rs` the signing keys, password hashing and brute-force protection.
-//! [`register`] mounts everything on a [`ServerBuilder`]; the `identity` binary and the
-//! all-in-one server both use it.
+//! [`Identity`] is the module the platform mounts (`MODULE`), in the `identity` binary and in
+//! the all-in-one server alike.
 
 pub mod api;
 pub mod config;
@@ -15,17 +15,16 @@ pub mod guard;
 pub mod hashing;
 pub mod keyring;
 pub mod revocations;
-pub mod run;
 pub mod service;
 pub mod store;
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use futures::future::BoxFuture;
-use tt_common::{
-    auth::{KeySource, VerifyingKey},
-    server::ServerBuilder,
-};
+use tt_common::platform::{BoxError, Context, Def, Manifest, Module, Mount};
 use tt_proto::identity::v1::{
     self as pb, account_service_server::AccountServiceServer, admin_service_server::AdminServiceServer,
     auth_service_server::AuthServiceServer, revocation_service_server::RevocationServiceServer,
@@ -35,21 +34,17 @@ use tt_proto::identity::v1::{
 pub use crate::service::Identity;
 use crate::{
     api::Api,
+    config::IdentityArgs,
     domain::{UserStatus, email::Email},
-    store::{audit::AuditRecord, users::UserRow},
+    keyring::KeyRing,
+    store::{Store, audit::AuditRecord, users::UserRow},
 };
 
 /// The `ErrorInfo` domain of identity's errors.
 pub const DOMAIN: &str = "identity.timetravelers.dev";
 
-/// The gRPC services identity mounts (also its health-check names).
-pub const SERVICES: &[&str] = &[
-    "timetravelers.identity.v1.AuthService",
-    "timetravelers.identity.v1.AccountService",
-    "timetravelers.identity.v1.AdminService",
-    "timetravelers.identity.v1.SettingsService",
-    "timetravelers.identity.v1.RevocationService",
-];
+/// Identity, as the platform mounts it.
+pub static MODULE: Def<Identity> = Def::new();
 
 /// What start-up did about the first admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,28 +56,9 @@ pub struct Bootstrap {
 }
 
 impl Identity {
-    /// Everything identity needs before it serves: migrations, an active signing key and the
-    /// first admin. Runs once per process: later
-    /// calls (the readiness check after the all-in-one's own call) return the first outcome,
-    /// without the generated password, which is shown once.
-    pub async fn prepare(&self) -> Result<Bootstrap, String> {
-        let mut prepared = self.prepared.lock().await;
-        if let Some(done) = prepared.as_ref() {
-            return Ok(done.clone());
-        }
-        self.store.migrate().await.map_err(|e| e.to_string())?;
-        let now = self.now();
-        self.keys.ensure(now).await.map_err(|e| e.to_string())?;
-        let bootstrap = self.bootstrap_admin().await?;
-        *prepared = Some(Bootstrap { generated_password: None, ..bootstrap.clone() });
-        Ok(bootstrap)
-    }
-
-    /// Returns once [`Identity::prepare`] has succeeded (background work waits for migrations).
-    pub async fn wait_prepared(&self) {
-        while self.prepared.lock().await.is_none() {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+    /// What start-up did about the first admin, once identity is prepared.
+    pub fn bootstrap(&self) -> Option<&Bootstrap> {
+        self.bootstrap.get()
     }
 
     async fn bootstrap_admin(&self) -> Result<Bootstrap, String> {
@@ -126,98 +102,79 @@ impl Identity {
     }
 }
 
-/// Mounts identity's four gRPC services, its descriptors, its public methods and its readiness
-/// check (which runs [`Identity::prepare`]).
-pub fn register(builder: &mut ServerBuilder, identity: Arc<Identity>) {
-    type MakeRelay = fn(&Arc<Identity>, &str) -> Result<tt_common::outbox::Relay, String>;
-    let relays: [(&str, &str, MakeRelay); 2] = [
-        ("identity.outbox.profiles", &identity.args.profiles_url, events::profiles_relay),
-        ("identity.outbox.analytics", &identity.args.analytics_url, events::analytics_relay),
-    ];
-    for (name, url, relay) in relays {
-        if url.is_empty() {
-            continue; // events wait in the outbox until the peer's URL is configured
-        }
-        match relay(&identity, url) {
-            Ok(relay) => {
-                let identity = identity.clone();
-                builder.background(
-                    name,
-                    Box::pin(async move {
-                        identity.wait_prepared().await;
-                        relay.run().await;
-                    }),
+impl Module for Identity {
+    type Args = IdentityArgs;
+
+    const MANIFEST: &'static Manifest =
+        &Manifest { name: "identity", domain: DOMAIN, emits: events::EMITS, consumes: None, peers: &[] };
+
+    fn validate(args: &IdentityArgs) -> Result<(), tt_common::config::ConfigError> {
+        args.validate()
+    }
+
+    /// Identity on its database, its cache namespace and the process secret (which also keys the
+    /// subjects on the revocation feed).
+    fn build(cx: Context, args: IdentityArgs) -> BoxFuture<'static, Result<Arc<Self>, BoxError>> {
+        Box::pin(async move {
+            let store = Store::with_outbox(cx.db, cx.outbox);
+            let pem = match &args.signing_key_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| format!("TT_SIGNING_KEY_FILE {}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            let publish_for = args.access_token_ttl.0.max(args.service_token_ttl.0) + Duration::from_secs(60);
+            let platform = &cx.platform;
+            let keys = KeyRing::new(store.clone(), &platform.secret, pem, publish_for)?;
+            Ok(Identity::new(store, cx.cache, keys, cx.pages, args, platform).await?)
+        })
+    }
+
+    /// Migrations, an active signing key and the first admin.
+    fn prepare(self: Arc<Self>) -> BoxFuture<'static, Result<(), BoxError>> {
+        Box::pin(async move {
+            self.store.migrate().await?;
+            self.keys.ensure(self.now()).await?;
+            let bootstrap = self.bootstrap_admin().await?;
+            if let Some(password) = &bootstrap.generated_password
+                && self.announce.load(Ordering::Relaxed)
+            {
+                // Printed once, on the console rather than in the structured logs.
+                eprintln!(
+                    "identity: created the first admin {} with the generated password {password} \
+                     (shown once; change it with ChangePassword)",
+                    bootstrap.email
                 );
             }
-            Err(e) => tracing::error!(relay = name, error = %e, "an outbox relay cannot start"),
-        }
-    }
-    builder.outbox(tt_common::outbox::OutboxSource {
-        service: "identity".into(),
-        db: identity.store.db().clone(),
-        destinations: vec![events::PROFILES.into(), tt_common::outbox::ANALYTICS.into()],
-        pages: identity.pages.clone(),
-        clock: identity.clock.clone(),
-        signal: Some(identity.store.outbox().clone()),
-    });
-    let api = Api(identity.clone());
-    let max = builder.args().max_message_bytes;
-    let fds = pb::FILE_DESCRIPTOR_SET;
-    builder
-        .add_service(
-            AuthServiceServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            AccountServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            AdminServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            SettingsServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            RevocationServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
-            fds,
-        )
-        .background("identity.prune_sessions", Box::pin(prune_sessions(identity.clone())))
-        .background("identity.revocation_feed", {
-            let identity = identity.clone();
-            Box::pin(async move {
-                identity.wait_prepared().await;
-                identity.hub.clone().run().await;
-            })
+            let _ = self.bootstrap.set(bootstrap);
+            Ok(())
         })
-        .public("/timetravelers.identity.v1.AuthService/")
-        .public("/timetravelers.identity.v1.RevocationService/")
-        .ready_when(
-            SERVICES,
-            Box::new(move || {
-                let identity = identity.clone();
-                Box::pin(async move {
-                    let bootstrap = identity.prepare().await?;
-                    if let Some(password) = bootstrap.generated_password {
-                        // Printed once, on the console rather than in the structured logs.
-                        eprintln!(
-                            "identity: created the first admin {} with the generated password {password} \
-                             (shown once; change it with ChangePassword)",
-                            bootstrap.email
-                        );
-                    }
-                    Ok(())
-                })
-            }),
-        );
+    }
+
+    /// Five gRPC services (sign-in and the revocation feed public), the session pruning and the
+    /// revocation feed; identity signs the process's service tokens, and a revocation reaches
+    /// this process's verifier before the RPC that made it answers.
+    fn mount(self: &Arc<Self>, m: &mut Mount<'_>) {
+        let api = Api(self.clone());
+        let fds = pb::FILE_DESCRIPTOR_SET;
+        self.hub.attach(m.platform().revocations.clone());
+        m.verify_in_process((
+            Arc::new(LocalKeySource(self.clone())),
+            Arc::new(revocations::LocalRevocations(self.hub.clone())),
+        ));
+        let hub = self.hub.clone();
+        m.grpc(AuthServiceServer::new(api.clone()), fds)
+            .grpc(AccountServiceServer::new(api.clone()), fds)
+            .grpc(AdminServiceServer::new(api.clone()), fds)
+            .grpc(SettingsServiceServer::new(api.clone()), fds)
+            .grpc(RevocationServiceServer::new(api), fds)
+            .public::<AuthServiceServer<Api>>()
+            .public::<RevocationServiceServer<Api>>()
+            .job("identity.prune_sessions", Box::pin(prune_sessions(self.clone())))
+            .job("identity.revocation_feed", Box::pin(hub.run()))
+            .issue_service_tokens(Arc::new(events::Issuer(self.clone())));
+    }
 }
 
 /// Deletes sessions (and their refresh tokens) that ended more than a day ago, and revocations
@@ -240,19 +197,19 @@ async fn prune_sessions(identity: Arc<Identity>) {
     }
 }
 
-/// Verification keys read straight from identity's own store (the identity binary verifies its
+/// Verification keys read straight from identity's own store (identity's binary verifies its
 /// own tokens without a network hop; other services use `GrpcKeySource`).
 #[derive(Debug, Clone)]
 pub struct LocalKeySource(pub Arc<Identity>);
 
-impl KeySource for LocalKeySource {
-    fn fetch(&self) -> BoxFuture<'_, Result<Vec<VerifyingKey>, String>> {
+impl tt_common::auth::KeySource for LocalKeySource {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<tt_common::auth::VerifyingKey>, String>> {
         Box::pin(async move {
             let rows = self.0.keys.public_keys(self.0.now()).await.map_err(|e| e.to_string())?;
             rows.into_iter()
                 .map(|k| {
                     let public_key = k.public_key_bytes().map_err(|e| e.to_string())?;
-                    Ok(VerifyingKey { kid: k.kid, public_key })
+                    Ok(tt_common::auth::VerifyingKey { kid: k.kid, public_key })
                 })
                 .collect()
         })

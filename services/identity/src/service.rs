@@ -43,8 +43,13 @@ pub struct Identity {
     pub pages: PageTokens,
     pub clock: SharedClock,
     pub args: IdentityArgs,
-    /// The outcome of [`Identity::prepare`], once it succeeded.
-    pub(crate) prepared: tokio::sync::Mutex<Option<crate::Bootstrap>>,
+    /// `iss` and `aud` of the tokens it signs.
+    pub tokens: tt_common::auth::TokenSettings,
+    /// What start-up did about the first admin, once prepared.
+    pub(crate) bootstrap: std::sync::OnceLock<crate::Bootstrap>,
+    /// Print a generated first-admin password on the console (the all-in-one shows it in its
+    /// banner instead).
+    pub announce: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Identity {
@@ -95,16 +100,18 @@ impl Identity {
         self.clock.now_ms()
     }
 
-    /// Builds identity over its parts.
+    /// Builds identity over its parts and the platform's secret (which keys the subjects on the
+    /// revocation feed), clock and token settings.
     pub async fn new(
         store: Store,
         cache: Cache,
-        subject_keys: tt_common::auth::SubjectKeys,
         keys: KeyRing,
         pages: PageTokens,
-        clock: SharedClock,
         args: IdentityArgs,
+        platform: &tt_common::platform::Platform,
     ) -> Result<Arc<Self>, String> {
+        let subject_keys = tt_common::auth::SubjectKeys::new(&platform.secret);
+        let (clock, tokens) = (platform.clock.clone(), platform.tokens.clone());
         // Each hashing thread keeps a 19 MiB buffer: the default stops at four.
         let parallelism = if args.hash_parallelism == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
@@ -131,7 +138,9 @@ impl Identity {
             pages,
             clock,
             args,
-            prepared: tokio::sync::Mutex::new(None),
+            tokens,
+            bootstrap: std::sync::OnceLock::new(),
+            announce: std::sync::atomic::AtomicBool::new(true),
         }))
     }
 
@@ -146,8 +155,8 @@ impl Identity {
         let now = self.now();
         let exp_ms = now + millis(ttl);
         let claims = AccessClaims {
-            iss: self.args.tokens.token_issuer.clone(),
-            aud: self.args.tokens.token_audience.clone(),
+            iss: self.tokens.issuer.clone(),
+            aud: self.tokens.audience.clone(),
             sub: subject.to_owned(),
             exp: exp_ms / 1000,
             nbf: now / 1000,

@@ -2,7 +2,7 @@
 //! (`TT_TEST_DATABASE_URL`), each test on a fresh, empty database.
 
 use serde_json::json;
-use tt_common::{auth::Role, outbox::backlog, storage::StorageError, testing::TestDatabase};
+use tt_common::{auth::Role, outbox::backlog, storage::StorageError};
 use tt_identity::{
     domain::UserStatus,
     store::{
@@ -12,10 +12,14 @@ use tt_identity::{
         users::{Revoke, UserFilter, UserRow},
     },
 };
+use tt_testkit::TestDatabase;
 
 async fn store() -> (Store, TestDatabase) {
     let db = TestDatabase::new().await;
-    let store = Store::new(db.connect());
+    // Routed as the platform routes identity's events when profiles is known (it consumes
+    // deletions).
+    let routes = tt_common::outbox::Routes::new().consumer(tt_identity::events::USER_DELETED, "profiles");
+    let store = Store::with_outbox(db.connect(), tt_common::outbox::Outbox::new(routes));
     store.migrate().await.expect("migrations apply to an empty database");
     store.migrate().await.expect("and are idempotent");
     (store, db)

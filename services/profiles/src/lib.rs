@@ -4,22 +4,28 @@
 //!
 //! Layout: `api/` holds the tonic handlers (one file per gRPC service) and `convert.rs` (rows to
 //! messages, derived views), `service.rs` the core they share (access rules, cached views),
-//! `domain/` the rules without I/O, `store/` the repositories. [`register`] mounts everything on a
-//! [`ServerBuilder`]; the `profiles` binary and the all-in-one server both use it.
+//! `domain/` the rules without I/O, `store/` the repositories. [`Profiles`] is the module the
+//! platform mounts (`MODULE`), in the `profiles` binary and in the all-in-one server alike.
 
 pub mod api;
 pub mod config;
 pub mod domain;
-pub mod run;
 pub mod service;
 pub mod store;
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tt_common::{
-    client::Peer,
-    outbox::{ANALYTICS, AnalyticsSink, Relay},
-    server::ServerBuilder,
+    outbox::{
+        USER_DELETED,
+        schema::{
+            Attr,
+            AttrKind::{Int, String as Str},
+            EventType,
+        },
+    },
+    platform::{BoxError, Consumes, Context, Def, Manifest, Module, Mount},
 };
 use tt_proto::profiles::v1::{
     self as pb, assessment_service_server::AssessmentServiceServer,
@@ -28,104 +34,80 @@ use tt_proto::profiles::v1::{
     skill_service_server::SkillServiceServer,
 };
 
-use crate::api::Api;
 pub use crate::service::Profiles;
+use crate::{api::Api, config::ProfilesArgs, store::Store};
 
 /// The `ErrorInfo` domain of profiles' errors.
 pub const DOMAIN: &str = "profiles.timetravelers.dev";
 
-/// The gRPC services profiles mounts (also its health-check names).
-pub const SERVICES: &[&str] = &[
-    "timetravelers.profiles.v1.ProfileService",
-    "timetravelers.profiles.v1.GoalService",
-    "timetravelers.profiles.v1.AssessmentService",
-    "timetravelers.profiles.v1.ExperienceService",
-    "timetravelers.profiles.v1.SkillService",
-    "timetravelers.profiles.v1.IntegrationService",
+/// Profiles, as the platform mounts it.
+pub static MODULE: Def<Profiles> = Def::new();
+
+/// The events profiles writes to its outbox.
+pub const EMITS: &[EventType] = &[
+    EventType::v1("profiles.profile.created", &[]),
+    EventType::v1(
+        "profiles.profile.updated",
+        &[Attr::required("fields", Str), Attr::optional("time_zone", Str)],
+    ),
+    EventType::v1("profiles.assessment.completed", &[Attr::required("dominant_style", Str)]),
+    EventType::v1("profiles.goal.created", &[Attr::required("goal_id", Str), Attr::optional("kind", Str)]),
+    EventType::v1("profiles.goal.achieved", &[Attr::required("goal_id", Str)]),
+    EventType::v1("profiles.skill.added", &[Attr::required("skill_id", Str), Attr::optional("level", Int)]),
+    EventType::v1(
+        "profiles.skill.verified",
+        &[Attr::required("skill_id", Str), Attr::required("proficiency", Int), Attr::optional("source", Str)],
+    ),
+    EventType::v1(
+        "profiles.completion.changed",
+        &[Attr::required("percent", Int), Attr::required("previous", Int)],
+    ),
 ];
 
-impl Profiles {
-    /// What profiles needs before it serves: its migrations. Runs once per process.
-    pub async fn prepare(&self) -> Result<(), String> {
-        self.prepared
-            .get_or_try_init(|| async { self.store.migrate().await.map_err(|e| e.to_string()) })
-            .await?;
-        Ok(())
-    }
-}
+impl Module for Profiles {
+    type Args = ProfilesArgs;
 
-/// Mounts profiles' six gRPC services, its descriptors and its readiness check (migrations),
-/// and, given analytics (a peer carrying a service token), the relay that delivers profiles'
-/// events there from the outbox. Without it the events wait in the outbox.
-pub fn register(builder: &mut ServerBuilder, profiles: Arc<Profiles>, analytics: Option<Peer>) {
-    if let Some(peer) = analytics {
-        let sink = Arc::new(AnalyticsSink::new(peer, "profiles"));
-        let relay = Relay::new(profiles.store.db().clone(), ANALYTICS, sink, profiles.clock.clone())
-            .with_signal(profiles.store.outbox());
-        let ready = profiles.clone();
-        builder.background(
-            "profiles.outbox.analytics",
-            Box::pin(async move {
-                // The outbox tables exist once the migrations ran.
-                while ready.prepare().await.is_err() {
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-                relay.run().await;
-            }),
-        );
+    const MANIFEST: &'static Manifest = &Manifest {
+        name: "profiles",
+        domain: DOMAIN,
+        emits: EMITS,
+        consumes: Some(Consumes { types: &[USER_DELETED], deliver: api::integration::deliver }),
+        peers: &[],
+    };
+
+    fn validate(args: &ProfilesArgs) -> Result<(), tt_common::config::ConfigError> {
+        args.validate()
     }
-    builder.outbox(tt_common::outbox::OutboxSource {
-        service: "profiles".into(),
-        db: profiles.store.db().clone(),
-        destinations: vec![ANALYTICS.into()],
-        pages: profiles.pages.clone(),
-        clock: profiles.clock.clone(),
-        signal: Some(profiles.store.outbox().clone()),
-    });
-    let api = Api(profiles.clone());
-    let max = builder.args().max_message_bytes;
-    let fds = pb::FILE_DESCRIPTOR_SET;
-    builder
-        .add_service(
-            ProfileServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            GoalServiceServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            AssessmentServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            ExperienceServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            SkillServiceServer::new(api.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            fds,
-        )
-        .add_service(
-            IntegrationServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
-            fds,
-        )
-        .background("profiles.prune_consumed_events", Box::pin(prune_consumed(profiles.clone())))
-        .ready_when(
-            SERVICES,
-            Box::new(move || {
-                let profiles = profiles.clone();
-                Box::pin(async move { profiles.prepare().await })
-            }),
-        );
+
+    fn build(cx: Context, args: ProfilesArgs) -> BoxFuture<'static, Result<Arc<Self>, BoxError>> {
+        Box::pin(async move {
+            let store = Store::with_outbox(cx.db, cx.outbox);
+            Ok(Profiles::new(
+                store,
+                cx.cache,
+                cx.platform.clock.clone(),
+                cx.pages,
+                args.profiles_cache_ttl.0,
+            )?)
+        })
+    }
+
+    /// Its migrations.
+    fn prepare(self: Arc<Self>) -> BoxFuture<'static, Result<(), BoxError>> {
+        Box::pin(async move { Ok(self.store.migrate().await?) })
+    }
+
+    fn mount(self: &Arc<Self>, m: &mut Mount<'_>) {
+        let api = Api(self.clone());
+        let fds = pb::FILE_DESCRIPTOR_SET;
+        m.grpc(ProfileServiceServer::new(api.clone()), fds)
+            .grpc(GoalServiceServer::new(api.clone()), fds)
+            .grpc(AssessmentServiceServer::new(api.clone()), fds)
+            .grpc(ExperienceServiceServer::new(api.clone()), fds)
+            .grpc(SkillServiceServer::new(api.clone()), fds)
+            .grpc(IntegrationServiceServer::new(api), fds)
+            .job("profiles.prune_consumed_events", Box::pin(prune_consumed(self.clone())));
+    }
 }
 
 /// Forgets consumed event ids after 30 days, hourly (redelivery happens within minutes).

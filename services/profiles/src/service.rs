@@ -34,7 +34,6 @@ pub struct Profiles {
     pub pages: PageTokens,
     /// Lifetime of cached views; zero turns caching off.
     pub cache_ttl: Duration,
-    pub(crate) prepared: tokio::sync::OnceCell<()>,
 }
 
 pub fn db(e: StorageError) -> Status {
@@ -82,7 +81,6 @@ impl Profiles {
             clock,
             pages,
             cache_ttl,
-            prepared: tokio::sync::OnceCell::new(),
         }))
     }
 

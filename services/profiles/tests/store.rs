@@ -1,7 +1,6 @@
 //! Repository conformance: the same suite on SQLite (default) and PostgreSQL
 //! (`TT_TEST_DATABASE_URL`), each test on a fresh, empty database.
 
-use tt_common::testing::TestDatabase;
 use tt_profiles::{
     domain::career::month_index,
     store::{
@@ -10,6 +9,7 @@ use tt_profiles::{
         skills::{SelfAssessment, Verification},
     },
 };
+use tt_testkit::TestDatabase;
 
 async fn store() -> (Store, TestDatabase) {
     let db = TestDatabase::new().await;

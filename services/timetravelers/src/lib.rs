@@ -1,25 +1,29 @@
 //! The all-in-one server: every TimeTravelers service on one port, each on its own SQLite file
 //! under the data directory, one in-process cache, development keys. Services still reach each
 //! other through their gRPC clients over loopback (token verification fetches identity's keys
-//! with `ListPublicKeys`), so the path is the production one.
+//! with `ListPublicKeys`), so the path is the production one. [`MODULES`] is the catalog: the
+//! per-service binaries (`src/bin/`) mount one of its modules each, with the same wiring.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{collections::BTreeMap, ffi::OsString, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use tokio::net::TcpListener;
-use tt_analytics::config::AnalyticsArgs;
 use tt_common::{
-    client::{Credentials, Peer, PeerOptions},
     clock::SharedClock,
-    config::{ConfigError, ServerArgs, TelemetryArgs, Validate},
+    config::{ConfigError, LoadError, ServerArgs, TelemetryArgs, TokenArgs},
+    platform::{Assembled, Assembly, Definition, PlatformError, assemble, standalone::loopback},
     secrets::Secret,
-    server::{ServerBuilder, Shutdown},
+    server::Shutdown,
     storage::{Database, DatabaseOptions},
 };
-use tt_identity::{Bootstrap, config::IdentityArgs};
-use tt_profiles::config::ProfilesArgs;
+use tt_identity::{Bootstrap, Identity};
 
-/// Configuration of the all-in-one server.
+/// Every module of this build, in mount order (identity first: it signs the service tokens of
+/// the modules beside it). Adding a module to the platform is one line here.
+pub static MODULES: &[&dyn Definition] = &[&tt_identity::MODULE, &tt_profiles::MODULE, &tt_analytics::MODULE];
+
+/// Configuration of the all-in-one server: the platform's settings here, every module's own
+/// beside them (added to the command line at run time).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "timetravelers", version, about = "TimeTravelers: every service in one process")]
 pub struct Config {
@@ -37,36 +41,78 @@ pub struct Config {
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
-    pub identity: IdentityArgs,
-    #[command(flatten)]
-    pub profiles: ProfilesArgs,
-    #[command(flatten)]
-    pub analytics: AnalyticsArgs,
+    pub tokens: TokenArgs,
+    /// The arguments the modules' settings are read from.
+    #[arg(skip)]
+    modules: ModuleArgs,
 }
 
-impl Validate for Config {
-    fn validate(&self) -> Result<(), ConfigError> {
+/// Where the modules' settings come from: the process's arguments and environment, or (tests)
+/// only the flags set on the configuration.
+#[derive(Debug, Clone, Default)]
+struct ModuleArgs {
+    args: Vec<OsString>,
+    env: bool,
+}
+
+impl Config {
+    /// The whole command line: the platform's settings and every module's.
+    pub fn command() -> clap::Command {
+        MODULES.iter().fold(<Self as CommandFactory>::command(), |command, m| m.args(command))
+    }
+
+    /// Parses the process arguments and environment, or exits (64 naming the bad key).
+    pub fn load() -> Self {
+        Self::load_from(std::env::args_os(), true).unwrap_or_else(|e| e.exit())
+    }
+
+    fn load_from(args: impl IntoIterator<Item = OsString>, env: bool) -> Result<Self, LoadError> {
+        let args: Vec<OsString> = args.into_iter().collect();
+        let command = if env { Self::command() } else { tt_common::config::without_env(Self::command()) };
+        let matches = tt_common::config::matches_from(command, args.clone())?;
+        let mut config = Self::from_arg_matches(&matches)
+            .map_err(|e| ConfigError::new("arguments", e.render().to_string()))?;
+        config.modules = ModuleArgs { args, env };
+        config.validate(&matches)?;
+        Ok(config)
+    }
+
+    fn validate(&self, matches: &clap::ArgMatches) -> Result<(), ConfigError> {
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("TT_DATA_DIR", "must not be empty"));
         }
         self.server.validate()?;
-        self.identity.validate()?;
-        self.profiles.validate()?;
-        self.analytics.validate()
+        MODULES.iter().try_for_each(|m| m.validate(matches))
     }
-}
 
-impl Config {
-    /// Settings for tests: a data directory of their own, metrics off, no drain.
+    /// Settings for tests: a data directory of their own, metrics off, no drain, the
+    /// environment ignored.
     pub fn for_tests(data_dir: PathBuf) -> Self {
-        let defaults: Self = tt_common::config::defaults();
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir,
-            telemetry: TelemetryArgs { log: "warn".into(), ..defaults.telemetry },
-            server: ServerArgs::for_tests(),
-            ..defaults
-        }
+        let mut config = match Self::load_from([OsString::from("timetravelers")], false) {
+            Ok(config) => config,
+            Err(e) => e.exit(),
+        };
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.data_dir = data_dir;
+        config.telemetry.log = "warn".into();
+        config.server = ServerArgs::for_tests();
+        config
+    }
+
+    /// Sets a module's setting by its long flag (`signin-rate-per-minute`), as on the command
+    /// line; checked when the server starts.
+    pub fn set(&mut self, flag: &str, value: &str) -> &mut Self {
+        self.modules.args.push(format!("--{flag}={value}").into());
+        self
+    }
+
+    /// The modules' settings.
+    fn module_settings(&self) -> Result<clap::ArgMatches, LoadError> {
+        let command =
+            if self.modules.env { Self::command() } else { tt_common::config::without_env(Self::command()) };
+        let matches = tt_common::config::matches_from(command, self.modules.args.clone())?;
+        MODULES.iter().try_for_each(|m| m.validate(&matches))?;
+        Ok(matches)
     }
 }
 
@@ -79,84 +125,79 @@ pub struct Started {
     pub admin_password_file: PathBuf,
 }
 
-/// Opens everything, runs the one-time preparation (so the first admin can be printed), and
-/// returns the server ready to serve on the listener bound to `addr`: one SQLite file per
-/// service under the data directory and the in-process cache.
-pub async fn start(config: Config, addr: SocketAddr) -> Result<(Started, ServerBuilder), String> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("TT_DATA_DIR {}: {e}", config.data_dir.display()))?;
+/// Opens everything, prepares every module (so the first admin can be printed), and returns
+/// the server ready to serve on the listener bound to `addr`: one SQLite file per module under
+/// the data directory and the in-process cache.
+pub async fn start(config: Config, addr: SocketAddr) -> Result<(Started, Assembled), PlatformError> {
     let dir = config.data_dir.clone();
     let sqlite = move |name: &str| {
-        Database::connect_lazy(&DatabaseOptions::new(Database::sqlite_url(&dir.join(format!("{name}.db")))))
-            .map_err(|e| e.to_string())
+        let url = Database::sqlite_url(&dir.join(format!("{name}.db")));
+        Ok(Database::connect_lazy(&DatabaseOptions::new(url))?)
     };
     start_with(config, addr, &sqlite, tt_common::cache::open("")?).await
 }
 
-/// [`start`] on databases `open` gives for each service name (`identity`, `profiles`,
-/// `analytics`) and the given cache: tests run the all-in-one on PostgreSQL and Redis this way.
+/// [`start`] on databases `open` gives for each module name and the given cache: tests run the
+/// all-in-one on PostgreSQL and Redis this way.
 pub async fn start_with(
-    mut config: Config,
+    config: Config,
     addr: SocketAddr,
-    open: &dyn Fn(&str) -> Result<Database, String>,
+    open: &(dyn Fn(&str) -> Result<Database, PlatformError> + Sync),
     cache: tt_common::cache::Cache,
-) -> Result<(Started, ServerBuilder), String> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("TT_DATA_DIR {}: {e}", config.data_dir.display()))?;
-    let secret = Secret::load(&config.data_dir.join("secret.key"), true)
-        .map_err(|e| format!("{}: {e}", config.data_dir.join("secret.key").display()))?;
+) -> Result<(Started, Assembled), PlatformError> {
+    let settings = config.module_settings().map_err(|e| match e {
+        LoadError::Invalid(e) => PlatformError::Config(e),
+        LoadError::Exit(e) => PlatformError::Config(ConfigError::new("arguments", e.to_string())),
+    })?;
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| PlatformError::io(format!("TT_DATA_DIR {}", data_dir.display()), e))?;
+    let secret_file = data_dir.join("secret.key");
+    let secret = Secret::load(&secret_file, true)
+        .map_err(|e| PlatformError::io(secret_file.display().to_string(), e))?;
     let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
-    // Services reach each other through their gRPC clients on this very server, as across pods.
+    // Modules reach each other through their gRPC clients on this very server, as across pods.
     let own_url = format!("http://{}", loopback(addr));
-    config.identity.profiles_url = own_url.clone();
-    config.identity.analytics_url = own_url.clone();
-    let identity_db = open("identity")?;
-    let identity =
-        tt_identity::run::build(identity_db, &cache, &secret, clock.clone(), config.identity.clone()).await?;
-    let admin = identity.prepare().await?;
-    let password_file = config.data_dir.join("admin-password.txt");
+    let peers: BTreeMap<String, String> =
+        MODULES.iter().map(|m| (m.manifest().name.to_owned(), own_url.clone())).collect();
+    let assembled = assemble(Assembly {
+        catalog: MODULES,
+        modules: MODULES,
+        settings: &settings,
+        server: config.server.clone(),
+        tokens: config.tokens.settings(),
+        secret,
+        clock,
+        cache,
+        databases: open,
+        peers,
+        account: None,
+        // Services reach identity's keys and revocations over gRPC here too.
+        verify_in_process: false,
+    })
+    .await?;
+    let identity = assembled
+        .module::<Identity>()
+        .ok_or_else(|| ConfigError::new("modules", "the all-in-one mounts identity"))?;
+    // The banner shows a generated password instead of identity's console line.
+    identity.announce.store(false, std::sync::atomic::Ordering::Relaxed);
+    assembled.prepare().await?;
+    let admin = identity.bootstrap().cloned().ok_or_else(|| ConfigError::new("identity", "not prepared"))?;
+    let password_file = data_dir.join("admin-password.txt");
     if let Some(password) = &admin.generated_password {
         let _ = std::fs::remove_file(&password_file);
         tt_common::secrets::write_private(&password_file, &format!("{password}\n"))
-            .map_err(|e| format!("{}: {e}", password_file.display()))?;
+            .map_err(|e| PlatformError::io(password_file.display().to_string(), e))?;
     }
-
-    let profiles =
-        tt_profiles::run::build(open("profiles")?, &cache, &secret, clock.clone(), &config.profiles)?;
-
-    let analytics =
-        tt_analytics::run::build(open("analytics")?, &cache, &secret, clock.clone(), &config.analytics);
-    // Profiles reports to analytics with a service token identity signs for it in-process (a
-    // deployed profiles uses its service account's client credentials instead).
-    let profiles_tokens = tt_identity::events::SelfIssued::new(identity.clone(), "profiles");
-    let analytics_peer =
-        Peer::connect_lazy(PeerOptions::new(own_url.clone()), Credentials::Service(profiles_tokens))?;
-
-    // Keys and revocations come from identity over gRPC, as in every other service's process.
-    let identity_peer = Peer::connect_lazy(PeerOptions::new(own_url), Credentials::None)?;
-    let verifier =
-        tt_common::auth::remote_verifier(config.identity.tokens.settings(), identity_peer, &secret, clock);
-    // And directly, so a revocation is honoured before the RPC that made it answers.
-    identity.hub.attach(verifier.revocations().clone());
-
-    let mut builder = ServerBuilder::new(config.server.clone());
-    builder.verifier(verifier);
-    tt_identity::register(&mut builder, identity);
-    tt_profiles::register(&mut builder, profiles, Some(analytics_peer));
-    tt_analytics::register(&mut builder, analytics);
-    Ok((Started { addr, admin, admin_password_file: password_file }, builder))
+    Ok((Started { addr, admin, admin_password_file: password_file }, assembled))
 }
 
 /// Runs the all-in-one server until `shutdown`, printing the start-up banner.
-pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), String> {
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (started, builder) = start(config, addr).await?;
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), PlatformError> {
+    let addr = listener.local_addr().map_err(|e| PlatformError::io("TT_LISTEN_ADDR", e))?;
+    let (started, assembled) = start(config, addr).await?;
     println!("{}", banner(&started));
-    builder.serve(listener, shutdown).await.map_err(|e| e.to_string())
-}
-
-fn loopback(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+    assembled.serve(listener, shutdown).await
 }
 
 /// The start-up banner: address, admin login, a grpcurl line to try.

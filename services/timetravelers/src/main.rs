@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use timetravelers::{Config, run};
-use tt_common::{config, server::run_binary};
+use tt_common::server::run_binary;
 
 fn main() -> ExitCode {
-    let config: Config = config::load();
+    let config = Config::load();
     let (telemetry, listen) = (config.telemetry.clone(), config.listen);
     run_binary("timetravelers", &telemetry, listen, |listener, shutdown| run(config, listener, shutdown))
 }

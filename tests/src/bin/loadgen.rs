@@ -24,7 +24,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::Parser;
 use tonic::transport::Channel;
-use tt_common::{config::HumanDuration, testing::Bearer};
+use tt_common::config::HumanDuration;
 use tt_e2e::{
     AllInOne, echo,
     load::{self, Report},
@@ -34,6 +34,7 @@ use tt_proto::identity::v1::{
     GetMeRequest, LoginRequest, RegisterRequest, account_service_client::AccountServiceClient,
     auth_service_client::AuthServiceClient,
 };
+use tt_testkit::Bearer;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -278,7 +279,7 @@ mod profiles {
             }
             None => {
                 in_process("no cache", |c| {
-                    c.profiles.profiles_cache_ttl = tt_common::config::HumanDuration(Duration::ZERO)
+                    c.set("profiles-cache-ttl", "0s");
                 })
                 .await?
             }
@@ -424,12 +425,12 @@ mod analytics {
     //! Scenario `analytics`: ingestion throughput against the direct-INSERT baseline, then the
     //! 30-day DAU series over the ingested month.
 
-    use tt_common::testing::TestDatabase;
     use tt_e2e::analytics_load::{analytics_server, direct_insert, stream_ingest, synthetic_events};
     use tt_proto::analytics::v1::{
         DateRange, GetDashboardRequest, GetEngagementRequest, GetUsageStatsRequest,
         admin_service_client::AdminServiceClient, report_service_client::ReportServiceClient,
     };
+    use tt_testkit::TestDatabase;
 
     use super::*;
 
@@ -455,9 +456,8 @@ mod analytics {
         println!("live, direct multi-row INSERT:         {direct_live:>9.0} events/s");
         drop(direct);
 
-        let target = TestDatabase::postgres(args.database_url.clone()).await;
-        let dir = tempfile::tempdir()?;
-        let (server, service, admin) = analytics_server(&target.url, dir.path(), "0s").await?;
+        let target = std::sync::Arc::new(TestDatabase::postgres(args.database_url.clone()).await);
+        let (server, service, admin) = analytics_server(target, "0s").await?;
         let channels = load::connections(&server.url(), args.streams).await?;
         let mut stats = AdminServiceClient::new(tonic::service::interceptor::InterceptedService::new(
             channels[0].clone(),

@@ -17,6 +17,6 @@ pub use principal::{
     Principal, PrincipalKind, Role, principal, read_target, require_admin, require_admin_or_service,
     require_self_or_admin, require_service, require_user,
 };
-pub use remote::{ClientCredentials, GrpcKeySource, RenewingToken, remote_verifier};
+pub use remote::{ClientCredentials, GrpcKeySource, RenewingToken};
 pub use revocations::{GrpcRevocationSource, RevocationSource, Revocations, SubjectKeys};
 pub use verifier::{AuthError, KeySource, TokenVerifier, VerifyingKey};

@@ -15,24 +15,6 @@ use crate::{
     clock::SharedClock,
 };
 
-/// The verifier of a service other than identity: keys and revocations from identity at
-/// `identity` over gRPC (`ListPublicKeys`, `WatchRevocations`).
-pub fn remote_verifier(
-    settings: super::TokenSettings,
-    identity: Peer,
-    secret: &crate::secrets::Secret,
-    clock: SharedClock,
-) -> Arc<super::TokenVerifier> {
-    let revocations = Arc::new(super::Revocations::new(secret, settings.max_revocation_staleness));
-    Arc::new(super::TokenVerifier::new(
-        settings,
-        Arc::new(GrpcKeySource::new(identity.clone())),
-        revocations,
-        Arc::new(super::GrpcRevocationSource::new(identity)),
-        clock,
-    ))
-}
-
 /// Fetches verification keys from identity's `ListPublicKeys`.
 #[derive(Debug, Clone)]
 pub struct GrpcKeySource {

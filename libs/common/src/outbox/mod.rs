@@ -23,6 +23,8 @@
 pub mod admin;
 mod analytics;
 mod relay;
+mod routes;
+pub mod schema;
 
 use std::{
     collections::HashMap,
@@ -36,8 +38,13 @@ use tt_proto::common::v1::{AttributeValue, Event, attribute_value::Kind};
 pub use admin::{OutboxAdmin, OutboxSource};
 pub use analytics::{ANALYTICS, AnalyticsSink};
 pub use relay::{Refusal, Relay, RelayOptions, Sink};
+pub use routes::{Outbox, Routes};
 
 use crate::{clock::Millis, storage::Migration, storage::StorageError};
+
+/// The event identity writes when a user is deleted (subject: the user id). Every module that
+/// keeps data about users consumes it and forgets the user.
+pub const USER_DELETED: &str = "identity.user.deleted";
 
 /// The outbox tables. A service lists this among its own migrations under a version of its
 /// choosing (`outbox::migration(2)`), followed by [`dead_letter_migration`].

@@ -10,7 +10,7 @@ use crate::{config::TelemetryArgs, telemetry};
 /// Starts a multi-threaded runtime, initialises telemetry for `service`, binds `listen`, and runs
 /// `serve` until it returns; SIGTERM and SIGINT trigger its shutdown. Errors are printed as one
 /// line naming the binary, with exit code 1.
-pub fn run_binary<F, Fut>(
+pub fn run_binary<F, Fut, E>(
     service: &str,
     telemetry_args: &TelemetryArgs,
     listen: SocketAddr,
@@ -18,7 +18,8 @@ pub fn run_binary<F, Fut>(
 ) -> ExitCode
 where
     F: FnOnce(TcpListener, Shutdown) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -29,7 +30,7 @@ where
                 let _telemetry = telemetry::init(telemetry_args, service)?;
                 let listener =
                     TcpListener::bind(listen).await.map_err(|e| format!("TT_LISTEN_ADDR {listen}: {e}"))?;
-                serve(listener, Shutdown::on_signals()).await
+                serve(listener, Shutdown::on_signals()).await.map_err(|e| e.to_string())
             })
         });
     match result {

@@ -46,7 +46,8 @@ pub const LIVENESS: &str = "timetravelers.liveness";
 pub const OUTBOX_ADMIN: &str = "timetravelers.common.v1.OutboxAdminService";
 
 /// A readiness check: retried with backoff until it succeeds.
-pub type ReadyCheck = Box<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub type ReadyCheck =
+    Box<dyn Fn() -> BoxFuture<'static, Result<(), crate::platform::BoxError>> + Send + Sync>;
 
 /// Serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -310,7 +311,7 @@ fn gate_on_revocations(
         let revocations = verifier.revocations().clone();
         tokio::time::timeout(Duration::from_secs(2), revocations.wait_synced())
             .await
-            .map_err(|_| "no revocations from identity yet".to_owned())
+            .map_err(|_| crate::platform::BoxError::from("no revocations from identity yet"))
     };
     let mut gated: Vec<String> = Vec::new();
     let mut out: Vec<(Vec<String>, ReadyCheck)> = Vec::new();
@@ -323,7 +324,8 @@ fn gate_on_revocations(
         }
         gated.extend(tokens.iter().cloned());
         // Public services (the feed itself among them) must not wait for the feed.
-        let check: Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync> = Arc::from(check);
+        let check: Arc<dyn Fn() -> BoxFuture<'static, Result<(), crate::platform::BoxError>> + Send + Sync> =
+            Arc::from(check);
         if !public.is_empty() {
             let own = check.clone();
             out.push((public, Box::new(move || own())));

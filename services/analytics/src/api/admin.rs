@@ -10,7 +10,7 @@ use tt_proto::{
 
 use super::{Api, MAX_REPLAY_IDS, violations};
 use crate::{
-    domain::{calendar::quarter, schema},
+    domain::calendar::quarter,
     service::db,
     store::{Batch, dead_letters::DeadLetterRow},
 };
@@ -117,7 +117,7 @@ impl AdminService for Api {
         for row in rows {
             let checked = Event::decode(row.payload.as_slice())
                 .map_err(|e| format!("MALFORMED: undecodable ({e})"))
-                .and_then(|event| schema::check(&event, now));
+                .and_then(|event| self.registry.check(&event, now));
             match checked {
                 Ok(accepted) => {
                     batch.accepted.push(accepted);

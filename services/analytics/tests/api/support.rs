@@ -6,52 +6,31 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use tokio::net::TcpListener;
-use tonic::{Code, transport::Channel};
-use tt_analytics::{Analytics, config::AnalyticsArgs};
-use tt_common::{
-    auth::Role,
-    cache::Cache,
-    client::{Credentials, Peer, PeerOptions},
-    clock::{ManualClock, SharedClock},
-    config::ServerArgs,
-    secrets::Secret,
-    server::ServerBuilder,
-    testing::{AuthedChannel, Bearer, TestDatabase, TestServer, test_cache},
-};
-use tt_identity::{Identity, config::IdentityArgs};
+use tonic::transport::Channel;
+use tt_analytics::Analytics;
+use tt_common::{auth::Role, clock::ManualClock};
+use tt_identity::Identity;
 use tt_proto::{
     analytics::v1::{
         self as pb, admin_service_client::AdminServiceClient, event_service_client::EventServiceClient,
         ingest_service_client::IngestServiceClient, report_service_client::ReportServiceClient,
     },
-    identity::v1::{self as ipb, auth_service_client::AuthServiceClient},
     profiles::v1::profile_service_client::ProfileServiceClient,
 };
-
-pub const ADMIN_EMAIL: &str = "root@example.com";
-pub const ADMIN_PASSWORD: &str = "admin password for tests";
-const PASSWORD: &str = "a perfectly fine passphrase";
+use tt_testkit::{AuthedChannel, Bearer, Kit, TestDatabase, TestPlatform};
+pub use tt_testkit::{Learner, assert_bad_fields, code};
 
 pub struct Stack {
     /// Identity and profiles.
-    pub sources: TestServer,
-    pub analytics_server: Option<TestServer>,
+    pub sources: Kit,
+    pub analytics_server: Option<Kit>,
     pub analytics_addr: SocketAddr,
     pub analytics: Arc<Analytics>,
     pub identity: Arc<Identity>,
     pub profiles: Arc<tt_profiles::Profiles>,
     pub clock: ManualClock,
-    cache: Cache,
-    secret: Secret,
     dashboard_ttl: String,
-    analytics_db: TestDatabase,
-    _dbs: (TestDatabase, TestDatabase),
-}
-
-/// A signed-in learner.
-pub struct Learner {
-    pub id: String,
-    pub token: String,
+    analytics_db: Arc<TestDatabase>,
 }
 
 impl Stack {
@@ -60,69 +39,43 @@ impl Stack {
     }
 
     pub async fn with_dashboard_ttl(ttl: &str) -> Self {
-        let (identity_db, profiles_db, analytics_db) =
-            (TestDatabase::new().await, TestDatabase::new().await, TestDatabase::new().await);
-        let clock = ManualClock::new();
-        let shared: SharedClock = Arc::new(clock.clone());
-        let secret = Secret::random().expect("secret");
-        let cache = test_cache();
         let analytics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let analytics_addr = analytics_listener.local_addr().expect("addr");
-
-        let mut args = IdentityArgs::defaults();
-        args.bootstrap_admin_email = ADMIN_EMAIL.into();
-        args.bootstrap_admin_password = ADMIN_PASSWORD.into();
-        args.signin_rate_per_minute = 10_000;
-        args.analytics_url = format!("http://{analytics_addr}");
-        let identity = tt_identity::run::build(identity_db.connect(), &cache, &secret, shared.clone(), args)
-            .await
-            .expect("identity");
-        let profiles = tt_profiles::run::build(
-            profiles_db.connect(),
-            &cache,
-            &secret,
-            shared.clone(),
-            &tt_common::config::defaults(),
-        )
-        .expect("profiles");
-        let tokens = tt_identity::events::SelfIssued::new(identity.clone(), "profiles");
-        let to_analytics = Peer::connect_lazy(
-            PeerOptions::new(format!("http://{analytics_addr}")),
-            Credentials::Service(tokens),
-        )
-        .expect("peer");
-        let mut builder = ServerBuilder::new(ServerArgs::for_tests());
-        builder.verifier(tt_identity::run::local_verifier(&identity, shared.clone()));
-        tt_identity::register(&mut builder, identity.clone());
-        tt_profiles::register(&mut builder, profiles.clone(), Some(to_analytics));
-        let sources = TestServer::spawn(builder).await;
-
-        let mut stack = Stack {
-            sources,
-            analytics_server: None,
+        let sources = TestPlatform::new()
+            .module(&tt_profiles::MODULE)
+            .knows(&tt_analytics::MODULE)
+            .peer("analytics", &format!("http://{analytics_addr}"))
+            .start()
+            .await;
+        let (identity, profiles, clock) = (sources.identity(), sources.module(), sources.clock.clone());
+        let analytics_server = Self::analytics_platform(&sources, ttl, Arc::new(TestDatabase::new().await))
+            .listener(analytics_listener)
+            .start()
+            .await;
+        Stack {
+            analytics: analytics_server.module::<Analytics>(),
+            analytics_db: analytics_server.database("analytics"),
+            analytics_server: Some(analytics_server),
             analytics_addr,
-            analytics: build_analytics(&analytics_db, &cache, &secret, &clock, ttl),
+            sources,
             identity,
             profiles,
             clock,
-            cache,
-            secret,
             dashboard_ttl: ttl.to_owned(),
-            analytics_db,
-            _dbs: (identity_db, profiles_db),
-        };
-        stack.serve_analytics(analytics_listener).await;
-        stack
+        }
     }
 
-    async fn serve_analytics(&mut self, listener: TcpListener) {
-        let shared: SharedClock = Arc::new(self.clock.clone());
-        let mut builder = ServerBuilder::new(ServerArgs::for_tests());
-        builder.verifier(tt_identity::run::local_verifier(&self.identity, shared));
-        tt_analytics::register(&mut builder, self.analytics.clone());
-        let server = TestServer::spawn_on(builder, listener);
-        server.wait_serving("").await;
-        self.analytics_server = Some(server);
+    /// Analytics alone, verifying tokens with the sources' identity, on `db`.
+    fn analytics_platform(sources: &Kit, ttl: &str, db: Arc<TestDatabase>) -> TestPlatform {
+        TestPlatform::new()
+            .identity_at(&sources.url())
+            .knows(&tt_profiles::MODULE)
+            .module(&tt_analytics::MODULE)
+            .set("analytics-dashboard-ttl", ttl)
+            .clock(&sources.clock)
+            .secret(&sources.secret)
+            .cache(&sources.cache)
+            .database("analytics", db)
     }
 
     /// Stops analytics (the sources keep running and keep their events in their outboxes).
@@ -134,10 +87,13 @@ impl Stack {
 
     /// Starts analytics again on the same port and database (a fresh process's state).
     pub async fn restart_analytics(&mut self) {
-        self.analytics =
-            build_analytics(&self.analytics_db, &self.cache, &self.secret, &self.clock, &self.dashboard_ttl);
         let listener = TcpListener::bind(self.analytics_addr).await.expect("rebind the same port");
-        self.serve_analytics(listener).await;
+        let server = Self::analytics_platform(&self.sources, &self.dashboard_ttl, self.analytics_db.clone())
+            .listener(listener)
+            .start()
+            .await;
+        self.analytics = server.module::<Analytics>();
+        self.analytics_server = Some(server);
     }
 
     async fn analytics_channel(&self) -> Channel {
@@ -168,42 +124,15 @@ impl Stack {
         AdminServiceClient::new(self.authed(token).await)
     }
     pub fn profile(&self, token: &str) -> ProfileServiceClient<AuthedChannel> {
-        let ch = tonic::transport::Endpoint::from_shared(self.sources.url()).expect("url").connect_lazy();
-        ProfileServiceClient::new(tonic::service::interceptor::InterceptedService::new(
-            ch,
-            Bearer::new(token),
-        ))
-    }
-
-    fn auth(&self) -> AuthServiceClient<Channel> {
-        AuthServiceClient::new(
-            tonic::transport::Endpoint::from_shared(self.sources.url()).expect("url").connect_lazy(),
-        )
+        ProfileServiceClient::new(self.sources.authed(token))
     }
 
     pub async fn learner(&self, name: &str) -> Learner {
-        let r = self
-            .auth()
-            .register(ipb::RegisterRequest {
-                email: format!("{name}@example.com"),
-                password: PASSWORD.into(),
-                display_name: name.into(),
-            })
-            .await
-            .expect("register")
-            .into_inner();
-        Learner { id: r.user.expect("user").id, token: r.tokens.expect("tokens").access_token }
+        self.sources.learner(name).await
     }
 
     pub async fn admin_token(&self) -> String {
-        self.auth()
-            .login(ipb::LoginRequest { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() })
-            .await
-            .expect("admin login")
-            .into_inner()
-            .tokens
-            .expect("tokens")
-            .access_token
+        self.sources.admin_token().await
     }
 
     /// A service token, as a source's relay (or a bulk loader) holds.
@@ -259,19 +188,6 @@ impl Stack {
     }
 }
 
-fn build_analytics(
-    db: &TestDatabase,
-    cache: &Cache,
-    secret: &Secret,
-    clock: &ManualClock,
-    ttl: &str,
-) -> Arc<Analytics> {
-    let mut args: AnalyticsArgs = tt_common::config::defaults();
-    args.analytics_dashboard_ttl = ttl.parse().expect("duration");
-    let shared: SharedClock = Arc::new(clock.clone());
-    tt_analytics::run::build(db.connect(), cache, secret, shared, &args)
-}
-
 /// Today's date (UTC) on the stack's clock, as YYYY-MM-DD.
 pub fn today(clock: &ManualClock) -> String {
     use tt_common::clock::Clock;
@@ -280,19 +196,4 @@ pub fn today(clock: &ManualClock) -> String {
 
 pub fn range(start: &str, end: &str, zone: &str) -> Option<pb::DateRange> {
     Some(pb::DateRange { start_date: start.into(), end_date: end.into(), time_zone: zone.into() })
-}
-
-/// Asserts an INVALID_ARGUMENT naming exactly `fields` (in any order).
-pub fn assert_bad_fields(result: Result<impl std::fmt::Debug, tonic::Status>, fields: &[&str]) {
-    let status = result.expect_err("should be refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    let mut got = tt_common::error::bad_fields(&status);
-    got.sort();
-    let mut want: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
-    want.sort();
-    assert_eq!(got, want, "{status:?}");
-}
-
-pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Code {
-    result.expect_err("should fail").code()
 }

@@ -2,7 +2,12 @@
 //! records, listed newest first.
 
 use sqlx::{Any, Transaction, any::AnyRow};
-use tt_common::{clock::Millis, storage::StorageError};
+use tt_common::{
+    clock::Millis,
+    outbox::{EventBuilder, USER_DELETED},
+    storage::StorageError,
+};
+use tt_proto::common::v1::Event;
 
 use super::{Store, col};
 
@@ -30,22 +35,57 @@ impl AuditRecord {
         }
     }
 
-    /// Writes the record inside `tx`, with the event it tells other services when it is one of
-    /// those (see [`crate::events::for_audit`]): both commit or roll back with the change.
-    pub async fn insert(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StorageError> {
-        if let Some((event, destinations)) = crate::events::for_audit(self) {
-            tt_common::outbox::enqueue(tx, destinations, &event).await?;
+    /// The event this record tells other modules, if any. Every event is about a user (its
+    /// subject); the actor is whoever caused it (empty: the system). Where it goes is the
+    /// platform's routing: analytics, and the modules that consume its type.
+    pub fn event(&self) -> Option<Event> {
+        let event = |kind: &str, subject: &str, actor: &str| {
+            EventBuilder::new(crate::events::SELF_SUBJECT, kind, subject, actor, self.created_at)
+        };
+        let event = match self.kind.as_str() {
+            "user.registered" => event("identity.user.registered", &self.subject, &self.actor_id),
+            "login.succeeded" => {
+                let e = event("identity.user.logged_in", &self.subject, &self.actor_id);
+                let client = serde_json::from_str::<serde_json::Value>(&self.details)
+                    .ok()
+                    .and_then(|d| d.get("client").and_then(|c| c.as_str()).map(str::to_owned))
+                    .unwrap_or_default();
+                if client.is_empty() { e } else { e.string("client", client) }
+            }
+            // The subject of a lockout record is the sign-in name; only known users are reported.
+            "login.locked_out" if !self.actor_id.is_empty() => {
+                event("identity.user.locked_out", &self.actor_id, "")
+            }
+            "user.suspended" => event("identity.user.suspended", &self.subject, &self.actor_id),
+            "user.deleted" => event(USER_DELETED, &self.subject, &self.actor_id),
+            _ => return None,
+        };
+        Some(event.build())
+    }
+}
+
+impl Store {
+    /// Writes `record` inside `tx`, with the event it tells other modules when it is one of
+    /// those ([`AuditRecord::event`]): both commit or roll back with the change.
+    pub(crate) async fn record(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        record: &AuditRecord,
+    ) -> Result<(), StorageError> {
+        if let Some(event) = record.event() {
+            self.outbox.enqueue(tx, &event).await?;
         }
+        let r = record;
         sqlx::query(
             "INSERT INTO audit_events (id, type, actor_id, subject, details, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(&self.id)
-        .bind(&self.kind)
-        .bind(&self.actor_id)
-        .bind(&self.subject)
-        .bind(&self.details)
-        .bind(self.created_at)
+        .bind(&r.id)
+        .bind(&r.kind)
+        .bind(&r.actor_id)
+        .bind(&r.subject)
+        .bind(&r.details)
+        .bind(r.created_at)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -68,7 +108,7 @@ impl Store {
     pub async fn audit(&self, records: &[AuditRecord]) -> Result<(), StorageError> {
         let mut tx = self.db().pool().begin().await?;
         for record in records {
-            record.insert(&mut tx).await?;
+            self.record(&mut tx, record).await?;
         }
         self.commit(tx).await?;
         Ok(())

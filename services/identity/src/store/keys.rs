@@ -89,7 +89,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if let Some(a) = audit {
-            a.insert(&mut tx).await?;
+            self.record(&mut tx, a).await?;
         }
         self.commit(tx).await?;
         Ok(())

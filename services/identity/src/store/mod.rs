@@ -14,7 +14,7 @@ pub mod users;
 use sqlx::{Any, Transaction};
 pub(crate) use tt_common::storage::col;
 use tt_common::{
-    outbox::Signal,
+    outbox::Outbox,
     storage::{Database, Migration, StorageError},
 };
 
@@ -38,27 +38,33 @@ pub const MIGRATIONS: &[Migration] = &[
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
-    outbox: Signal,
+    outbox: Outbox,
 }
 
 impl Store {
+    /// The repositories over `db`, events routed to analytics only (store tests).
     pub fn new(db: Database) -> Self {
-        Self { db, outbox: Signal::new() }
+        Self::with_outbox(db, Outbox::default())
+    }
+
+    /// The repositories over `db`, events routed by `outbox` (the platform's routes).
+    pub fn with_outbox(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
     }
 
     pub fn db(&self) -> &Database {
         &self.db
     }
 
-    /// Raised after every commit that may have written outbox events (audited changes).
-    pub fn outbox(&self) -> &Signal {
+    /// The outbox audited changes write their events to.
+    pub fn outbox(&self) -> &Outbox {
         &self.outbox
     }
 
     /// Commits and wakes the outbox relays.
     pub(crate) async fn commit(&self, tx: Transaction<'_, Any>) -> Result<(), StorageError> {
         tx.commit().await?;
-        self.outbox.raise();
+        self.outbox.signal().raise();
         Ok(())
     }
 

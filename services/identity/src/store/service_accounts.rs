@@ -50,7 +50,7 @@ impl Store {
         .bind(&account.created_by)
         .execute(&mut *tx)
         .await?;
-        audit.insert(&mut tx).await?;
+        self.record(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(())
     }
@@ -85,7 +85,7 @@ impl Store {
             return Ok(false);
         }
         super::revocations::revoke(&mut tx, id, audit.created_at).await?;
-        audit.insert(&mut tx).await?;
+        self.record(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }

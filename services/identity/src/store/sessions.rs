@@ -85,7 +85,7 @@ impl Store {
             .bind(session.created_at)
             .execute(&mut *tx)
             .await?;
-        audit.insert(&mut tx).await?;
+        self.record(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(())
     }
@@ -175,7 +175,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if let Some(a) = audit {
-            a.insert(&mut tx).await?;
+            self.record(&mut tx, a).await?;
         }
         self.commit(tx).await?;
         Ok(())

@@ -54,7 +54,7 @@ impl Store {
         .bind(&row.updated_by)
         .execute(&mut *tx)
         .await?;
-        audit.insert(&mut tx).await?;
+        self.record(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(())
     }

@@ -99,7 +99,7 @@ impl Store {
         .bind(user.updated_at)
         .execute(&mut *tx)
         .await?;
-        audit.insert(&mut tx).await?;
+        self.record(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(())
     }
@@ -208,7 +208,7 @@ impl Store {
         .await?;
         end_sessions(&mut tx, id, now).await?;
         super::revocations::revoke(&mut tx, id, now).await?;
-        audit.insert(&mut tx).await?;
+        self.record(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(())
     }
@@ -247,7 +247,7 @@ impl Store {
         if revoke.mark {
             super::revocations::revoke(&mut tx, id, now).await?;
         }
-        audit.insert(&mut tx).await?;
+        self.record(&mut tx, audit).await?;
         self.commit(tx).await?;
         self.user_by_id(id).await
     }
@@ -270,7 +270,7 @@ impl Store {
         }
         // The row is gone; the revocation stays until the deleted user's tokens have expired.
         super::revocations::revoke(&mut tx, id, audit.created_at).await?;
-        audit.insert(&mut tx).await?;
+        self.record(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }

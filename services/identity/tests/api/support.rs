@@ -5,67 +5,42 @@
 use std::sync::Arc;
 
 use tonic::transport::Channel;
-use tt_common::{
-    clock::{ManualClock, SharedClock},
-    config::ServerArgs,
-    secrets::Secret,
-    server::ServerBuilder,
-    testing::{AuthedChannel, Bearer, TestDatabase, TestServer, test_cache},
-};
-use tt_identity::{Identity, config::IdentityArgs};
+use tt_common::clock::ManualClock;
+use tt_identity::Identity;
 use tt_proto::identity::v1::{
     self as pb, account_service_client::AccountServiceClient, admin_service_client::AdminServiceClient,
     auth_service_client::AuthServiceClient, settings_service_client::SettingsServiceClient,
 };
-
-pub const ADMIN_EMAIL: &str = "root@example.com";
-pub const ADMIN_PASSWORD: &str = "admin password for tests";
-pub const PASSWORD: &str = "a perfectly fine passphrase";
+pub use tt_testkit::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, fields};
+use tt_testkit::{AuthedChannel, Kit, TestPlatform};
 
 pub struct Stack {
-    _server: TestServer,
+    kit: Kit,
     pub identity: Arc<Identity>,
     pub clock: ManualClock,
     pub channel: Channel,
-    _db: TestDatabase,
 }
 
-/// Builds a stack; `tune` adjusts identity's settings first.
+/// Builds a stack with identity's settings adjusted.
 pub struct StackBuilder {
-    args: IdentityArgs,
+    platform: TestPlatform,
 }
 
 impl StackBuilder {
     pub fn signin_rate(mut self, per_minute: u32) -> Self {
-        self.args.signin_rate_per_minute = per_minute;
+        self.platform = self.platform.set("signin-rate-per-minute", &per_minute.to_string());
         self
     }
 
     pub async fn start(self) -> Stack {
-        let db = TestDatabase::new().await;
-        let clock = ManualClock::new();
-        let shared: SharedClock = Arc::new(clock.clone());
-        let secret = Secret::random().expect("secret");
-        let identity =
-            tt_identity::run::build(db.connect(), &test_cache(), &secret, shared.clone(), self.args)
-                .await
-                .expect("identity");
-        let mut builder = ServerBuilder::new(ServerArgs::for_tests());
-        builder.verifier(tt_identity::run::local_verifier(&identity, shared));
-        tt_identity::register(&mut builder, identity.clone());
-        let server = TestServer::spawn(builder).await;
-        let channel = server.channel().await;
-        Stack { _server: server, identity, clock, channel, _db: db }
+        let kit = self.platform.start().await;
+        Stack { identity: kit.identity(), clock: kit.clock.clone(), channel: kit.channel.clone(), kit }
     }
 }
 
 impl Stack {
     pub fn builder() -> StackBuilder {
-        let mut args = IdentityArgs::defaults();
-        args.bootstrap_admin_email = ADMIN_EMAIL.into();
-        args.bootstrap_admin_password = ADMIN_PASSWORD.into();
-        args.signin_rate_per_minute = 1000;
-        StackBuilder { args }
+        StackBuilder { platform: TestPlatform::new().set("signin-rate-per-minute", "1000") }
     }
 
     pub async fn start() -> Self {
@@ -77,10 +52,7 @@ impl Stack {
     }
 
     fn authed(&self, token: Option<&str>) -> AuthedChannel {
-        tonic::service::interceptor::InterceptedService::new(
-            self.channel.clone(),
-            Bearer(token.map(str::to_owned)),
-        )
+        token.map_or_else(|| self.kit.anonymous(), |t| self.kit.authed(t))
     }
 
     pub fn account(&self, token: &str) -> AccountServiceClient<AuthedChannel> {
@@ -150,11 +122,4 @@ impl Stack {
             .map(|e| e.r#type)
             .collect()
     }
-}
-
-/// The fields a status's BadRequest names, sorted.
-pub fn fields(status: &tonic::Status) -> Vec<String> {
-    let mut f = tt_common::error::bad_fields(status);
-    f.sort();
-    f
 }

@@ -1,8 +1,15 @@
 //! IntegrationService: what other services call with their service tokens.
 
+use futures::future::BoxFuture;
 use tonic::{Request, Response, Status};
-use tt_common::{auth::require_service, clock::from_timestamp};
-use tt_proto::profiles::v1::{self as pb, integration_service_server::IntegrationService};
+use tt_common::{auth::require_service, client::Peer, clock::from_timestamp};
+use tt_proto::{
+    common::v1::Event,
+    profiles::v1::{
+        self as pb, integration_service_client::IntegrationServiceClient,
+        integration_service_server::IntegrationService,
+    },
+};
 
 use super::{Api, convert, violations};
 
@@ -13,8 +20,20 @@ use crate::{
     store::skills::Verification,
 };
 
-/// The event type that purges a user's data.
-pub const USER_DELETED: &str = "identity.user.deleted";
+pub use tt_common::outbox::USER_DELETED;
+
+/// How other modules' outboxes hand profiles the events it consumes (its manifest declares it).
+pub fn deliver(peer: Peer, events: Vec<Event>) -> BoxFuture<'static, Result<(), Status>> {
+    Box::pin(async move {
+        let request = pb::ConsumeEventsRequest { events };
+        peer.call(|ch| {
+            let request = request.clone();
+            async move { IntegrationServiceClient::new(ch).consume_events(request).await }
+        })
+        .await
+        .map(|_| ())
+    })
+}
 
 #[tonic::async_trait]
 impl IntegrationService for Api {

@@ -16,7 +16,7 @@ pub mod skills;
 use sqlx::{Any, Transaction};
 use tt_common::{
     clock::Millis,
-    outbox::{ANALYTICS, EventBuilder, Signal},
+    outbox::{EventBuilder, Outbox},
     storage::{Database, Migration, StorageError},
 };
 use tt_proto::common::v1::Event;
@@ -46,7 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
-    outbox: Signal,
+    outbox: Outbox,
 }
 
 /// Everything profiles holds about one learner (the source of every derived view).
@@ -88,27 +88,28 @@ impl From<sqlx::Error> for WriteError {
 }
 
 impl Store {
+    /// The repositories over `db`, events routed to analytics only (store tests).
     pub fn new(db: Database) -> Self {
-        Self { db, outbox: Signal::new() }
+        Self::with_outbox(db, Outbox::default())
     }
 
-    /// Raised after every commit that wrote events (wakes the analytics relay).
-    pub fn outbox(&self) -> &Signal {
-        &self.outbox
+    /// The repositories over `db`, events routed by `outbox` (the platform's routes).
+    pub fn with_outbox(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
     }
 
-    /// Writes `events` to the outbox for analytics inside `tx`, commits, and wakes the relay.
+    /// Writes `events` to the outbox inside `tx`, commits, and wakes the relays.
     pub(crate) async fn commit(
         &self,
         mut tx: Transaction<'_, Any>,
         events: &[Event],
     ) -> Result<(), StorageError> {
         for e in events {
-            tt_common::outbox::enqueue(&mut tx, &[ANALYTICS], e).await?;
+            self.outbox.enqueue(&mut tx, e).await?;
         }
         tx.commit().await?;
         if !events.is_empty() {
-            self.outbox.raise();
+            self.outbox.signal().raise();
         }
         Ok(())
     }

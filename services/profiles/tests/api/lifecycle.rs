@@ -179,7 +179,11 @@ async fn export_holds_everything_as_json() {
 
 #[tokio::test]
 async fn deleting_a_user_purges_their_profile_even_when_profiles_was_down() {
-    let s = Stack::start().await;
+    let s = Stack::holding_deletions().await;
+    let relay = |url: &str| {
+        let store = &s.identity.store;
+        s.kit.platform.relay("identity", store.db().clone(), store.outbox(), "profiles", url).expect("relay")
+    };
     let ada = s.learner("ada").await;
     fill(&s, &ada).await;
     assert!(s.profiles.store.rows_about(&ada.id).await.expect("rows") > 0);
@@ -188,7 +192,7 @@ async fn deleting_a_user_purges_their_profile_even_when_profiles_was_down() {
 
     // Profiles is unreachable: the event waits in identity's outbox, nothing is lost.
     let db = s.identity.store.db().clone();
-    let dead = tt_identity::events::profiles_relay(&s.identity, "http://127.0.0.1:1").expect("relay");
+    let dead = relay("http://127.0.0.1:1").expect("profiles consumes deletions");
     assert!(dead.deliver_pending().await.is_err());
     assert_eq!(backlog(db.pool(), "profiles").await.expect("backlog").pending, 1);
     assert!(s.profiles.store.rows_about(&ada.id).await.expect("rows") > 0);
@@ -196,7 +200,7 @@ async fn deleting_a_user_purges_their_profile_even_when_profiles_was_down() {
     // Profiles is back: the failed relay's lease runs out, and the next relay delivers once,
     // the data is gone and the backlog empty.
     s.clock.advance(std::time::Duration::from_secs(16));
-    let live = tt_identity::events::profiles_relay(&s.identity, &s.server.url()).expect("relay");
+    let live = relay(&s.kit.url()).expect("profiles consumes deletions");
     assert_eq!(live.deliver_pending().await.expect("delivered"), 1);
     assert_eq!(backlog(db.pool(), "profiles").await.expect("backlog").pending, 0);
     assert_eq!(s.profiles.store.rows_about(&ada.id).await.expect("rows"), 0);

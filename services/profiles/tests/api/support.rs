@@ -3,20 +3,11 @@
 
 use std::sync::Arc;
 
-use tonic::{Code, transport::Channel};
-use tt_common::{
-    clock::{ManualClock, SharedClock},
-    config::ServerArgs,
-    secrets::Secret,
-    server::ServerBuilder,
-    testing::{AuthedChannel, Bearer, TestDatabase, TestServer, test_cache},
-};
-use tt_identity::{Identity, config::IdentityArgs};
-use tt_profiles::{Profiles, config::ProfilesArgs};
+use tt_common::clock::ManualClock;
+use tt_identity::Identity;
+use tt_profiles::Profiles;
 use tt_proto::{
-    identity::v1::{
-        self as ipb, admin_service_client::AdminServiceClient, auth_service_client::AuthServiceClient,
-    },
+    identity::v1::admin_service_client::AdminServiceClient,
     profiles::v1::{
         self as pb, assessment_service_client::AssessmentServiceClient,
         experience_service_client::ExperienceServiceClient, goal_service_client::GoalServiceClient,
@@ -24,24 +15,14 @@ use tt_proto::{
         skill_service_client::SkillServiceClient,
     },
 };
-
-pub const ADMIN_EMAIL: &str = "root@example.com";
-pub const ADMIN_PASSWORD: &str = "admin password for tests";
-const PASSWORD: &str = "a perfectly fine passphrase";
+use tt_testkit::{AuthedChannel, Kit, TestPlatform};
+pub use tt_testkit::{Learner, assert_bad_fields, code, mask};
 
 pub struct Stack {
-    pub server: TestServer,
+    pub kit: Kit,
     pub identity: Arc<Identity>,
     pub profiles: Arc<Profiles>,
     pub clock: ManualClock,
-    pub channel: Channel,
-    _dbs: (TestDatabase, TestDatabase),
-}
-
-/// A signed-in learner.
-pub struct Learner {
-    pub id: String,
-    pub token: String,
 }
 
 impl Stack {
@@ -51,34 +32,22 @@ impl Stack {
 
     /// `ttl` "0s" turns profiles' view cache off.
     pub async fn with_cache_ttl(ttl: &str) -> Self {
-        let (identity_db, profiles_db) = (TestDatabase::new().await, TestDatabase::new().await);
-        let clock = ManualClock::new();
-        let shared: SharedClock = Arc::new(clock.clone());
-        let secret = Secret::random().expect("secret");
-        let cache = test_cache();
-        let mut args = IdentityArgs::defaults();
-        args.bootstrap_admin_email = ADMIN_EMAIL.into();
-        args.bootstrap_admin_password = ADMIN_PASSWORD.into();
-        args.signin_rate_per_minute = 10_000;
-        let identity = tt_identity::run::build(identity_db.connect(), &cache, &secret, shared.clone(), args)
-            .await
-            .expect("identity");
-        let mut profile_args: ProfilesArgs = tt_common::config::defaults();
-        profile_args.profiles_cache_ttl = ttl.parse().expect("duration");
-        let profiles =
-            tt_profiles::run::build(profiles_db.connect(), &cache, &secret, shared.clone(), &profile_args)
-                .expect("profiles");
-        let mut builder = ServerBuilder::new(ServerArgs::for_tests());
-        builder.verifier(tt_identity::run::local_verifier(&identity, shared));
-        tt_identity::register(&mut builder, identity.clone());
-        tt_profiles::register(&mut builder, profiles.clone(), None);
-        let server = TestServer::spawn(builder).await;
-        let channel = server.channel().await;
-        Stack { server, identity, profiles, clock, channel, _dbs: (identity_db, profiles_db) }
+        Self::on(TestPlatform::new().module(&tt_profiles::MODULE).set("profiles-cache-ttl", ttl)).await
+    }
+
+    /// Identity's deletions wait in its outbox (no relay to profiles runs) until a test
+    /// delivers them.
+    pub async fn holding_deletions() -> Self {
+        Self::on(TestPlatform::new().module(&tt_profiles::MODULE).peer("profiles", "")).await
+    }
+
+    async fn on(platform: TestPlatform) -> Self {
+        let kit = platform.start().await;
+        Stack { identity: kit.identity(), profiles: kit.module::<Profiles>(), clock: kit.clock.clone(), kit }
     }
 
     fn authed(&self, token: &str) -> AuthedChannel {
-        tonic::service::interceptor::InterceptedService::new(self.channel.clone(), Bearer::new(token))
+        self.kit.authed(token)
     }
 
     pub fn profile(&self, token: &str) -> ProfileServiceClient<AuthedChannel> {
@@ -104,50 +73,16 @@ impl Stack {
     }
 
     pub async fn learner(&self, name: &str) -> Learner {
-        let r = AuthServiceClient::new(self.channel.clone())
-            .register(ipb::RegisterRequest {
-                email: format!("{name}@example.com"),
-                password: PASSWORD.into(),
-                display_name: name.into(),
-            })
-            .await
-            .expect("register")
-            .into_inner();
-        Learner { id: r.user.expect("user").id, token: r.tokens.expect("tokens").access_token }
+        self.kit.learner(name).await
     }
 
     pub async fn admin_token(&self) -> String {
-        AuthServiceClient::new(self.channel.clone())
-            .login(ipb::LoginRequest { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() })
-            .await
-            .expect("admin login")
-            .into_inner()
-            .tokens
-            .expect("tokens")
-            .access_token
+        self.kit.admin_token().await
     }
 
     /// A service token (a service account made by the admin).
     pub async fn service_token(&self) -> String {
-        let admin = self.admin_token().await;
-        let created = self
-            .admin(&admin)
-            .create_service_account(ipb::CreateServiceAccountRequest {
-                name: "missions".into(),
-                description: String::new(),
-            })
-            .await
-            .expect("service account")
-            .into_inner();
-        AuthServiceClient::new(self.channel.clone())
-            .issue_service_token(ipb::IssueServiceTokenRequest {
-                client_id: created.service_account.expect("account").id,
-                client_secret: created.client_secret,
-            })
-            .await
-            .expect("service token")
-            .into_inner()
-            .access_token
+        self.kit.service_token().await
     }
 
     pub async fn get_profile(&self, who: &Learner) -> pb::Profile {
@@ -169,25 +104,6 @@ impl Stack {
             .completion
             .expect("completion")
     }
-}
-
-pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() })
-}
-
-/// Asserts an INVALID_ARGUMENT naming exactly `fields` (in any order).
-pub fn assert_bad_fields(result: Result<impl std::fmt::Debug, tonic::Status>, fields: &[&str]) {
-    let status = result.expect_err("should be refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    let mut got = tt_common::error::bad_fields(&status);
-    got.sort();
-    let mut want: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
-    want.sort();
-    assert_eq!(got, want, "{status:?}");
-}
-
-pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Code {
-    result.expect_err("should fail").code()
 }
 
 pub fn goal(kind: pb::GoalKind, title: &str) -> pb::Goal {

@@ -12,9 +12,9 @@ use tt_common::{
     clock::{ManualClock, SharedClock},
     outbox::{self, EventBuilder, Relay, Sink, backlog},
     storage::Database,
-    testing::TestDatabase,
 };
 use tt_proto::common::v1::Event;
+use tt_testkit::TestDatabase;
 
 /// Records deliveries; fails while `down` is set, refuses a whole batch as INVALID_ARGUMENT
 /// when it holds an event about a subject in `poison`, and answers `refuse` when set.

@@ -1,14 +1,24 @@
-//! Test support shared by every service's tests: a fresh database per test (a SQLite file, or a
-//! new PostgreSQL database when `TT_TEST_DATABASE_URL` is set) and a cache scoped by a unique key
-//! prefix (Redis when `TT_TEST_REDIS_URL` is set, in-process otherwise).
+//! The shared test kit (a dev-dependency only: production builds carry no test code).
 //!
-//! This is the one place tests read the environment. [`servers`] starts private Redis and
-//! PostgreSQL servers for fault tests; [`hostile`] generates hostile requests from descriptors.
+//! - [`kit`]: [`TestPlatform`] starts identity and the modules a test asks for through the
+//!   platform's real assembly and gives learners, admins, service tokens, channels for typed
+//!   clients and the error assertions;
+//! - a fresh database per test (a SQLite file, or a new PostgreSQL database when
+//!   `TT_TEST_DATABASE_URL` is set) and a cache scoped by a unique key prefix (Redis when
+//!   `TT_TEST_REDIS_URL` is set, in-process otherwise): this is the one place tests read the
+//!   environment;
+//! - [`servers`] starts private Redis and PostgreSQL servers for fault tests; [`hostile`]
+//!   generates hostile requests from descriptors.
 
 pub mod hostile;
+pub mod kit;
 pub mod servers;
 
-use crate::{
+pub use kit::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Kit, Learner, PASSWORD, TestPlatform, assert_bad_fields, code, fields, mask,
+};
+
+use tt_common::{
     cache::{Cache, RedisOptions},
     storage::{Database, DatabaseOptions},
 };
@@ -45,7 +55,7 @@ impl TestDatabase {
     /// with the value (the load generator's scratch databases).
     pub async fn postgres(server: String) -> Self {
         use sqlx::Connection;
-        let name = format!("tt_test_{}", crate::new_id().replace('-', ""));
+        let name = format!("tt_test_{}", tt_common::new_id().replace('-', ""));
         let mut conn =
             sqlx::PgConnection::connect(&server).await.expect("TT_TEST_DATABASE_URL must reach PostgreSQL");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -99,10 +109,10 @@ fn with_database(server: &str, name: &str) -> String {
 
 /// A cache for one test, under a prefix no other test uses.
 pub fn test_cache() -> Cache {
-    let prefix = format!("tt-test:{}:", crate::new_id());
+    let prefix = format!("tt-test:{}:", tt_common::new_id());
     match std::env::var("TT_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => {
-            Cache::redis_near(&RedisOptions::new(url), &prefix, crate::cache::NEAR_CAPACITY)
+            Cache::redis_near(&RedisOptions::new(url), &prefix, tt_common::cache::NEAR_CAPACITY)
                 .expect("TT_TEST_REDIS_URL must be a redis URL")
         }
         _ => Cache::memory(10_000, &prefix),
@@ -127,8 +137,8 @@ mod tests {
 /// A server running on 127.0.0.1:0 for one test; shut down when dropped.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
-    shutdown: crate::server::Shutdown,
-    handle: Option<tokio::task::JoinHandle<Result<(), crate::server::ServeError>>>,
+    shutdown: tt_common::server::Shutdown,
+    handle: Option<tokio::task::JoinHandle<Result<(), tt_common::server::ServeError>>>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -139,23 +149,23 @@ impl std::fmt::Debug for TestServer {
 
 impl TestServer {
     /// Binds a free port, serves `builder` and waits until overall health is SERVING.
-    pub async fn spawn(builder: crate::server::ServerBuilder) -> Self {
+    pub async fn spawn(builder: tt_common::server::ServerBuilder) -> Self {
         let server = Self::spawn_unready(builder).await;
         server.wait_serving("").await;
         server
     }
 
     /// Binds a free port and serves `builder` without waiting for readiness.
-    pub async fn spawn_unready(builder: crate::server::ServerBuilder) -> Self {
+    pub async fn spawn_unready(builder: tt_common::server::ServerBuilder) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         Self::spawn_on(builder, listener)
     }
 
     /// Serves `builder` on a listener the test bound itself (to know the URL before building
     /// the services, or to restart a server on the same port), without waiting for readiness.
-    pub fn spawn_on(builder: crate::server::ServerBuilder, listener: tokio::net::TcpListener) -> Self {
+    pub fn spawn_on(builder: tt_common::server::ServerBuilder, listener: tokio::net::TcpListener) -> Self {
         let addr = listener.local_addr().expect("local addr");
-        let shutdown = crate::server::Shutdown::new();
+        let shutdown = tt_common::server::Shutdown::new();
         let handle = tokio::spawn(builder.serve(listener, shutdown.clone()));
         Self { addr, shutdown, handle: Some(handle) }
     }
@@ -186,7 +196,7 @@ impl TestServer {
         }
     }
 
-    pub fn shutdown_handle(&self) -> crate::server::Shutdown {
+    pub fn shutdown_handle(&self) -> tt_common::server::Shutdown {
         self.shutdown.clone()
     }
 }
