@@ -25,7 +25,7 @@ use tonic::{
 };
 use tower_service::Service;
 
-use crate::server::current_call;
+use crate::call::current_call;
 
 /// How a peer call authenticates.
 #[derive(Clone)]

@@ -8,6 +8,8 @@
 //! - [`cache`]: one cache interface over Redis or an in-process store;
 //! - [`auth`]: JWT verification, revocation, the typed [`auth::Principal`] and its checks;
 //! - [`error`]: `Status` builders with `ErrorInfo` and `BadRequest` details;
+//! - [`call`]: the context of the call being served (deadline, bearer), set by the server,
+//!   read by the clients;
 //! - [`client`]: peer gRPC clients with deadlines, retries and token forwarding;
 //! - [`outbox`]: the transactional outbox and its relay (events that are never lost);
 //! - [`platform`]: the service kit: a service is a module the platform mounts;
@@ -16,6 +18,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod call;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -160,7 +160,10 @@ fn admin(db: &Database, clock: &ManualClock) -> outbox::OutboxAdmin {
         service: "test".into(),
         db: db.clone(),
         destinations: vec!["a".into(), "b".into()],
-        pages: tt_common::storage::PageTokens::new(&tt_common::secrets::Secret::from_bytes([3; 32])),
+        pages: tt_common::storage::PageTokens::new(
+            &tt_common::secrets::Secret::from_bytes([3; 32]),
+            std::sync::Arc::new(tt_common::clock::SystemClock),
+        ),
         clock: Arc::new(clock.clone()),
         signal: None,
     }])

@@ -217,3 +217,43 @@ pub fn banner(s: &Started) -> String {
         email = s.admin.email,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use tt_common::outbox::schema::is_type_name;
+
+    use super::MODULES;
+
+    #[test]
+    fn the_catalog_declares_valid_unique_events_that_someone_emits() {
+        let names: Vec<&str> = MODULES.iter().map(|m| m.manifest().name).collect();
+        for (i, name) in names.iter().enumerate() {
+            assert!(name.chars().all(|c| c.is_ascii_lowercase()), "{name}");
+            assert!(!names[..i].contains(name), "two modules named {name}");
+        }
+        let emitted: Vec<_> =
+            MODULES.iter().flat_map(|m| m.manifest().emits.iter().map(move |t| (m, t))).collect();
+        for (i, (module, t)) in emitted.iter().enumerate() {
+            assert!(is_type_name(t.name), "{}", t.name);
+            assert_eq!(
+                t.name.split('.').next(),
+                Some(module.manifest().name),
+                "{} is named after its emitter",
+                t.name
+            );
+            assert!(
+                emitted[..i].iter().all(|(_, o)| (o.name, o.version) != (t.name, t.version)),
+                "{}",
+                t.name
+            );
+        }
+        for module in MODULES {
+            for consumed in module.manifest().consumes.iter().flat_map(|c| c.types) {
+                assert!(
+                    emitted.iter().any(|(_, t)| t.name == *consumed),
+                    "{consumed} is emitted by no module"
+                );
+            }
+        }
+    }
+}

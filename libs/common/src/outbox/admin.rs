@@ -87,11 +87,6 @@ fn check_ids(v: &mut Violations, ids: &[String]) {
     }
 }
 
-/// `$first, ...` for `n` ids, appended to fixed SQL.
-fn id_list(first: usize, n: usize) -> String {
-    super::placeholders(first, n)
-}
-
 /// The rows that are dead letters: refused, neither replayed nor discarded.
 const DEAD: &str = "dead_at IS NOT NULL AND delivered_at IS NULL";
 
@@ -237,7 +232,7 @@ async fn update(source: &OutboxSource, set: &str, now: Option<i64>, ids: &[Strin
     let first = if now.is_some() { 2 } else { 1 };
     let mut sql = format!("UPDATE outbox SET {set} WHERE {DEAD}");
     if !ids.is_empty() {
-        sql.push_str(&format!(" AND id IN ({})", id_list(first, ids.len())));
+        sql.push_str(&format!(" AND id IN ({})", crate::storage::query::list(ids.len(), first)));
     }
     // Only fixed text and numbered placeholders enter the SQL.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

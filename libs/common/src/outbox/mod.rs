@@ -179,7 +179,7 @@ pub(crate) async fn backlog_without(
          WHERE destination = $1 AND delivered_at IS NULL AND dead_at IS NULL"
         .to_owned();
     if !ids.is_empty() {
-        sql.push_str(&format!(" AND id NOT IN ({})", placeholders(2, ids.len())));
+        sql.push_str(&format!(" AND id NOT IN ({})", crate::storage::query::list(ids.len(), 2)));
     }
     // Only numbered placeholders and fixed text enter the SQL.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(destination);
@@ -188,9 +188,4 @@ pub(crate) async fn backlog_without(
     }
     let row = query.fetch_one(pool).await?;
     Ok(Backlog { pending: row.try_get("pending")?, oldest: row.try_get("oldest")? })
-}
-
-/// `$first, $first+1, ...` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

@@ -319,7 +319,8 @@ impl Relay {
     /// Updates the rows `ids` with `set`, whose `$1` is `value`.
     async fn update(&self, ids: &[String], set: &str, value: Bound) -> Result<(), StorageError> {
         // Placeholders are numbered here; only they and the fixed `set` clause enter the SQL.
-        let sql = format!("UPDATE outbox SET {set} WHERE id IN ({})", super::placeholders(2, ids.len()));
+        let sql =
+            format!("UPDATE outbox SET {set} WHERE id IN ({})", crate::storage::query::list(ids.len(), 2));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         query = match value {
             Bound::Text(t) => query.bind(t),

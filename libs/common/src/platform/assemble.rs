@@ -299,7 +299,7 @@ pub async fn assemble(a: Assembly<'_>) -> Result<Assembled, PlatformError> {
             db: db.clone(),
             cache: platform.cache.scoped(&format!("{name}:")),
             outbox: outbox.clone(),
-            pages: PageTokens::new(&platform.secret),
+            pages: PageTokens::new(&platform.secret, platform.clock.clone()),
         };
         let module = definition
             .build(context, a.settings)
@@ -347,7 +347,7 @@ pub async fn assemble(a: Assembly<'_>) -> Result<Assembled, PlatformError> {
                 service: manifest.name.to_owned(),
                 db: db.clone(),
                 destinations: destinations.clone(),
-                pages: PageTokens::new(&platform.secret),
+                pages: PageTokens::new(&platform.secret, platform.clock.clone()),
                 clock: platform.clock.clone(),
                 signal: Some(outbox.signal().clone()),
             });

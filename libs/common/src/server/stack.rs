@@ -27,6 +27,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::metrics::{CallLabels, ObservedBody, code_of, record, split_path};
+pub use crate::call::{CallContext, current_call};
 use crate::{
     auth::TokenVerifier,
     error::{self},
@@ -34,23 +35,6 @@ use crate::{
 
 const DOMAIN: &str = "server.timetravelers.dev";
 const REQUEST_ID: &str = "x-request-id";
-
-/// What the current call may pass on to peers: its deadline and the caller's bearer token.
-#[derive(Debug, Clone)]
-pub struct CallContext {
-    pub deadline: Instant,
-    pub bearer: Option<String>,
-    pub request_id: String,
-}
-
-tokio::task_local! {
-    static CALL: CallContext;
-}
-
-/// The context of the call being served, when inside one.
-pub fn current_call() -> Option<CallContext> {
-    CALL.try_with(Clone::clone).ok()
-}
 
 /// State shared by every connection.
 pub struct StackState {
@@ -209,7 +193,7 @@ where
     }
 
     let call = CallContext { deadline, bearer, request_id };
-    let fut = CALL.scope(call, async move {
+    let fut = crate::call::scope(call, async move {
         match inner.call(req).await {
             Ok(r) => r,
             Err(never) => match never {},

@@ -6,6 +6,7 @@
 //! millis, INTEGER 0/1 flags, TEXT JSON, and `$N` placeholders.
 
 mod page;
+pub mod query;
 
 use std::time::Duration;
 
@@ -77,17 +78,29 @@ pub struct Database {
 pub enum StorageError {
     /// The database could not be reached or dropped the connection (retryable).
     #[error("database unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// A unique constraint was violated.
     #[error("unique constraint violated: {0}")]
-    Conflict(String),
+    Conflict(#[source] Cause),
     /// The database refused a value the caller sent (PostgreSQL text cannot hold NUL): a bad
     /// request that got past the handler's checks. Nothing was written (the statement failed).
     #[error("value refused by the database: {0}")]
-    Invalid(String),
+    Invalid(#[source] Cause),
     /// Anything else: a bug or a broken invariant.
     #[error("database error: {0}")]
-    Other(String),
+    Other(#[source] Cause),
+}
+
+/// What caused a [`StorageError`]: the driver's error (with the database's code) or a
+/// description of the broken invariant.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A database's refusal with its SQLSTATE (or SQLite extended) code, the driver's error kept.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {source}")]
+pub struct DatabaseFailure {
+    pub code: String,
+    pub source: sqlx::Error,
 }
 
 impl StorageError {
@@ -121,33 +134,32 @@ impl StorageError {
 
 impl From<sqlx::Error> for StorageError {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::Database(db) => {
-                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                // 23505 (PostgreSQL) and 2067/1555 (SQLite extended codes) are unique violations.
-                if matches!(code.as_str(), "23505" | "2067" | "1555") {
-                    Self::Conflict(db.message().to_owned())
-                } else if matches!(code.as_str(), "22021" | "22P05") {
-                    // Invalid byte sequence (NUL in text) or untranslatable character.
-                    Self::Invalid(format!("{code}: {}", db.message()))
-                } else if code.starts_with("08")
-                    || code.starts_with("57P")
-                    || matches!(code.as_str(), "53300" | "57014" | "5" | "6" | "517")
-                {
-                    // Connection failures, admin shutdown (57P01 after a restart), too many
-                    // connections, statement timeout, SQLITE_BUSY/LOCKED.
-                    Self::Unavailable(format!("{code}: {}", db.message()))
-                } else {
-                    Self::Other(format!("{code}: {}", db.message()))
-                }
-            }
+        let code = match &e {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()).unwrap_or_default(),
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
-            _ => Self::Other(e.to_string()),
-        }
+            | sqlx::Error::WorkerCrashed => return Self::Unavailable(Box::new(e)),
+            _ => return Self::Other(Box::new(e)),
+        };
+        // 23505 (PostgreSQL) and 2067/1555 (SQLite extended codes) are unique violations;
+        // 22021/22P05 an invalid byte sequence (NUL in text) or an untranslatable character;
+        // connection failures, admin shutdown (57P01 after a restart), too many connections,
+        // statement timeout, SQLITE_BUSY/LOCKED are worth a retry.
+        let kind: fn(Cause) -> Self = if matches!(code.as_str(), "23505" | "2067" | "1555") {
+            Self::Conflict
+        } else if matches!(code.as_str(), "22021" | "22P05") {
+            Self::Invalid
+        } else if code.starts_with("08")
+            || code.starts_with("57P")
+            || matches!(code.as_str(), "53300" | "57014" | "5" | "6" | "517")
+        {
+            Self::Unavailable
+        } else {
+            Self::Other
+        };
+        kind(Box::new(DatabaseFailure { code, source: e }))
     }
 }
 
@@ -155,7 +167,7 @@ impl From<sqlx::migrate::MigrateError> for StorageError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         match e {
             sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
-            other => Self::Other(other.to_string()),
+            other => Self::Other(Box::new(other)),
         }
     }
 }

@@ -8,11 +8,7 @@ use aws_lc_rs::hmac;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{
-    clock::{Clock, SystemClock},
-    error::invalid_field,
-    secrets::Secret,
-};
+use crate::{clock::SharedClock, error::invalid_field, secrets::Secret};
 
 const MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 
@@ -71,6 +67,7 @@ impl PageSize {
 #[derive(Clone)]
 pub struct PageTokens {
     key: hmac::Key,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for PageTokens {
@@ -88,13 +85,14 @@ struct Envelope<T> {
 }
 
 impl PageTokens {
-    pub fn new(secret: &Secret) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, &secret.derive("page-token")) }
+    /// Tokens sealed with a key derived from `secret`, dated (and expired) on `clock`.
+    pub fn new(secret: &Secret, clock: SharedClock) -> Self {
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, &secret.derive("page-token")), clock }
     }
 
     /// Makes the token for the page after `cursor` in query `scope`.
     pub fn encode<T: Serialize>(&self, scope: &str, cursor: &T) -> String {
-        let envelope = Envelope { c: cursor, t: SystemClock.now_ms() };
+        let envelope = Envelope { c: cursor, t: self.clock.now_ms() };
         let payload = serde_json::to_vec(&envelope).unwrap_or_default();
         let tag = self.tag(scope, &payload);
         format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag.as_ref()))
@@ -125,7 +123,7 @@ impl PageTokens {
         hmac::verify(&self.key, &Self::message(scope, &payload), &tag)
             .map_err(|_| "not issued for this query")?;
         let envelope: Envelope<T> = serde_json::from_slice(&payload).map_err(|_| "malformed")?;
-        if SystemClock.now_ms() - envelope.t > MAX_AGE_MS {
+        if self.clock.now_ms() - envelope.t > MAX_AGE_MS {
             return Err("expired; start from the first page");
         }
         Ok(Some(envelope.c))
@@ -166,7 +164,18 @@ mod tests {
     use super::*;
 
     fn tokens() -> PageTokens {
-        PageTokens::new(&Secret::from_bytes([7; 32]))
+        PageTokens::new(&Secret::from_bytes([7; 32]), std::sync::Arc::new(crate::clock::SystemClock))
+    }
+
+    #[test]
+    fn tokens_expire_on_the_injected_clock() {
+        let clock = crate::clock::ManualClock::new();
+        let t = PageTokens::new(&Secret::from_bytes([7; 32]), std::sync::Arc::new(clock.clone()));
+        let token = t.encode("s", &5_i64);
+        assert_eq!(t.decode::<i64>("d", "s", &token).expect("fresh"), Some(5));
+        clock.advance(std::time::Duration::from_millis(MAX_AGE_MS.unsigned_abs() + 1000));
+        let expired = t.decode::<i64>("d", "s", &token).expect_err("expired");
+        assert_eq!(expired.code(), tonic::Code::InvalidArgument);
     }
 
     #[test]
@@ -186,7 +195,8 @@ mod tests {
         let (_, tag) = token.split_once('.').expect("dot");
         let forged = format!("{}.{}", URL_SAFE_NO_PAD.encode(br#"{"c":9,"t":0}"#), tag);
         assert!(t.decode::<i64>("d", "s", &forged).is_err());
-        let other = PageTokens::new(&Secret::from_bytes([8; 32]));
+        let other =
+            PageTokens::new(&Secret::from_bytes([8; 32]), std::sync::Arc::new(crate::clock::SystemClock));
         assert!(other.decode::<i64>("d", "s", &token).is_err());
         assert!(t.decode::<i64>("d", "s", "garbage").is_err());
         assert_eq!(t.decode::<i64>("d", "s", "").expect("empty"), None);

@@ -52,38 +52,4 @@ impl Store {
     }
 }
 
-/// `rows` groups of `cols` numbered placeholders starting after `first - 1`:
-/// `($1, $2), ($3, $4)`. Only numbers enter the SQL.
-pub(crate) fn placeholders(rows: usize, cols: usize, first: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 6);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(first + r * cols + c).to_string());
-        }
-        out.push(')');
-    }
-    out
-}
-
-/// `$first, $first+1, ...` for an IN list of `n` values.
-pub(crate) fn list(n: usize, first: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn placeholders_are_numbered_in_row_order() {
-        assert_eq!(super::placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(super::placeholders(1, 2, 4), "($4, $5)");
-        assert_eq!(super::list(3, 2), "$2, $3, $4");
-    }
-}
+pub(crate) use tt_common::storage::query::{list, rows as placeholders};

@@ -24,7 +24,7 @@ impl KeyRow {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD
             .decode(&self.public_key)
-            .map_err(|e| StorageError::Other(format!("corrupt public key {}: {e}", self.kid)))
+            .map_err(|e| StorageError::Other(format!("corrupt public key {}: {e}", self.kid).into()))
     }
 }
 

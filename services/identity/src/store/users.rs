@@ -33,7 +33,7 @@ fn decode(row: &AnyRow) -> Result<UserRow, StorageError> {
         password_hash: col(row, "password_hash")?,
         roles: roles::decode(&col::<String>(row, "roles")?),
         status: UserStatus::parse(&status)
-            .ok_or_else(|| StorageError::Other(format!("unknown user status {status:?}")))?,
+            .ok_or_else(|| StorageError::Other(format!("unknown user status {status:?}").into()))?,
         tokens_valid_after: col(row, "tokens_valid_after")?,
         version: col(row, "version")?,
         created_at: col(row, "created_at")?,

@@ -28,8 +28,8 @@ fn decode(row: &AnyRow) -> Result<ResultRow, StorageError> {
         id: col(row, "id")?,
         user_id: col(row, "user_id")?,
         version: small(col(row, "version")?)?,
-        answers: serde_json::from_str(&json("answers")?).map_err(|e| StorageError::Other(e.to_string()))?,
-        scores: serde_json::from_str(&json("scores")?).map_err(|e| StorageError::Other(e.to_string()))?,
+        answers: serde_json::from_str(&json("answers")?).map_err(|e| StorageError::Other(Box::new(e)))?,
+        scores: serde_json::from_str(&json("scores")?).map_err(|e| StorageError::Other(Box::new(e)))?,
         created_at: col(row, "created_at")?,
     })
 }

@@ -160,40 +160,4 @@ pub(crate) async fn begin_child_write<'a>(
     Ok(tx)
 }
 
-/// Runs a query whose `$1..$n` are the text `binds` and decodes every row.
-pub(crate) async fn fetch_all<T>(
-    tx: &mut Transaction<'_, Any>,
-    sql: &'static str,
-    binds: &[&str],
-    decode: fn(&sqlx::any::AnyRow) -> Result<T, StorageError>,
-) -> Result<Vec<T>, StorageError> {
-    let mut query = sqlx::query(sql);
-    for b in binds {
-        query = query.bind(b.to_string());
-    }
-    query.fetch_all(&mut **tx).await?.iter().map(decode).collect()
-}
-
-/// [`fetch_all`] for at most one row.
-pub(crate) async fn fetch_one<T>(
-    tx: &mut Transaction<'_, Any>,
-    sql: &'static str,
-    binds: &[&str],
-    decode: fn(&sqlx::any::AnyRow) -> Result<T, StorageError>,
-) -> Result<Option<T>, StorageError> {
-    Ok(fetch_all(tx, sql, binds, decode).await?.into_iter().next())
-}
-
-/// A JSON text array of strings.
-pub(crate) fn to_json(values: &[String]) -> String {
-    serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
-}
-
-pub(crate) fn from_json(text: &str) -> Result<Vec<String>, StorageError> {
-    serde_json::from_str(text).map_err(|e| StorageError::Other(format!("bad JSON list: {e}")))
-}
-
-/// An optional column as i32.
-pub(crate) fn small(v: i64) -> Result<i32, StorageError> {
-    i32::try_from(v).map_err(|_| StorageError::Other(format!("{v} out of range")))
-}
+pub(crate) use tt_common::storage::query::{fetch_all, fetch_one, from_json, small, to_json};
