@@ -501,15 +501,7 @@ async fn the_platform_survives_redis_postgres_and_analytics_faults() {
         analytics: channel(platform.analytics_addr).await,
     };
     let admin = clients.login("admin@timetravelers.local", ADMIN_PASSWORD).await.expect("admin login");
-    let created = AdminServiceClient::new(authed(&clients.identity, &admin))
-        .create_service_account(pb::CreateServiceAccountRequest {
-            name: "profiles".into(),
-            description: String::new(),
-        })
-        .await
-        .expect("service account")
-        .into_inner();
-    platform.account = (created.service_account.map(|a| a.id).unwrap_or_default(), created.client_secret);
+    platform.account = tt_testkit::service_account(authed(&clients.identity, &admin), "profiles").await;
     let profiles = platform.start_profiles().await;
     let mut analytics = platform.start_analytics().await;
     for r in [&profiles, &analytics] {

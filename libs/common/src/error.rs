@@ -7,20 +7,113 @@ use std::{fmt::Display, time::Duration};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-/// Builds a status with an `ErrorInfo` detail.
-pub fn status(code: Code, domain: &str, reason: &str, message: impl Into<String>) -> Status {
-    let details = ErrorDetails::with_error_info(reason, domain, std::collections::HashMap::new());
-    Status::with_error_details(code, message, details)
+/// Whose error it is: the `ErrorInfo` domain (`profiles.timetravelers.dev`). Every status a
+/// service builds starts from its domain value, so no builder takes the domain as one more string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Domain(&'static str);
+
+/// Why, in one UPPER_SNAKE_CASE word (`GOAL_LIMIT_REACHED`): the `ErrorInfo` reason. A type of
+/// its own, so a reason and a message cannot be swapped without a compile error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(std::borrow::Cow<'static, str>);
+
+impl Reason {
+    pub const fn new(reason: &'static str) -> Self {
+        Self(std::borrow::Cow::Borrowed(reason))
+    }
+
+    /// A reason made at run time (`<KIND>_NOT_FOUND`).
+    pub fn owned(reason: String) -> Self {
+        Self(std::borrow::Cow::Owned(reason))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// NOT_FOUND for a resource kind and id.
-pub fn not_found(domain: &str, what: &str, id: &str) -> Status {
-    status(
-        Code::NotFound,
-        domain,
-        &format!("{}_NOT_FOUND", what.to_ascii_uppercase().replace([' ', '-'], "_")),
-        format!("{what} {} not found", quote(id)),
-    )
+impl From<&'static str> for Domain {
+    fn from(domain: &'static str) -> Self {
+        Self(domain)
+    }
+}
+
+impl std::fmt::Display for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Domain {
+    pub const fn new(domain: &'static str) -> Self {
+        Self(domain)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+
+    /// A status with an `ErrorInfo` detail.
+    pub fn status(self, code: Code, reason: Reason, message: impl Into<String>) -> Status {
+        let details =
+            ErrorDetails::with_error_info(reason.as_str(), self.0, std::collections::HashMap::new());
+        Status::with_error_details(code, message, details)
+    }
+
+    /// NOT_FOUND `<WHAT>_NOT_FOUND` for a resource kind and id.
+    pub fn not_found(self, what: &str, id: &str) -> Status {
+        let reason = format!("{}_NOT_FOUND", what.to_ascii_uppercase().replace([' ', '-'], "_"));
+        self.status(Code::NotFound, Reason::owned(reason), format!("{what} {} not found", quote(id)))
+    }
+
+    /// PERMISSION_DENIED.
+    pub fn permission_denied(self, message: impl Into<String>) -> Status {
+        self.status(Code::PermissionDenied, Reason::new("PERMISSION_DENIED"), message)
+    }
+
+    /// UNAUTHENTICATED with a reason.
+    pub fn unauthenticated(self, reason: Reason, message: impl Into<String>) -> Status {
+        self.status(Code::Unauthenticated, reason, message)
+    }
+
+    /// RESOURCE_EXHAUSTED with a `RetryInfo` telling when to try again.
+    pub fn exhausted(self, reason: Reason, message: impl Into<String>, retry: Duration) -> Status {
+        let mut details =
+            ErrorDetails::with_error_info(reason.as_str(), self.0, std::collections::HashMap::new());
+        details.set_retry_info(Some(retry));
+        Status::with_error_details(Code::ResourceExhausted, message, details)
+    }
+
+    /// ABORTED `ETAG_MISMATCH`: the `what` changed since the caller read it.
+    pub fn etag_mismatch(self, what: &str) -> Status {
+        let message = format!("the {what} changed since it was read; read it again");
+        self.status(Code::Aborted, Reason::new("ETAG_MISMATCH"), message)
+    }
+
+    /// INTERNAL with a generic message; the cause is logged, never returned.
+    pub fn internal(self, cause: &dyn Display) -> Status {
+        tracing::error!(domain = self.0, error = %cause, "internal error");
+        self.status(Code::Internal, Reason::new("INTERNAL"), "internal error")
+    }
+
+    /// UNAVAILABLE for a dependency that could not be reached; the cause is logged.
+    pub fn unavailable(self, what: &str, cause: &dyn Display) -> Status {
+        tracing::warn!(domain = self.0, dependency = what, error = %cause, "dependency unavailable");
+        let message = format!("{what} is unavailable, retry later");
+        self.status(Code::Unavailable, Reason::new("DEPENDENCY_UNAVAILABLE"), message)
+    }
+
+    /// A single-field INVALID_ARGUMENT.
+    pub fn invalid_field(self, field: &str, description: impl Into<String>) -> Status {
+        let mut v = Violations::new(self);
+        v.add(field, description);
+        v.into_result().err().unwrap_or_else(|| self.internal(&"an empty violation list"))
+    }
+
+    /// Collects the violations of one request.
+    pub fn violations(self) -> Violations {
+        Violations::new(self)
+    }
 }
 
 /// Violations one status lists at most; the rest are counted (`omitted_violations` in the
@@ -64,45 +157,6 @@ pub fn quote(value: &str) -> String {
     format!("{head:?}… ({} bytes)", value.len())
 }
 
-/// PERMISSION_DENIED with a reason.
-pub fn permission_denied(domain: &str, message: impl Into<String>) -> Status {
-    status(Code::PermissionDenied, domain, "PERMISSION_DENIED", message)
-}
-
-/// UNAUTHENTICATED with a reason.
-pub fn unauthenticated(domain: &str, reason: &str, message: impl Into<String>) -> Status {
-    status(Code::Unauthenticated, domain, reason, message)
-}
-
-/// RESOURCE_EXHAUSTED with a `RetryInfo` telling when to try again.
-pub fn exhausted(domain: &str, reason: &str, message: impl Into<String>, retry: Duration) -> Status {
-    let mut details = ErrorDetails::with_error_info(reason, domain, std::collections::HashMap::new());
-    details.set_retry_info(Some(retry));
-    Status::with_error_details(Code::ResourceExhausted, message, details)
-}
-
-/// ABORTED `ETAG_MISMATCH`: the `what` changed since the caller read it.
-pub fn etag_mismatch(domain: &str, what: &str) -> Status {
-    status(
-        Code::Aborted,
-        domain,
-        "ETAG_MISMATCH",
-        format!("the {what} changed since it was read; read it again"),
-    )
-}
-
-/// INTERNAL with a generic message; the cause is logged, never returned.
-pub fn internal(domain: &str, cause: &dyn Display) -> Status {
-    tracing::error!(domain, error = %cause, "internal error");
-    status(Code::Internal, domain, "INTERNAL", "internal error")
-}
-
-/// UNAVAILABLE for a dependency that could not be reached; the cause is logged.
-pub fn unavailable(domain: &str, what: &str, cause: &dyn Display) -> Status {
-    tracing::warn!(domain, dependency = what, error = %cause, "dependency unavailable");
-    status(Code::Unavailable, domain, "DEPENDENCY_UNAVAILABLE", format!("{what} is unavailable, retry later"))
-}
-
 /// Collects every field violation of a request, then fails once with all of them.
 ///
 /// ```
@@ -115,7 +169,7 @@ pub fn unavailable(domain: &str, what: &str, cause: &dyn Display) -> Status {
 /// ```
 #[derive(Debug)]
 pub struct Violations {
-    domain: String,
+    domain: Domain,
     fields: Vec<FieldViolation>,
     /// Bytes of the listed violations.
     bytes: usize,
@@ -124,8 +178,8 @@ pub struct Violations {
 }
 
 impl Violations {
-    pub fn new(domain: &str) -> Self {
-        Self { domain: domain.to_owned(), fields: Vec::new(), bytes: 0, omitted: 0 }
+    pub fn new(domain: impl Into<Domain>) -> Self {
+        Self { domain: domain.into(), fields: Vec::new(), bytes: 0, omitted: 0 }
     }
 
     /// Records a violation of `field` unless `ok`.
@@ -184,6 +238,18 @@ impl Violations {
         paths
     }
 
+    /// Checks a list of ids: at most `max` (counted once, the elements then skipped), each an
+    /// id as [`crate::new_id`] makes, none repeated.
+    pub fn check_ids(&mut self, field: &str, ids: &[String], max: usize) -> &mut Self {
+        if self.check_count(field, ids.len(), max) {
+            for (i, id) in ids.iter().enumerate() {
+                self.check_id(&format!("{field}[{i}]"), id);
+            }
+            self.check_unique(field, ids);
+        }
+        self
+    }
+
     /// Records a violation of `field` for each element of `values` that repeats an earlier one.
     pub fn check_unique<'a, T: PartialEq + 'a>(
         &mut self,
@@ -224,12 +290,12 @@ impl Violations {
         if self.fields.is_empty() {
             return Ok(());
         }
-        Err(bad_request(&self.domain, self.fields, self.omitted))
+        Err(bad_request(self.domain, self.fields, self.omitted))
     }
 }
 
 /// INVALID_ARGUMENT naming every violated field (and counting those past the cap).
-fn bad_request(domain: &str, fields: Vec<FieldViolation>, omitted: usize) -> Status {
+fn bad_request(domain: Domain, fields: Vec<FieldViolation>, omitted: usize) -> Status {
     let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
     let mut message = clip(&format!("invalid request: {}", names.join(", ")), 1024);
     let mut metadata = std::collections::HashMap::new();
@@ -237,16 +303,9 @@ fn bad_request(domain: &str, fields: Vec<FieldViolation>, omitted: usize) -> Sta
         message.push_str(&format!(" (and {omitted} more)"));
         metadata.insert("omitted_violations".to_owned(), omitted.to_string());
     }
-    let mut details = ErrorDetails::with_error_info("INVALID_ARGUMENT", domain, metadata);
+    let mut details = ErrorDetails::with_error_info("INVALID_ARGUMENT", domain.0, metadata);
     details.set_bad_request(fields);
     Status::with_error_details(Code::InvalidArgument, message, details)
-}
-
-/// A single-field INVALID_ARGUMENT.
-pub fn invalid_field(domain: &str, field: &str, description: impl Into<String>) -> Status {
-    let mut v = Violations::new(domain);
-    v.add(field, description);
-    bad_request(domain, v.fields, 0)
 }
 
 /// Reads the `ErrorInfo` reason of a status, for tests and clients.

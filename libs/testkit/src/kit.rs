@@ -352,20 +352,10 @@ impl Kit {
             return token.clone();
         }
         let admin = self.admin_token().await;
-        let created = AdminServiceClient::new(self.authed(&admin))
-            .create_service_account(ipb::CreateServiceAccountRequest {
-                name: "missions".into(),
-                description: String::new(),
-            })
-            .await
-            .expect("service account")
-            .into_inner();
+        let (client_id, client_secret) = service_account(self.authed(&admin), "missions").await;
         let token = self
             .auth()
-            .issue_service_token(ipb::IssueServiceTokenRequest {
-                client_id: created.service_account.expect("account").id,
-                client_secret: created.client_secret,
-            })
+            .issue_service_token(ipb::IssueServiceTokenRequest { client_id, client_secret })
             .await
             .expect("service token")
             .into_inner()
@@ -378,6 +368,20 @@ impl Kit {
     pub async fn stop(self) {
         self.server.stop().await;
     }
+}
+
+/// Creates the service account `name` through identity's AdminService on `admin` (a channel
+/// with an admin's token): its client id and secret.
+pub async fn service_account(admin: AuthedChannel, name: &str) -> (String, String) {
+    let created = AdminServiceClient::new(admin)
+        .create_service_account(ipb::CreateServiceAccountRequest {
+            name: name.into(),
+            description: String::new(),
+        })
+        .await
+        .expect("service account")
+        .into_inner();
+    (created.service_account.expect("account").id, created.client_secret)
 }
 
 /// Asserts an INVALID_ARGUMENT whose BadRequest names exactly `fields` (in any order).

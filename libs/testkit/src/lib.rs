@@ -16,6 +16,7 @@ pub mod servers;
 
 pub use kit::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Kit, Learner, PASSWORD, TestPlatform, assert_bad_fields, code, fields, mask,
+    service_account,
 };
 
 use tt_common::{

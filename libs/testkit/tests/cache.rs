@@ -4,6 +4,18 @@
 use std::time::{Duration, Instant};
 
 use tt_common::cache::{Cache, RedisOptions};
+use tt_testkit::servers::PrivateRedis;
+
+/// A private Redis server and a cache on it; `None` (said on stderr) where `redis-server` is not
+/// installed.
+fn private_redis() -> Option<(PrivateRedis, Cache)> {
+    let Some(redis) = PrivateRedis::start() else {
+        eprintln!("skipped: redis-server is not installed");
+        return None;
+    };
+    let cache = Cache::redis(&RedisOptions::new(redis.url()), "t:").expect("client");
+    Some((redis, cache))
+}
 
 /// Polls until Redis answers again (the breaker lets a call through and it succeeds).
 async fn until_redis_answers(cache: &Cache) {
@@ -16,11 +28,7 @@ async fn until_redis_answers(cache: &Cache) {
 
 #[tokio::test]
 async fn the_first_call_after_a_redis_restart_succeeds() {
-    let Some(mut redis) = tt_testkit::servers::PrivateRedis::start() else {
-        eprintln!("skipped: redis-server is not installed");
-        return;
-    };
-    let cache = Cache::redis(&RedisOptions::new(redis.url()), "t:").expect("client");
+    let Some((mut redis, cache)) = private_redis() else { return };
     cache.set("a", b"1", Duration::from_secs(60)).await.expect("set");
     assert!(redis.restart(), "redis restarted");
     // The pooled connection is dead; the command is sent again on a new one.
@@ -30,11 +38,7 @@ async fn the_first_call_after_a_redis_restart_succeeds() {
 
 #[tokio::test]
 async fn a_frozen_redis_costs_one_timeout_then_fails_fast() {
-    let Some(redis) = tt_testkit::servers::PrivateRedis::start() else {
-        eprintln!("skipped: redis-server is not installed");
-        return;
-    };
-    let cache = Cache::redis(&RedisOptions::new(redis.url()), "t:").expect("client");
+    let Some((redis, cache)) = private_redis() else { return };
     cache.set("a", b"1", Duration::from_secs(60)).await.expect("set");
     redis.freeze();
     assert!(cache.get("a").await.is_err(), "the first call times out");
@@ -55,11 +59,7 @@ async fn a_frozen_redis_costs_one_timeout_then_fails_fast() {
 
 #[tokio::test]
 async fn an_invalidation_lost_while_redis_is_frozen_is_redone_before_the_cache_is_read() {
-    let Some(redis) = tt_testkit::servers::PrivateRedis::start() else {
-        eprintln!("skipped: redis-server is not installed");
-        return;
-    };
-    let cache = Cache::redis(&RedisOptions::new(redis.url()), "t:").expect("client");
+    let Some((redis, cache)) = private_redis() else { return };
     let ttl = Duration::from_secs(300);
     let read = |value: u32| cache.get_or_load("k", ttl, move || async move { Ok::<u32, ()>(value) });
     assert_eq!(read(1).await, Ok(1));

@@ -1,7 +1,7 @@
 //! Analytics' own settings (flattened into the binaries' configs).
 
 use clap::Args;
-use tt_common::config::{ConfigError, HumanDuration};
+use tt_common::config::{ConfigError, HumanDuration, Validate};
 
 /// Analytics settings.
 #[derive(Debug, Clone, Args)]
@@ -12,8 +12,8 @@ pub struct AnalyticsArgs {
     pub analytics_dashboard_ttl: HumanDuration,
 }
 
-impl AnalyticsArgs {
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl Validate for AnalyticsArgs {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.analytics_dashboard_ttl.0 > std::time::Duration::from_secs(3600) {
             return Err(ConfigError::new("TT_ANALYTICS_DASHBOARD_TTL", "must be at most 1h"));
         }

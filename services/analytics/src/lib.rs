@@ -28,7 +28,7 @@ pub use crate::service::Analytics;
 use crate::{api::Api, config::AnalyticsArgs, domain::schema::Registry, store::Store};
 
 /// The `ErrorInfo` domain of analytics' errors.
-pub const DOMAIN: &str = "analytics.timetravelers.dev";
+pub const DOMAIN: tt_common::error::Domain = tt_common::error::Domain::new("analytics.timetravelers.dev");
 
 /// Analytics, as the platform mounts it.
 pub static MODULE: Def<Analytics> = Def::new();
@@ -40,10 +40,6 @@ impl Module for Analytics {
     /// them here) and accepts the types their manifests declare.
     const MANIFEST: &'static Manifest =
         &Manifest { name: "analytics", domain: DOMAIN, emits: &[], consumes: None, peers: &[] };
-
-    fn validate(args: &AnalyticsArgs) -> Result<(), tt_common::config::ConfigError> {
-        args.validate()
-    }
 
     fn build(cx: Context, args: AnalyticsArgs) -> BoxFuture<'static, Result<Arc<Self>, BoxError>> {
         Box::pin(async move {

@@ -10,7 +10,7 @@ use tt_proto::analytics::v1 as pb;
 
 use crate::{
     domain::calendar::{self, QUARTER_MS, Range, add_days, monday_of, pieces, quarter, rolling_distinct},
-    service::{Analytics, db},
+    service::Analytics,
 };
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -49,8 +49,7 @@ impl Analytics {
             // One counter per UTC day.
             let first = calendar::start_of(range.start, &range.tz).div_euclid(DAY_MS);
             let mut out = vec![0; days.len()];
-            let counts =
-                self.store.daily_active_utc(first, first + days.len() as i64 - 1).await.map_err(db)?;
+            let counts = self.store.daily_active_utc(first, first + days.len() as i64 - 1).await?;
             for (day, n) in counts {
                 if let Some(slot) = usize::try_from(day - first).ok().and_then(|i| out.get_mut(i)) {
                     *slot = n;
@@ -58,7 +57,7 @@ impl Analytics {
             }
             return Ok(out);
         }
-        let counts = self.store.daily_active(&pieces(&days, &range.tz)).await.map_err(db)?;
+        let counts = self.store.daily_active(&pieces(&days, &range.tz)).await?;
         let mut out = vec![0; days.len()];
         for (i, n) in counts {
             if let Some(slot) = out.get_mut(i) {
@@ -76,9 +75,9 @@ impl Analytics {
         let n = days.len();
         let mut pairs = if range.is_utc() {
             let first = calendar::start_of(days[0], &range.tz).div_euclid(DAY_MS);
-            self.store.active_pairs_utc(first, first + n as i64 - 1).await.map_err(db)?
+            self.store.active_pairs_utc(first, first + n as i64 - 1).await?
         } else {
-            self.store.active_pairs(&pieces(&days, &range.tz), None).await.map_err(db)?
+            self.store.active_pairs(&pieces(&days, &range.tz), None).await?
         };
         let dau = rolling_distinct(&mut pairs, n, 1);
         let wau = rolling_distinct(&mut pairs, n, WEEK);
@@ -100,7 +99,7 @@ impl Analytics {
         let starts = day_starts(range.days_from(0), &range.tz);
         let (from, to) = (starts[0], starts[starts.len() - 1]);
         let mut out = vec![0; starts.len() - 1];
-        for (_, at) in self.store.registrations(from, to).await.map_err(db)? {
+        for (_, at) in self.store.registrations(from, to).await? {
             if let Some(i) = day_index(&starts, at) {
                 out[i] += 1;
             }
@@ -124,13 +123,13 @@ impl Analytics {
         let (from, to) = (starts[0], starts[cohort_count]);
         let mut cohort_of: HashMap<i64, usize> = HashMap::new();
         let mut sizes = vec![0i64; cohort_count];
-        for (key, at) in self.store.registrations(from, to).await.map_err(db)? {
+        for (key, at) in self.store.registrations(from, to).await? {
             if let Some(c) = day_index(&starts, at) {
                 cohort_of.insert(key, c);
                 sizes[c] += 1;
             }
         }
-        let pairs = self.store.active_pairs(&pieces(&days, &range.tz), Some((from, to))).await.map_err(db)?;
+        let pairs = self.store.active_pairs(&pieces(&days, &range.tz), Some((from, to))).await?;
         let mut active: HashSet<(usize, usize, i64)> = HashSet::new();
         for (key, day) in pairs {
             let Some(&c) = cohort_of.get(&key) else { continue };
@@ -177,13 +176,13 @@ impl Analytics {
         };
         match user {
             Some(user) => {
-                self.store.subject_event_times(user, from, to, |ms| add(ms, 1)).await.map_err(db)?;
+                self.store.subject_event_times(user, from, to, |ms| add(ms, 1)).await?;
             }
             None => {
                 self.catch_up().await?;
                 let (qa, qb) = (quarter(from), quarter(to));
                 let mut per_bucket: BTreeMap<i64, i64> = BTreeMap::new();
-                for (bucket, _, n) in self.store.event_counts(qa, qb).await.map_err(db)? {
+                for (bucket, _, n) in self.store.event_counts(qa, qb).await? {
                     *per_bucket.entry(bucket).or_default() += n;
                 }
                 for (bucket, n) in per_bucket {
@@ -200,7 +199,7 @@ impl Analytics {
         let starts = day_starts(range.days_from(0), &range.tz);
         let (qa, qb) = (quarter(starts[0]), quarter(starts[starts.len() - 1]));
         let mut totals: HashMap<String, i64> = HashMap::new();
-        for (_, kind, n) in self.store.event_counts(qa, qb).await.map_err(db)? {
+        for (_, kind, n) in self.store.event_counts(qa, qb).await? {
             *totals.entry(kind).or_default() += n;
         }
         let mut out: Vec<_> = totals.into_iter().collect();
@@ -216,7 +215,7 @@ impl Analytics {
         let (qa, qb) = (quarter(starts[0]), quarter(starts[days]));
         let mut series: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         series.insert("events".to_owned(), vec![0; days]);
-        for (bucket, kind, n) in self.store.event_counts(qa, qb).await.map_err(db)? {
+        for (bucket, kind, n) in self.store.event_counts(qa, qb).await? {
             if let Some(i) = day_index(&starts, bucket * QUARTER_MS) {
                 for name in ["events".to_owned(), format!("events.{kind}")] {
                     series.entry(name).or_insert_with(|| vec![0; days])[i] += n;

@@ -8,12 +8,11 @@ use tonic::Status;
 use tt_common::{
     cache::Cache,
     clock::{Millis, SharedClock},
-    storage::{PageTokens, StorageError},
+    storage::PageTokens,
 };
 use tt_proto::common::v1::Event;
 
 use crate::{
-    DOMAIN,
     domain::schema,
     store::{Backlog, Batch, NewDeadLetter, Store, Summary},
 };
@@ -36,10 +35,6 @@ pub struct Analytics {
 
 /// Queued events one roll-up transaction folds in at most.
 pub const ROLLUP_CHUNK: i64 = 20_000;
-
-pub fn db(e: StorageError) -> Status {
-    e.to_status(DOMAIN)
-}
 
 /// A refused event as a dead letter.
 pub fn dead_letter(event: &Event, reason: String) -> NewDeadLetter {
@@ -78,7 +73,7 @@ impl Analytics {
                 Err(reason) => batch.dead.push(dead_letter(event, reason)),
             }
         }
-        let summary = self.store.ingest(&batch).await.map_err(db)?;
+        let summary = self.store.ingest(&batch).await?;
         if summary.accepted > 0 {
             self.rollup_wake.notify_one();
         }
@@ -97,7 +92,7 @@ impl Analytics {
     /// Stops after five chunks: under a bulk load the report is then a few seconds behind.
     pub async fn catch_up(&self) -> Result<(), Status> {
         for _ in 0..5 {
-            if self.store.roll_up(ROLLUP_CHUNK).await.map_err(db)? < ROLLUP_CHUNK as usize {
+            if self.store.roll_up(ROLLUP_CHUNK).await? < ROLLUP_CHUNK as usize {
                 break;
             }
         }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tt_common::config::{ConfigError, HumanDuration};
+use tt_common::config::{ConfigError, HumanDuration, Validate};
 
 /// Identity settings.
 #[derive(Debug, Clone, Args)]
@@ -46,8 +46,8 @@ pub struct IdentityArgs {
     pub signin_rate_per_minute: u32,
 }
 
-impl IdentityArgs {
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl Validate for IdentityArgs {
+    fn validate(&self) -> Result<(), ConfigError> {
         let minutes = |d: &HumanDuration| d.0.as_secs() / 60;
         if !(1..=60).contains(&minutes(&self.access_token_ttl)) {
             return Err(ConfigError::new("TT_ACCESS_TOKEN_TTL", "must be between 1m and 60m"));
@@ -80,7 +80,9 @@ impl IdentityArgs {
         }
         Ok(())
     }
+}
 
+impl IdentityArgs {
     /// The first admin's password, read from its file when one is given (empty: generate one).
     pub fn bootstrap_admin_password(&self) -> Result<String, ConfigError> {
         tt_common::config::inline_or_file(

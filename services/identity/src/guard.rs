@@ -8,9 +8,10 @@
 //! - Per client address: a fixed one-minute window of sign-in attempts.
 
 use std::time::Duration;
+use tt_common::error::Reason;
 
 use tonic::Status;
-use tt_common::{cache::Cache, error};
+use tt_common::cache::Cache;
 
 use crate::DOMAIN;
 
@@ -35,7 +36,7 @@ pub enum Failure {
 }
 
 fn cache_down(e: &dyn std::fmt::Display) -> Status {
-    error::unavailable(DOMAIN, "sign-in protection store", e)
+    DOMAIN.unavailable("sign-in protection store", e)
 }
 
 impl Guard {
@@ -51,9 +52,8 @@ impl Guard {
             .await
             .map_err(|e| cache_down(&e))?;
         if n > i64::from(self.per_minute) {
-            return Err(error::exhausted(
-                DOMAIN,
-                "RATE_LIMITED",
+            return Err(DOMAIN.exhausted(
+                Reason::new("RATE_LIMITED"),
                 "too many sign-in attempts from this client; retry later",
                 left,
             ));
@@ -72,9 +72,8 @@ impl Guard {
         if n > MAX_FAILURES {
             // No lock yet: the slots are taken by attempts still in progress (a burst), not by
             // failures; say so rather than blame failures that did not happen.
-            return Err(error::exhausted(
-                DOMAIN,
-                "TOO_MANY_ATTEMPTS_IN_PROGRESS",
+            return Err(DOMAIN.exhausted(
+                Reason::new("TOO_MANY_ATTEMPTS_IN_PROGRESS"),
                 "too many sign-in attempts for this account are in progress; retry in a moment",
                 Duration::from_secs(1),
             ));
@@ -119,9 +118,8 @@ fn lock_key(identifier: &str) -> String {
 
 /// The status of a locked identifier.
 pub fn locked(retry_after: Duration) -> Status {
-    error::exhausted(
-        DOMAIN,
-        "TOO_MANY_ATTEMPTS",
+    DOMAIN.exhausted(
+        Reason::new("TOO_MANY_ATTEMPTS"),
         "too many failed sign-in attempts; try again later",
         retry_after.max(Duration::from_secs(1)),
     )

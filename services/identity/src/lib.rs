@@ -41,7 +41,7 @@ use crate::{
 };
 
 /// The `ErrorInfo` domain of identity's errors.
-pub const DOMAIN: &str = "identity.timetravelers.dev";
+pub const DOMAIN: tt_common::error::Domain = tt_common::error::Domain::new("identity.timetravelers.dev");
 
 /// Identity, as the platform mounts it.
 pub static MODULE: Def<Identity> = Def::new();
@@ -107,10 +107,6 @@ impl Module for Identity {
 
     const MANIFEST: &'static Manifest =
         &Manifest { name: "identity", domain: DOMAIN, emits: events::EMITS, consumes: None, peers: &[] };
-
-    fn validate(args: &IdentityArgs) -> Result<(), tt_common::config::ConfigError> {
-        args.validate()
-    }
 
     /// Identity on its database, its cache namespace and the process secret (which also keys the
     /// subjects on the revocation feed).

@@ -14,6 +14,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+use tt_common::error::Reason;
 
 use futures::{StreamExt, future::BoxFuture, stream::BoxStream};
 use tokio::sync::{Notify, broadcast};
@@ -21,7 +22,6 @@ use tonic::Status;
 use tt_common::{
     auth::{RevocationSource, SubjectKeys},
     clock::{Millis, SharedClock, millis},
-    error,
 };
 use tt_proto::identity::v1::{Revocation, WatchRevocationsResponse};
 
@@ -214,10 +214,9 @@ impl RevocationHub {
                     let _ = tokio::time::timeout(Duration::from_secs(3), loaded).await;
                 }
                 self.snapshot().ok_or_else(|| {
-                    error::status(
+                    DOMAIN.status(
                         tonic::Code::Unavailable,
-                        DOMAIN,
-                        "REVOCATIONS_LOADING",
+                        Reason::new("REVOCATIONS_LOADING"),
                         "revocations are not loaded yet; retry shortly",
                     )
                 })?

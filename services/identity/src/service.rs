@@ -2,6 +2,7 @@
 //! tokens, opening sessions, announcing revocations to the feed, loading users).
 
 use std::{sync::Arc, time::Duration};
+use tt_common::error::Reason;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::Status;
@@ -9,8 +10,7 @@ use tt_common::{
     auth::{ACCESS_TOKEN_TYPE, AccessClaims, Role},
     cache::{Cache, Codec},
     clock::{Millis, SharedClock, millis, to_timestamp},
-    error,
-    storage::{PageTokens, StorageError},
+    storage::PageTokens,
 };
 use tt_proto::identity::v1 as pb;
 
@@ -58,27 +58,21 @@ impl std::fmt::Debug for Identity {
     }
 }
 
-/// Storage errors become statuses at the edge.
-pub fn db(e: StorageError) -> Status {
-    e.to_status(DOMAIN)
-}
-
 pub fn keys(e: KeyError) -> Status {
     match e {
-        KeyError::Storage(s) => db(s),
-        KeyError::FileManaged => error::status(
+        KeyError::Storage(s) => s.to_status(DOMAIN),
+        KeyError::FileManaged => DOMAIN.status(
             tonic::Code::FailedPrecondition,
-            DOMAIN,
-            "KEYS_FILE_MANAGED",
+            Reason::new("KEYS_FILE_MANAGED"),
             KeyError::FileManaged.to_string(),
         ),
-        other => error::internal(DOMAIN, &other),
+        other => DOMAIN.internal(&other),
     }
 }
 
 /// A fresh opaque token with 256 random bits and its stored hash.
 pub fn new_secret(prefix: &str) -> Result<(String, String), Status> {
-    let bytes = tt_common::secrets::random_bytes::<32>().map_err(|e| error::internal(DOMAIN, &e))?;
+    let bytes = tt_common::secrets::random_bytes::<32>().map_err(|e| DOMAIN.internal(&e))?;
     let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = hash_secret(&token);
     Ok((token, hash))
@@ -190,7 +184,7 @@ impl Identity {
             revoked_at: None,
         };
         let (refresh, hash) = new_secret("rt_")?;
-        self.store.create_session(&session, &hash, audit).await.map_err(db)?;
+        self.store.create_session(&session, &hash, audit).await?;
         self.token_pair(user, &session, refresh).await
     }
 
@@ -252,9 +246,8 @@ impl Identity {
         let user = self
             .store
             .admin_update(user_id, roles, status, revoke, now, audit)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| error::not_found(DOMAIN, "user", user_id))?;
+            .await?
+            .ok_or_else(|| DOMAIN.not_found("user", user_id))?;
         self.forget_user(user_id).await;
         if revoke.mark {
             self.publish_revocation().await;
@@ -264,14 +257,13 @@ impl Identity {
 
     /// The user `id` or NOT_FOUND.
     pub async fn user(&self, id: &str) -> Result<UserRow, Status> {
-        self.store.user_by_id(id).await.map_err(db)?.ok_or_else(|| error::not_found(DOMAIN, "user", id))
+        self.store.user_by_id(id).await?.ok_or_else(|| DOMAIN.not_found("user", id))
     }
 
     /// A setting's current value.
     pub async fn setting(&self, key: &str) -> Result<settings::SettingValue, Status> {
-        let def =
-            settings::find(key).ok_or_else(|| error::internal(DOMAIN, &format!("unknown setting {key}")))?;
-        let stored = self.store.setting(key).await.map_err(db)?;
+        let def = settings::find(key).ok_or_else(|| DOMAIN.internal(&format!("unknown setting {key}")))?;
+        let stored = self.store.setting(key).await?;
         Ok(def.current(stored.as_ref().map(|r| r.value.as_str())))
     }
 }
@@ -281,7 +273,7 @@ pub fn key_to_proto(k: &KeyRow) -> Result<pb::PublicKey, Status> {
     Ok(pb::PublicKey {
         kid: k.kid.clone(),
         algorithm: "EdDSA".into(),
-        public_key: k.public_key_bytes().map_err(db)?,
+        public_key: k.public_key_bytes()?,
         create_time: Some(to_timestamp(k.created_at)),
         retire_time: k.retired_at.map(to_timestamp),
         active: k.active,

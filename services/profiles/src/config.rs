@@ -1,7 +1,7 @@
 //! Profiles' own settings (flattened into the binaries' configs).
 
 use clap::Args;
-use tt_common::config::{ConfigError, HumanDuration};
+use tt_common::config::{ConfigError, HumanDuration, Validate};
 
 /// Profiles settings.
 #[derive(Debug, Clone, Args)]
@@ -12,8 +12,8 @@ pub struct ProfilesArgs {
     pub profiles_cache_ttl: HumanDuration,
 }
 
-impl ProfilesArgs {
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl Validate for ProfilesArgs {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.profiles_cache_ttl.0 > std::time::Duration::from_secs(24 * 3600) {
             return Err(ConfigError::new("TT_PROFILES_CACHE_TTL", "must be at most 24h"));
         }

@@ -38,7 +38,7 @@ pub use crate::service::Profiles;
 use crate::{api::Api, config::ProfilesArgs, store::Store};
 
 /// The `ErrorInfo` domain of profiles' errors.
-pub const DOMAIN: &str = "profiles.timetravelers.dev";
+pub const DOMAIN: tt_common::error::Domain = tt_common::error::Domain::new("profiles.timetravelers.dev");
 
 /// Profiles, as the platform mounts it.
 pub static MODULE: Def<Profiles> = Def::new();
@@ -74,10 +74,6 @@ impl Module for Profiles {
         consumes: Some(Consumes { types: &[USER_DELETED], deliver: api::integration::deliver }),
         peers: &[],
     };
-
-    fn validate(args: &ProfilesArgs) -> Result<(), tt_common::config::ConfigError> {
-        args.validate()
-    }
 
     fn build(cx: Context, args: ProfilesArgs) -> BoxFuture<'static, Result<Arc<Self>, BoxError>> {
         Box::pin(async move {

@@ -2,6 +2,7 @@
 //! completion, learner view) and their invalidation, and the mapping of store errors.
 
 use std::{sync::Arc, time::Duration};
+use tt_common::error::Reason;
 
 use tonic::{Code, Request, Status};
 use tt_common::{
@@ -36,25 +37,20 @@ pub struct Profiles {
     pub cache_ttl: Duration,
 }
 
-pub fn db(e: StorageError) -> Status {
-    e.to_status(DOMAIN)
-}
-
 /// Maps a refused child write of a `kind` ("goal", "position", "skill") with id `id`.
 pub fn write(e: WriteError, kind: &str, id: &str) -> Status {
     match e {
-        WriteError::Storage(e) => db(e),
-        WriteError::NoProfile => error::not_found(DOMAIN, "profile", ""),
-        WriteError::Limit(message) => error::status(
+        WriteError::Storage(e) => e.to_status(DOMAIN),
+        WriteError::NoProfile => DOMAIN.not_found("profile", ""),
+        WriteError::Limit(message) => DOMAIN.status(
             Code::FailedPrecondition,
-            DOMAIN,
-            &format!("{}_LIMIT_REACHED", kind.to_ascii_uppercase()),
+            Reason::owned(format!("{}_LIMIT_REACHED", kind.to_ascii_uppercase())),
             message,
         ),
-        WriteError::NotFound => error::not_found(DOMAIN, kind, id),
-        WriteError::Stale => error::etag_mismatch(DOMAIN, kind),
+        WriteError::NotFound => DOMAIN.not_found(kind, id),
+        WriteError::Stale => DOMAIN.etag_mismatch(kind),
         WriteError::Invalid(message) => {
-            error::status(Code::InvalidArgument, DOMAIN, "INVALID_ARGUMENT", message)
+            DOMAIN.status(Code::InvalidArgument, Reason::new("INVALID_ARGUMENT"), message)
         }
     }
 }
@@ -105,14 +101,13 @@ impl Profiles {
     /// Creates the profile of `user_id` on first access (by `actor`); FAILED_PRECONDITION for
     /// a deleted user.
     pub async fn ensure(&self, user_id: &str, actor: &str) -> Result<(), Status> {
-        if self.store.ensure_profile(user_id, actor, self.now()).await.map_err(db)? {
+        if self.store.ensure_profile(user_id, actor, self.now()).await? {
             return Ok(());
         }
-        if self.store.is_purged(user_id).await.map_err(db)? {
-            return Err(error::status(
+        if self.store.is_purged(user_id).await? {
+            return Err(DOMAIN.status(
                 Code::FailedPrecondition,
-                DOMAIN,
-                "USER_DELETED",
+                Reason::new("USER_DELETED"),
                 "this user was deleted",
             ));
         }
@@ -121,11 +116,7 @@ impl Profiles {
 
     /// Everything about a learner (NOT_FOUND without a profile).
     pub async fn learner(&self, user_id: &str) -> Result<Learner, Status> {
-        self.store
-            .learner(user_id)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| error::not_found(DOMAIN, "profile", user_id))
+        self.store.learner(user_id).await?.ok_or_else(|| DOMAIN.not_found("profile", user_id))
     }
 
     /// A view of `user_id` from the cache, else built from the database and cached.

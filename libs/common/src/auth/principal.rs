@@ -1,10 +1,9 @@
 //! The authenticated caller, as handlers see it.
 
+use crate::error::Reason;
 use tonic::{Request, Status};
 
-use crate::error::{permission_denied, unauthenticated};
-
-const DOMAIN: &str = "auth.timetravelers.dev";
+const DOMAIN: crate::error::Domain = crate::error::Domain::new("auth.timetravelers.dev");
 
 /// A role a principal holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,17 +73,16 @@ impl Principal {
 
 /// The caller, or UNAUTHENTICATED when the method was reached without a verified token.
 pub fn principal<T>(request: &Request<T>) -> Result<&Principal, Status> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .ok_or_else(|| unauthenticated(DOMAIN, "MISSING_TOKEN", "this method needs a bearer access token"))
+    request.extensions().get::<Principal>().ok_or_else(|| {
+        DOMAIN.unauthenticated(Reason::new("MISSING_TOKEN"), "this method needs a bearer access token")
+    })
 }
 
 /// A signed-in person (not a service account).
 pub fn require_user<T>(request: &Request<T>) -> Result<&Principal, Status> {
     let p = principal(request)?;
     if p.kind != PrincipalKind::User {
-        return Err(permission_denied(DOMAIN, "this method is for signed-in users"));
+        return Err(DOMAIN.permission_denied("this method is for signed-in users"));
     }
     Ok(p)
 }
@@ -93,7 +91,7 @@ pub fn require_user<T>(request: &Request<T>) -> Result<&Principal, Status> {
 pub fn require_admin<T>(request: &Request<T>) -> Result<&Principal, Status> {
     let p = principal(request)?;
     if !p.is_admin() {
-        return Err(permission_denied(DOMAIN, "this method needs the admin role"));
+        return Err(DOMAIN.permission_denied("this method needs the admin role"));
     }
     Ok(p)
 }
@@ -102,7 +100,7 @@ pub fn require_admin<T>(request: &Request<T>) -> Result<&Principal, Status> {
 pub fn require_service<T>(request: &Request<T>) -> Result<&Principal, Status> {
     let p = principal(request)?;
     if !p.is_service() {
-        return Err(permission_denied(DOMAIN, "this method needs a service token"));
+        return Err(DOMAIN.permission_denied("this method needs a service token"));
     }
     Ok(p)
 }
@@ -111,7 +109,7 @@ pub fn require_service<T>(request: &Request<T>) -> Result<&Principal, Status> {
 pub fn require_admin_or_service<T>(request: &Request<T>) -> Result<&Principal, Status> {
     let p = principal(request)?;
     if !(p.is_admin() || p.is_service()) {
-        return Err(permission_denied(DOMAIN, "this method needs the admin role or a service token"));
+        return Err(DOMAIN.permission_denied("this method needs the admin role or a service token"));
     }
     Ok(p)
 }
@@ -120,7 +118,7 @@ pub fn require_admin_or_service<T>(request: &Request<T>) -> Result<&Principal, S
 pub fn require_self_or_admin<'a, T>(request: &'a Request<T>, user_id: &str) -> Result<&'a Principal, Status> {
     let p = principal(request)?;
     if !((p.kind == PrincipalKind::User && p.subject == user_id) || p.is_admin()) {
-        return Err(permission_denied(DOMAIN, "only the owner or an admin may do this"));
+        return Err(DOMAIN.permission_denied("only the owner or an admin may do this"));
     }
     Ok(p)
 }
@@ -128,7 +126,11 @@ pub fn require_self_or_admin<'a, T>(request: &'a Request<T>, user_id: &str) -> R
 /// Whose data a read names: `user_id`, or the caller when it is empty; reading someone else's
 /// needs the admin role (PERMISSION_DENIED), and their id must look like one (INVALID_ARGUMENT
 /// in `domain`). Returns the user and whether it is the caller. Services are refused.
-pub fn read_target<T>(request: &Request<T>, user_id: &str, domain: &str) -> Result<(String, bool), Status> {
+pub fn read_target<T>(
+    request: &Request<T>,
+    user_id: &str,
+    domain: crate::error::Domain,
+) -> Result<(String, bool), Status> {
     let me = require_user(request)?;
     if user_id.is_empty() || me.subject == user_id {
         return Ok((me.subject.clone(), true));

@@ -1,5 +1,6 @@
 //! Local verification of access tokens with keys fetched from identity.
 
+use crate::error::Reason;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, RwLock},
@@ -41,10 +42,10 @@ pub enum AuthError {
 
 impl AuthError {
     pub fn to_status(&self) -> tonic::Status {
-        const DOMAIN: &str = "auth.timetravelers.dev";
+        const DOMAIN: crate::error::Domain = crate::error::Domain::new("auth.timetravelers.dev");
         match self {
-            Self::Invalid(why) => crate::error::unauthenticated(DOMAIN, "INVALID_TOKEN", *why),
-            Self::Unavailable(e) => crate::error::unavailable(DOMAIN, "authentication", e),
+            Self::Invalid(why) => DOMAIN.unauthenticated(Reason::new("INVALID_TOKEN"), *why),
+            Self::Unavailable(e) => DOMAIN.unavailable("authentication", e),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::{
     future::Future,
     sync::{
         Mutex,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -49,6 +49,8 @@ pub(super) struct Redis {
     open_until: Mutex<Option<Instant>>,
     failures: AtomicU32,
     lost: Mutex<Lost>,
+    /// Whether `lost` holds anything (keys or a bypass): reads check this before the lock.
+    pending: AtomicBool,
 }
 
 /// Whether an error says Redis is away (rather than that a command was wrong).
@@ -63,6 +65,7 @@ impl Redis {
             open_until: Mutex::new(None),
             failures: AtomicU32::new(0),
             lost: Mutex::new(Lost::default()),
+            pending: AtomicBool::new(false),
         }
     }
 
@@ -115,6 +118,7 @@ impl Redis {
         if lost.keys.len() + keys.len() > MAX_LOST {
             lost.keys.clear();
             lost.bypass_until = Some(Instant::now() + LOST_OVERFLOW_BYPASS);
+            self.pending.store(true, Ordering::Release);
             tracing::error!(
                 max = MAX_LOST,
                 bypass = ?LOST_OVERFLOW_BYPASS,
@@ -123,29 +127,42 @@ impl Redis {
             return;
         }
         lost.keys.extend(keys.iter().cloned());
+        self.pending.store(!lost.keys.is_empty() || lost.bypass_until.is_some(), Ordering::Release);
         metrics::gauge!("tt_cache_lost_invalidations").set(lost.keys.len() as f64);
     }
 
     /// Whether reads of `key` must skip the cache (its invalidation is still to be redone).
     pub(super) fn must_skip(&self, key: &str) -> bool {
-        let lost = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        lost.bypass_until.is_some_and(|t| Instant::now() < t) || lost.keys.contains(key)
+        if !self.pending.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut lost = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lost.bypass_until.is_some_and(|t| Instant::now() >= t) {
+            lost.bypass_until = None;
+            self.pending.store(!lost.keys.is_empty(), Ordering::Release);
+        }
+        lost.bypass_until.is_some() || lost.keys.contains(key)
     }
 
     /// The invalidations to redo now (taken out; put back with [`Redis::lost`] if redoing fails).
     pub(super) fn take_lost(&self) -> Vec<String> {
+        if !self.pending.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         let mut lost = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if lost.keys.is_empty() {
             return Vec::new();
         }
         let keys: Vec<String> = lost.keys.drain().collect();
+        self.pending.store(lost.bypass_until.is_some(), Ordering::Release);
         metrics::gauge!("tt_cache_lost_invalidations").set(0.0);
         keys
     }
 
     /// Whether invalidations wait to be redone.
     pub(super) fn has_lost(&self) -> bool {
-        !self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keys.is_empty()
+        self.pending.load(Ordering::Acquire)
+            && !self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keys.is_empty()
     }
 }
 

@@ -17,11 +17,11 @@ use super::Signal;
 use crate::{
     auth::require_admin,
     clock::{SharedClock, to_timestamp},
-    error::{self, Violations},
+    error::Violations,
     storage::{Database, PageSize, PageTokens, StorageError},
 };
 
-const DOMAIN: &str = "outbox.timetravelers.dev";
+pub(crate) const DOMAIN: crate::error::Domain = crate::error::Domain::new("outbox.timetravelers.dev");
 
 /// Dead letters one replay or discard names at most.
 pub const MAX_IDS: usize = 500;
@@ -73,20 +73,6 @@ impl OutboxAdmin {
     }
 }
 
-fn db(e: StorageError) -> Status {
-    e.to_status(DOMAIN)
-}
-
-/// Checks a list of dead letter ids (count first, then each, then duplicates).
-fn check_ids(v: &mut Violations, ids: &[String]) {
-    if v.check_count("dead_letter_ids", ids.len(), MAX_IDS) {
-        for (i, id) in ids.iter().enumerate() {
-            v.check_id(&format!("dead_letter_ids[{i}]"), id);
-        }
-        v.check_unique("dead_letter_ids", ids);
-    }
-}
-
 /// The rows that are dead letters: refused, neither replayed nor discarded.
 const DEAD: &str = "dead_at IS NOT NULL AND delivered_at IS NULL";
 
@@ -115,14 +101,14 @@ impl OutboxAdminService for OutboxAdmin {
                 .bind(destination)
                 .fetch_one(source.db.pool())
                 .await
-                .map_err(|e| db(e.into()))?;
-                let oldest: Option<i64> = row.try_get("oldest").map_err(|e| db(e.into()))?;
+                .map_err(StorageError::from)?;
+                let oldest: Option<i64> = row.try_get("oldest").map_err(StorageError::from)?;
                 outboxes.push(pb::OutboxStatus {
                     service: source.service.clone(),
                     destination: destination.clone(),
-                    pending: row.try_get("pending").map_err(|e| db(e.into()))?,
-                    held: row.try_get("held").map_err(|e| db(e.into()))?,
-                    dead_letters: row.try_get("dead").map_err(|e| db(e.into()))?,
+                    pending: row.try_get("pending").map_err(StorageError::from)?,
+                    held: row.try_get("held").map_err(StorageError::from)?,
+                    dead_letters: row.try_get("dead").map_err(StorageError::from)?,
                     oldest_pending_time: oldest.map(to_timestamp),
                 });
             }
@@ -149,7 +135,7 @@ impl OutboxAdminService for OutboxAdmin {
         let scope = format!("outbox-dead:{}:{}", req.service, req.destination);
         let after: Option<String> = source.and_then(|s| s.pages.checked(&mut v, &scope, &req.page_token));
         v.into_result()?;
-        let Some(source) = source else { return Err(error::internal(DOMAIN, &"no source after checks")) };
+        let Some(source) = source else { return Err(DOMAIN.internal(&"no source after checks")) };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, destination, payload, last_error, dead_at, attempts, \
              (SELECT COUNT(*) FROM outbox o WHERE o.destination = outbox.destination AND o.subject = outbox.subject \
@@ -161,24 +147,24 @@ impl OutboxAdminService for OutboxAdmin {
         .bind(size.limit_plus_one())
         .fetch_all(source.db.pool())
         .await
-        .map_err(|e| db(e.into()))?;
+        .map_err(StorageError::from)?;
         let mut letters = Vec::with_capacity(rows.len());
         for row in &rows {
-            let payload: Vec<u8> = row.try_get("payload").map_err(|e| db(e.into()))?;
-            let dead_at: Option<i64> = row.try_get("dead_at").map_err(|e| db(e.into()))?;
-            let attempts: i32 = row.try_get("attempts").map_err(|e| db(e.into()))?;
+            let payload: Vec<u8> = row.try_get("payload").map_err(StorageError::from)?;
+            let dead_at: Option<i64> = row.try_get("dead_at").map_err(StorageError::from)?;
+            let attempts: i32 = row.try_get("attempts").map_err(StorageError::from)?;
             letters.push(pb::OutboxDeadLetter {
-                id: row.try_get("id").map_err(|e| db(e.into()))?,
+                id: row.try_get("id").map_err(StorageError::from)?,
                 service: source.service.clone(),
-                destination: row.try_get("destination").map_err(|e| db(e.into()))?,
+                destination: row.try_get("destination").map_err(StorageError::from)?,
                 event: Event::decode(payload.as_slice()).ok(),
                 reason: row
                     .try_get::<Option<String>, _>("last_error")
-                    .map_err(|e| db(e.into()))?
+                    .map_err(StorageError::from)?
                     .unwrap_or_default(),
                 dead_time: dead_at.map(to_timestamp),
                 attempts,
-                held_events: row.try_get("held").map_err(|e| db(e.into()))?,
+                held_events: row.try_get("held").map_err(StorageError::from)?,
             });
         }
         let next = size.split_next(&mut letters, |l| l.id.clone()).map(|c| source.pages.encode(&scope, &c));
@@ -201,9 +187,9 @@ impl OutboxAdminService for OutboxAdmin {
             "dead_letter_ids",
             "name dead letters, or set all",
         );
-        check_ids(&mut v, &req.dead_letter_ids);
+        v.check_ids("dead_letter_ids", &req.dead_letter_ids, MAX_IDS);
         v.into_result()?;
-        let Some(source) = source else { return Err(error::internal(DOMAIN, &"no source after checks")) };
+        let Some(source) = source else { return Err(DOMAIN.internal(&"no source after checks")) };
         let n = update(source, "dead_at = NULL", None, &req.dead_letter_ids).await?;
         Ok(Response::new(pb::ReplayOutboxDeadLettersResponse { requeued: n }))
     }
@@ -217,9 +203,9 @@ impl OutboxAdminService for OutboxAdmin {
         let mut v = Violations::new(DOMAIN);
         let source = self.source(&mut v, &req.service);
         v.check(!req.dead_letter_ids.is_empty(), "dead_letter_ids", "name the dead letters to discard");
-        check_ids(&mut v, &req.dead_letter_ids);
+        v.check_ids("dead_letter_ids", &req.dead_letter_ids, MAX_IDS);
         v.into_result()?;
-        let Some(source) = source else { return Err(error::internal(DOMAIN, &"no source after checks")) };
+        let Some(source) = source else { return Err(DOMAIN.internal(&"no source after checks")) };
         let now = source.clock.now_ms();
         let n = update(source, "delivered_at = $1", Some(now), &req.dead_letter_ids).await?;
         tracing::warn!(service = %source.service, discarded = n, by = %admin, "outbox dead letters discarded");
@@ -242,7 +228,7 @@ async fn update(source: &OutboxSource, set: &str, now: Option<i64>, ids: &[Strin
     for id in ids {
         query = query.bind(id.clone());
     }
-    let done = query.execute(source.db.pool()).await.map_err(|e| db(e.into()))?;
+    let done = query.execute(source.db.pool()).await.map_err(StorageError::from)?;
     if let Some(signal) = &source.signal {
         signal.raise();
     }

@@ -317,6 +317,7 @@ pub async fn assemble(a: Assembly<'_>) -> Result<Assembled, PlatformError> {
         let readiness = Arc::new(Readiness::default());
         let mut mount = Mount {
             builder: &mut builder,
+            domain: manifest.domain,
             platform: &platform,
             services: Vec::new(),
             jobs: Vec::new(),

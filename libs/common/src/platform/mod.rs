@@ -20,15 +20,12 @@ pub mod standalone;
 
 use std::{
     any::Any,
-    convert::Infallible,
     marker::PhantomData,
     sync::{Arc, OnceLock},
 };
 
 use futures::future::BoxFuture;
-use http::{Request, Response};
-use tonic::{Status, body::Body, server::NamedService};
-use tower_service::Service;
+use tonic::{Status, server::NamedService};
 use tt_proto::{MessageLimits, common::v1::Event};
 
 pub use self::{
@@ -38,9 +35,9 @@ pub use self::{
 use crate::{
     cache::Cache,
     client::Peer,
-    config::ConfigError,
+    config::{ConfigError, Validate},
     outbox::{Outbox, schema::EventType},
-    server::ServerBuilder,
+    server::{GrpcService, ServerBuilder},
     storage::{Database, PageTokens},
 };
 
@@ -52,7 +49,7 @@ pub struct Manifest {
     /// service tokens and the `TT_<NAME>_URL` its peers reach it at.
     pub name: &'static str,
     /// The `ErrorInfo` domain of its errors.
-    pub domain: &'static str,
+    pub domain: crate::error::Domain,
     /// The event types it writes to its outbox.
     pub emits: &'static [EventType],
     /// The event types it consumes from other modules' outboxes, if any.
@@ -88,16 +85,11 @@ pub struct Context {
 
 /// A service, as the platform mounts it.
 pub trait Module: Send + Sync + Sized + 'static {
-    /// Its own settings (flags and `TT_...` variables), beside the platform's.
-    type Args: clap::Args + clap::FromArgMatches + Clone + Send + Sync + 'static;
+    /// Its own settings (flags and `TT_...` variables), beside the platform's, with the checks
+    /// clap cannot express.
+    type Args: clap::Args + clap::FromArgMatches + Validate + Clone + Send + Sync + 'static;
 
     const MANIFEST: &'static Manifest;
-
-    /// Checks its settings (clap cannot express everything).
-    fn validate(args: &Self::Args) -> Result<(), ConfigError> {
-        let _ = args;
-        Ok(())
-    }
 
     /// Builds the module on the opened platform; nothing may touch the database yet.
     fn build(context: Context, args: Self::Args) -> BoxFuture<'static, Result<Arc<Self>, BoxError>>;
@@ -151,7 +143,7 @@ impl<M: Module> Definition for Def<M> {
     }
 
     fn validate(&self, matches: &clap::ArgMatches) -> Result<(), ConfigError> {
-        M::validate(&settings::<M>(matches)?)
+        settings::<M>(matches)?.validate()
     }
 
     fn build(
@@ -228,6 +220,7 @@ impl Readiness {
 /// Where a module mounts what it serves.
 pub struct Mount<'a> {
     builder: &'a mut ServerBuilder,
+    domain: crate::error::Domain,
     platform: &'a Arc<Platform>,
     services: Vec<String>,
     jobs: Vec<(String, BoxFuture<'static, ()>)>,
@@ -238,19 +231,13 @@ pub struct Mount<'a> {
 impl<'a> Mount<'a> {
     /// Serves a generated gRPC server with the platform's message-size limits; its health name
     /// is its `S::NAME`, SERVING once the module is prepared.
-    pub fn grpc<S>(&mut self, server: S, descriptors: &'static [u8]) -> &mut Self
-    where
-        S: MessageLimits
-            + Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    pub fn grpc<S: MessageLimits + GrpcService>(
+        &mut self,
+        server: S,
+        descriptors: &'static [u8],
+    ) -> &mut Self {
         let max = self.builder.args().max_message_bytes;
-        self.builder.add_service(server.with_message_limits(max), descriptors);
+        self.builder.add_module_service(server.with_message_limits(max), descriptors, self.domain);
         self.services.push(S::NAME.to_owned());
         self
     }

@@ -13,6 +13,7 @@
 //! [`MAX_STATUS_BYTES`] here, its message is cut and its details shrunk, with a warning, since
 //! that is a bug at the source.
 
+use crate::error::Reason;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue};
 use prost::Message;
@@ -20,7 +21,7 @@ use tonic::Code;
 
 use crate::error;
 
-const DOMAIN: &str = "server.timetravelers.dev";
+const DOMAIN: crate::error::Domain = crate::error::Domain::new("server.timetravelers.dev");
 
 /// Message and details of a status, as sent (`grpc-message` percent-encoded,
 /// `grpc-status-details-bin` base64), at most: half of what C-core clients warn at.
@@ -76,10 +77,9 @@ fn transport_status(code: Code, message: &str, has_details: bool) -> Option<toni
         && let Some(why) = message.strip_prefix("failed to decode Protobuf message")
     {
         let why = why.trim_start_matches([':', ' ']);
-        return Some(error::status(
+        return Some(DOMAIN.status(
             Code::InvalidArgument,
-            DOMAIN,
-            "MALFORMED_REQUEST",
+            Reason::new("MALFORMED_REQUEST"),
             format!("the request message could not be decoded: {}", error::clip(why, 200)),
         ));
     }
@@ -90,7 +90,7 @@ fn transport_status(code: Code, message: &str, has_details: bool) -> Option<toni
             [found, limit] => format!("the request message is {found} bytes; the limit is {limit} bytes"),
             _ => "the request message is larger than the limit".to_owned(),
         };
-        return Some(error::status(Code::ResourceExhausted, DOMAIN, "MESSAGE_TOO_LARGE", text));
+        return Some(DOMAIN.status(Code::ResourceExhausted, Reason::new("MESSAGE_TOO_LARGE"), text));
     }
     None
 }
@@ -200,7 +200,11 @@ mod tests {
 
     #[test]
     fn our_own_statuses_pass_untouched() {
-        let ours = error::status(Code::Internal, "x.timetravelers.dev", "INTERNAL", "internal error");
+        let ours = crate::error::Domain::new("x.timetravelers.dev").status(
+            Code::Internal,
+            Reason::new("INTERNAL"),
+            "internal error",
+        );
         let mut h = headers_of(&ours);
         let before = h.clone();
         normalize(&mut h);

@@ -66,24 +66,27 @@ pin_project_lite::pin_project! {
     pub struct ObservedBody<B> {
         #[pin]
         inner: B,
-        labels: Option<CallLabels>,
-        path: Option<(String, String)>,
+        labels: CallLabels,
+        // The call's outcome is counted (from the headers of a trailers-only response, or
+        // once the body ended).
+        recorded: bool,
         done: bool,
     }
 
     impl<B> PinnedDrop for ObservedBody<B> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(l) = this.project().labels.take() {
-                record(&l.service, &l.method, tonic::Code::Cancelled, l.started);
+            let this = this.project();
+            if !*this.recorded {
+                record(&this.labels.service, &this.labels.method, tonic::Code::Cancelled, this.labels.started);
             }
         }
     }
 }
 
 impl<B> ObservedBody<B> {
-    /// `labels` is `None` when the status was already known (and recorded) from the headers.
-    pub fn new(inner: B, labels: Option<CallLabels>, service: &str, method: &str) -> Self {
-        Self { inner, labels, path: Some((service.to_owned(), method.to_owned())), done: false }
+    /// `recorded` when the status was already known (and recorded) from the headers.
+    pub fn new(inner: B, labels: CallLabels, recorded: bool) -> Self {
+        Self { inner, labels, recorded, done: false }
     }
 }
 
@@ -102,21 +105,24 @@ where
         if *this.done {
             return Poll::Ready(None);
         }
+        let labels: &CallLabels = this.labels;
+        let mut outcome = |code: tonic::Code| {
+            if !std::mem::replace(this.recorded, true) {
+                record(&labels.service, &labels.method, code, labels.started);
+            }
+        };
         let mut inner = this.inner;
         let polled =
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll_frame(cx))) {
                 Ok(polled) => polled,
                 Err(panic) => {
                     *this.done = true;
-                    let (service, method) = this.path.take().unwrap_or_default();
-                    let status = super::stack::panicked(&service, &method, panic.as_ref());
+                    let status = super::stack::panicked(&labels.service, &labels.method, panic.as_ref());
                     let mut trailers = http::HeaderMap::new();
                     if status.add_header(&mut trailers).is_err() {
                         trailers.insert("grpc-status", http::HeaderValue::from(tonic::Code::Internal as i32));
                     }
-                    if let Some(l) = this.labels.take() {
-                        record(&l.service, &l.method, tonic::Code::Internal, l.started);
-                    }
+                    outcome(tonic::Code::Internal);
                     return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                 }
             };
@@ -125,22 +131,11 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(trailers) = frame.trailers_mut() {
                     super::edge::normalize(trailers);
-                    if let Some(l) = this.labels.take() {
-                        let code = code_of(trailers).unwrap_or(tonic::Code::Unknown);
-                        record(&l.service, &l.method, code, l.started);
-                    }
+                    outcome(code_of(trailers).unwrap_or(tonic::Code::Unknown));
                 }
             }
-            Poll::Ready(Some(Err(_))) => {
-                if let Some(l) = this.labels.take() {
-                    record(&l.service, &l.method, tonic::Code::Internal, l.started);
-                }
-            }
-            Poll::Ready(None) => {
-                if let Some(l) = this.labels.take() {
-                    record(&l.service, &l.method, tonic::Code::Unknown, l.started);
-                }
-            }
+            Poll::Ready(Some(Err(_))) => outcome(tonic::Code::Internal),
+            Poll::Ready(None) => outcome(tonic::Code::Unknown),
             Poll::Pending => {}
         }
         polled

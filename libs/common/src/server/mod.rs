@@ -60,6 +60,27 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// A tonic service the builder can mount (every generated server is one).
+pub trait GrpcService:
+    Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
+    + NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcService for S where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Collects services, then serves them.
 pub struct ServerBuilder {
     args: ServerArgs,
@@ -71,6 +92,7 @@ pub struct ServerBuilder {
     verifier: Option<Arc<TokenVerifier>>,
     background: Vec<(String, BoxFuture<'static, ()>)>,
     outboxes: Vec<crate::outbox::OutboxSource>,
+    domains: HashMap<String, crate::error::Domain>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -91,6 +113,7 @@ impl ServerBuilder {
             verifier: None,
             background: Vec::new(),
             outboxes: Vec::new(),
+            domains: HashMap::new(),
         }
     }
 
@@ -108,16 +131,7 @@ impl ServerBuilder {
 
     /// Mounts a tonic service with the encoded `FileDescriptorSet` that describes it (for
     /// reflection); its health status starts NOT_SERVING.
-    pub fn add_service<S>(&mut self, svc: S, descriptors: &'static [u8]) -> &mut Self
-    where
-        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    pub fn add_service<S: GrpcService>(&mut self, svc: S, descriptors: &'static [u8]) -> &mut Self {
         self.services.push(S::NAME.to_owned());
         self.routes.add_service(svc);
         if !self.descriptors.contains(&descriptors) {
@@ -126,10 +140,23 @@ impl ServerBuilder {
         self
     }
 
+    /// [`ServerBuilder::add_service`] for a module whose errors carry `domain` (storage errors
+    /// that become statuses by `?` in its handlers take it from the call).
+    pub fn add_module_service<S: GrpcService>(
+        &mut self,
+        svc: S,
+        descriptors: &'static [u8],
+        domain: crate::error::Domain,
+    ) -> &mut Self {
+        self.domains.insert(S::NAME.to_owned(), domain);
+        self.add_service(svc, descriptors)
+    }
+
     /// Adds a service's outbox to the server's `OutboxAdminService` (mounted with the first).
     pub fn outbox(&mut self, source: crate::outbox::OutboxSource) -> &mut Self {
         if self.outboxes.is_empty() {
             self.services.push(OUTBOX_ADMIN.to_owned());
+            self.domains.insert(OUTBOX_ADMIN.to_owned(), crate::outbox::admin::DOMAIN);
             let fds = tt_proto::common::v1::FILE_DESCRIPTOR_SET;
             if !self.descriptors.contains(&fds) {
                 self.descriptors.push(fds);
@@ -214,6 +241,7 @@ impl ServerBuilder {
             verifier: self.verifier,
             public: self.public,
             ready: ready.clone(),
+            domains: self.domains,
         });
 
         let mut tasks = spawn_readiness(checks, &ready, &reporter, &shutdown);

@@ -7,6 +7,7 @@
 //! It is one service rather than seven layers so the order is explicit and the per-call state
 //! (labels, deadline, principal) is computed once.
 
+use crate::error::Reason;
 use std::{
     collections::HashMap,
     convert::Infallible,
@@ -27,13 +28,10 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::metrics::{CallLabels, ObservedBody, code_of, record, split_path};
+use crate::auth::TokenVerifier;
 pub use crate::call::{CallContext, current_call};
-use crate::{
-    auth::TokenVerifier,
-    error::{self},
-};
 
-const DOMAIN: &str = "server.timetravelers.dev";
+const DOMAIN: crate::error::Domain = crate::error::Domain::new("server.timetravelers.dev");
 const REQUEST_ID: &str = "x-request-id";
 
 /// State shared by every connection.
@@ -45,6 +43,8 @@ pub struct StackState {
     pub(super) public: Vec<String>,
     /// Per gRPC service: whether its readiness check has passed.
     pub(super) ready: HashMap<String, Arc<AtomicBool>>,
+    /// The error domain of each mounted service's module.
+    pub(super) domains: HashMap<String, crate::error::Domain>,
 }
 
 /// The layer that wraps the router.
@@ -122,9 +122,7 @@ where
                 tracing::Span::current().record("rpc.grpc.status_code", code as i32);
                 record(&labels.service, &labels.method, code, started);
             }
-            let (service, method) = (labels.service.clone(), labels.method.clone());
-            let labels = early.is_none().then_some(labels);
-            Ok(response.map(|b| Body::new(ObservedBody::new(b, labels, &service, &method))))
+            Ok(response.map(|b| Body::new(ObservedBody::new(b, labels, early.is_some()))))
         };
         Box::pin(fut.instrument(span))
     }
@@ -145,10 +143,9 @@ where
         && let Some(ready) = state.ready.get(&labels.service)
         && !ready.load(Ordering::Acquire)
     {
-        return Err(error::status(
+        return Err(DOMAIN.status(
             Code::Unavailable,
-            DOMAIN,
-            "SERVICE_STARTING",
+            Reason::new("SERVICE_STARTING"),
             "the service is starting; retry shortly",
         ));
     }
@@ -158,10 +155,9 @@ where
         None
     } else {
         Some(state.limit.clone().try_acquire_owned().map_err(|_| {
-            error::status(
+            DOMAIN.status(
                 Code::ResourceExhausted,
-                DOMAIN,
-                "OVERLOADED",
+                Reason::new("OVERLOADED"),
                 "the server is at its concurrency limit; retry with backoff",
             )
         })?)
@@ -178,12 +174,15 @@ where
     let public = infra || state.public.iter().any(|p| req.uri().path().starts_with(p.as_str()));
     if !public {
         let verifier = state.verifier.as_ref().ok_or_else(|| {
-            error::status(Code::Unauthenticated, DOMAIN, "NO_VERIFIER", "authentication is not configured")
+            DOMAIN.status(
+                Code::Unauthenticated,
+                Reason::new("NO_VERIFIER"),
+                "authentication is not configured",
+            )
         })?;
         let token = bearer.as_deref().ok_or_else(|| {
-            error::unauthenticated(
-                DOMAIN,
-                "MISSING_TOKEN",
+            DOMAIN.unauthenticated(
+                Reason::new("MISSING_TOKEN"),
                 "this method needs `authorization: Bearer <access token>`",
             )
         })?;
@@ -192,7 +191,8 @@ where
         req.extensions_mut().insert(principal);
     }
 
-    let call = CallContext { deadline, bearer, request_id };
+    let domain = state.domains.get(&labels.service).copied().unwrap_or(DOMAIN);
+    let call = CallContext { deadline, bearer, request_id, domain };
     let fut = crate::call::scope(call, async move {
         match inner.call(req).await {
             Ok(r) => r,
@@ -203,9 +203,11 @@ where
     match tokio::time::timeout(timeout, guarded).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(panic)) => Err(panicked(&labels.service, &labels.method, panic.as_ref())),
-        Err(_) => {
-            Err(error::status(Code::DeadlineExceeded, DOMAIN, "DEADLINE_EXCEEDED", "the request timed out"))
-        }
+        Err(_) => Err(DOMAIN.status(
+            Code::DeadlineExceeded,
+            Reason::new("DEADLINE_EXCEEDED"),
+            "the request timed out",
+        )),
     }
 }
 
@@ -222,7 +224,7 @@ pub(super) fn panicked(service: &str, method: &str, panic: &(dyn std::any::Any +
         &[("service", service.to_owned()), ("method", method.to_owned())]
     )
     .increment(1);
-    error::status(Code::Internal, DOMAIN, "INTERNAL", "internal error")
+    DOMAIN.status(Code::Internal, Reason::new("INTERNAL"), "internal error")
 }
 
 fn is_infrastructure(service: &str) -> bool {
@@ -244,9 +246,8 @@ fn bearer(headers: &http::HeaderMap) -> Result<Option<String>, tonic::Status> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let Some(first) = values.next() else { return Ok(None) };
     if values.next().is_some() {
-        return Err(error::unauthenticated(
-            DOMAIN,
-            "AMBIGUOUS_CREDENTIALS",
+        return Err(DOMAIN.unauthenticated(
+            Reason::new("AMBIGUOUS_CREDENTIALS"),
             "send one `authorization` header, not several",
         ));
     }
@@ -288,7 +289,7 @@ mod tests {
         assert_eq!(bearer(&h).expect("one header").as_deref(), Some("abc"));
         h.append("authorization", HeaderValue::from_static("Bearer other"));
         let refused = bearer(&h).expect_err("two headers");
-        assert_eq!(error::reason(&refused).as_deref(), Some("AMBIGUOUS_CREDENTIALS"));
+        assert_eq!(crate::error::reason(&refused).as_deref(), Some("AMBIGUOUS_CREDENTIALS"));
         h.insert("x-request-id", HeaderValue::from_static("req-1"));
         assert_eq!(request_id(&h), "req-1");
         h.insert("x-request-id", HeaderValue::from_static(""));

@@ -7,7 +7,9 @@
 
 mod page;
 pub mod query;
+pub mod update;
 
+use crate::error::Reason;
 use std::time::Duration;
 
 pub use page::{PageSize, PageTokens};
@@ -109,26 +111,32 @@ impl StorageError {
     }
 
     /// The status a handler returns for this error (causes are logged, never returned).
-    pub fn to_status(&self, domain: &str) -> tonic::Status {
+    pub fn to_status(&self, domain: crate::error::Domain) -> tonic::Status {
         match self {
-            Self::Unavailable(_) => crate::error::unavailable(domain, "database", self),
-            Self::Conflict(_) => crate::error::status(
+            Self::Unavailable(_) => domain.unavailable("database", self),
+            Self::Conflict(_) => domain.status(
                 tonic::Code::AlreadyExists,
-                domain,
-                "ALREADY_EXISTS",
+                Reason::new("ALREADY_EXISTS"),
                 "the resource already exists",
             ),
             Self::Invalid(_) => {
-                tracing::warn!(domain, error = %self, "a value got past the checks and the database refused it");
-                crate::error::status(
+                tracing::warn!(domain = domain.as_str(), error = %self, "a value got past the checks and the database refused it");
+                domain.status(
                     tonic::Code::InvalidArgument,
-                    domain,
-                    "INVALID_TEXT",
+                    Reason::new("INVALID_TEXT"),
                     "the request holds text the database cannot store (a NUL or invalid character)",
                 )
             }
-            Self::Other(_) => crate::error::internal(domain, self),
+            Self::Other(_) => domain.internal(self),
         }
+    }
+}
+
+/// A storage error as the answer of the call being served, in the domain of the module that
+/// serves it: handlers use `?` on their store's results.
+impl From<StorageError> for tonic::Status {
+    fn from(e: StorageError) -> Self {
+        e.to_status(crate::call::current_domain())
     }
 }
 

@@ -8,7 +8,7 @@ use aws_lc_rs::hmac;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{clock::SharedClock, error::invalid_field, secrets::Secret};
+use crate::{clock::SharedClock, error::Domain, secrets::Secret};
 
 const MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 
@@ -102,11 +102,11 @@ impl PageTokens {
     /// naming `page_token` when it is malformed, forged, from another query or expired.
     pub fn decode<T: DeserializeOwned>(
         &self,
-        domain: &str,
+        domain: impl Into<Domain>,
         scope: &str,
         token: &str,
     ) -> Result<Option<T>, tonic::Status> {
-        self.decode_reason(scope, token).map_err(|why| invalid_field(domain, "page_token", why))
+        self.decode_reason(scope, token).map_err(|why| domain.into().invalid_field("page_token", why))
     }
 
     fn decode_reason<T: DeserializeOwned>(

@@ -11,7 +11,6 @@ use tt_proto::{
 use super::{Api, MAX_REPLAY_IDS, violations};
 use crate::{
     domain::calendar::quarter,
-    service::db,
     store::{Batch, dead_letters::DeadLetterRow},
 };
 
@@ -37,8 +36,8 @@ impl AdminService for Api {
         request: Request<pb::GetUsageStatsRequest>,
     ) -> Result<Response<pb::GetUsageStatsResponse>, Status> {
         require_admin(&request)?;
-        let usage = self.store.usage(quarter(self.now() - DAY_MS)).await.map_err(db)?;
-        let rollup_backlog = self.store.rollup_backlog().await.map_err(db)?;
+        let usage = self.store.usage(quarter(self.now() - DAY_MS)).await?;
+        let rollup_backlog = self.store.rollup_backlog().await?;
         let sources = usage
             .sources
             .into_iter()
@@ -79,11 +78,8 @@ impl AdminService for Api {
         let scope = format!("dead_letters:{}", req.include_replayed);
         let before: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
         v.into_result()?;
-        let mut rows = self
-            .store
-            .dead_letters(req.include_replayed, before.as_deref(), size.limit_plus_one())
-            .await
-            .map_err(db)?;
+        let mut rows =
+            self.store.dead_letters(req.include_replayed, before.as_deref(), size.limit_plus_one()).await?;
         let next = size.split_next(&mut rows, |r| r.id.clone());
         Ok(Response::new(pb::ListDeadLettersResponse {
             dead_letters: rows.into_iter().map(dead_letter_message).collect(),
@@ -103,15 +99,9 @@ impl AdminService for Api {
             "dead_letter_ids",
             "name dead letters, or set all",
         );
-        if v.check_count("dead_letter_ids", req.dead_letter_ids.len(), MAX_REPLAY_IDS) {
-            for (i, id) in req.dead_letter_ids.iter().enumerate() {
-                v.check_id(&format!("dead_letter_ids[{i}]"), id);
-            }
-            v.check_unique("dead_letter_ids", &req.dead_letter_ids);
-        }
+        v.check_ids("dead_letter_ids", &req.dead_letter_ids, MAX_REPLAY_IDS);
         v.into_result()?;
-        let rows =
-            self.store.pending_dead_letters(&req.dead_letter_ids, MAX_REPLAY as i64).await.map_err(db)?;
+        let rows = self.store.pending_dead_letters(&req.dead_letter_ids, MAX_REPLAY as i64).await?;
         let now = self.now();
         let mut batch = Batch { now, ..Batch::default() };
         for row in rows {
@@ -128,7 +118,7 @@ impl AdminService for Api {
         }
         let replayed = batch.replayed.len() as i64;
         let still_failing = batch.still_failing.len() as i64;
-        self.store.ingest(&batch).await.map_err(db)?;
+        self.store.ingest(&batch).await?;
         Ok(Response::new(pb::ReplayDeadLettersResponse { replayed, still_failing }))
     }
 }

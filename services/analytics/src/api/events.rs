@@ -14,7 +14,6 @@ use super::{Api, event, types, violations};
 use crate::{
     DOMAIN,
     domain::export::Format,
-    service::db,
     store::events::{Cursor, Filter},
 };
 
@@ -38,11 +37,7 @@ impl EventService for Api {
         let cursor: Option<Cursor> = self.pages.checked(&mut v, &scope, &req.page_token);
         v.into_result()?;
         let filter = Filter { subject: Some(user), types: req.types, ..Filter::default() };
-        let mut rows = self
-            .store
-            .events_page(&filter, cursor.as_ref(), true, size.limit_plus_one())
-            .await
-            .map_err(db)?;
+        let mut rows = self.store.events_page(&filter, cursor.as_ref(), true, size.limit_plus_one()).await?;
         let next = size.split_next(&mut rows, |r| (r.time, r.id.clone()));
         Ok(Response::new(pb::ListTimelineEventsResponse {
             events: rows.into_iter().map(event).collect(),
@@ -93,7 +88,7 @@ impl EventService for Api {
                 let page = match store.events_page(&filter, cursor.as_ref(), false, EXPORT_PAGE).await {
                     Ok(page) => page,
                     Err(e) => {
-                        let _ = tx.send(Err(db(e))).await;
+                        let _ = tx.send(Err(e.to_status(DOMAIN))).await;
                         return;
                     }
                 };

@@ -40,7 +40,7 @@ pub fn violations() -> Violations {
 /// Ends checking: every violation as one INVALID_ARGUMENT, else the checked value.
 pub fn finish<T>(v: Violations, value: Option<T>) -> Result<T, tonic::Status> {
     v.into_result()?;
-    value.ok_or_else(|| tt_common::error::internal(DOMAIN, &"a checked value is missing"))
+    value.ok_or_else(|| DOMAIN.internal(&"a checked value is missing"))
 }
 
 /// Checks a date range (at most `max_days` long), recording problems under `range.*`.

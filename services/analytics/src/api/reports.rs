@@ -143,7 +143,7 @@ impl ReportService for Api {
             && r.time_zone.is_empty()
         {
             self.catch_up().await?;
-            r.time_zone = self.store.time_zone_of(user).await.map_err(crate::service::db)?;
+            r.time_zone = self.store.time_zone_of(user).await?;
         }
         let mut v = violations();
         let r = range(&mut v, req.range.as_ref(), MAX_DAYS);

@@ -5,8 +5,11 @@ use tonic::{Request, Response, Status};
 use tt_common::{
     auth::require_user,
     clock::to_timestamp,
-    error::{self, Violations},
-    storage::{PageSize, etag_matches},
+    error::Violations,
+    storage::{
+        PageSize,
+        update::{Fields, MaskedUpdate},
+    },
 };
 use tt_proto::identity::v1::{self as pb, account_service_server::AccountService};
 
@@ -14,12 +17,17 @@ use super::Api;
 use crate::{
     DOMAIN,
     domain::{parse_display_name, password},
-    service::{db, user_agent, user_to_proto},
+    service::{user_agent, user_to_proto},
     store::{audit::AuditRecord, users::Revoke},
 };
 
-/// Paths of `User` that UpdateMe may change.
-const MUTABLE: &[&str] = &["display_name"];
+/// What UpdateMe changes of `User`: the display name (the rest through other RPCs, or never).
+const FIELDS: Fields = Fields {
+    message: "User",
+    kind: "user",
+    immutable: &["id", "email", "roles", "status", "create_time", "update_time", "etag"],
+    immutable_note: " here",
+};
 
 #[tonic::async_trait]
 impl AccountService for Api {
@@ -40,34 +48,24 @@ impl AccountService for Api {
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
         let patch = req.user.unwrap_or_default();
-        let paths = v.mask_paths(req.update_mask, " (display_name)");
+        let update = MaskedUpdate::new(&mut v, req.update_mask, &patch.etag, " (display_name)", &FIELDS);
         let mut display_name = None;
-        for path in &paths {
-            match path.as_str() {
-                "display_name" => {
-                    display_name = v.take("user.display_name", parse_display_name(&patch.display_name))
-                }
-                other if MUTABLE.contains(&other) => {}
-                "id" | "email" | "roles" | "status" | "create_time" | "update_time" | "etag" => {
-                    v.add("update_mask", format!("{path:?} cannot be changed here"));
-                }
-                _ => {
-                    v.add("update_mask", format!("{path:?} is not a field of User"));
-                }
+        update.apply(&mut v, &mut display_name, |v, path, name| {
+            if path != "display_name" {
+                return false;
             }
-        }
+            *name = v.take("user.display_name", parse_display_name(&patch.display_name));
+            true
+        });
         v.into_result()?;
         let current = self.user(&me).await?;
-        if !etag_matches(&patch.etag, current.version) {
-            return Err(error::etag_mismatch(DOMAIN, "user"));
-        }
+        let expected = update.expected_version(DOMAIN, current.version)?;
         let name = display_name.unwrap_or(current.display_name.clone());
         let updated = self
             .store
-            .update_display_name(&me, current.version, &name, self.now())
-            .await
-            .map_err(db)?
-            .ok_or_else(|| error::etag_mismatch(DOMAIN, "user"))?;
+            .update_display_name(&me, expected, &name, self.now())
+            .await?
+            .ok_or_else(|| DOMAIN.etag_mismatch("user"))?;
         self.forget_user(&me).await;
         Ok(Response::new(pb::UpdateMeResponse { user: Some(user_to_proto(&updated)) }))
     }
@@ -95,17 +93,17 @@ impl AccountService for Api {
             .hasher
             .verify(&req.current_password, Some(&user.password_hash))
             .await
-            .map_err(|e| error::internal(DOMAIN, &e))?;
+            .map_err(|e| DOMAIN.internal(&e))?;
         if !ok {
             self.guard.failed(&user.email).await?;
-            return Err(error::invalid_field(DOMAIN, "current_password", "is not the current password"));
+            return Err(DOMAIN.invalid_field("current_password", "is not the current password"));
         }
         self.guard.succeeded(&user.email).await;
-        let hash = self.hasher.hash(&req.new_password).await.map_err(|e| error::internal(DOMAIN, &e))?;
+        let hash = self.hasher.hash(&req.new_password).await.map_err(|e| DOMAIN.internal(&e))?;
         let now = self.now();
         let audit = AuditRecord::new("password.changed", &me, &me, json!({}), now);
         // Every session ends (and outstanding access tokens stop); the caller gets a new one.
-        self.store.change_password(&me, &hash, now, &audit).await.map_err(db)?;
+        self.store.change_password(&me, &hash, now, &audit).await?;
         self.forget_user(&me).await;
         self.publish_revocation().await;
         // Roles and id, all a session needs, are as read above.
@@ -127,11 +125,8 @@ impl AccountService for Api {
         let scope = format!("sessions:{subject}");
         let after: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
         v.into_result()?;
-        let mut rows = self
-            .store
-            .list_sessions(&subject, self.now(), after.as_deref(), size.limit_plus_one())
-            .await
-            .map_err(db)?;
+        let mut rows =
+            self.store.list_sessions(&subject, self.now(), after.as_deref(), size.limit_plus_one()).await?;
         let next = size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode(&scope, &c));
         let sessions = rows
             .into_iter()
@@ -154,16 +149,16 @@ impl AccountService for Api {
         let me = require_user(&request)?.subject.clone();
         let req = request.into_inner();
         if !tt_common::is_id(&req.session_id) {
-            return Err(error::invalid_field(DOMAIN, "session_id", "must be a session id"));
+            return Err(DOMAIN.invalid_field("session_id", "must be a session id"));
         }
-        let session = self.store.session(&req.session_id).await.map_err(db)?;
+        let session = self.store.session(&req.session_id).await?;
         // Another user's session is reported exactly like a missing one.
         let Some(session) = session.filter(|s| s.user_id == me) else {
-            return Err(error::not_found(DOMAIN, "session", &req.session_id));
+            return Err(DOMAIN.not_found("session", &req.session_id));
         };
         let now = self.now();
         let audit = AuditRecord::new("session.revoked", &me, &session.id, json!({}), now);
-        self.store.revoke_session(&session.id, now, Some(&audit)).await.map_err(db)?;
+        self.store.revoke_session(&session.id, now, Some(&audit)).await?;
         Ok(Response::new(pb::RevokeSessionResponse {}))
     }
 

@@ -2,10 +2,11 @@
 
 use serde_json::json;
 use tonic::{Code, Request, Response, Status};
+use tt_common::error::Reason;
 use tt_common::{
     auth::{Role, require_admin},
     clock::to_timestamp,
-    error::{self, Violations},
+    error::Violations,
     storage::{PageSize, StorageError},
 };
 use tt_proto::identity::v1::{self as pb, admin_service_server::AdminService};
@@ -17,7 +18,7 @@ const MAX_ROLES: usize = 8;
 use crate::{
     DOMAIN,
     domain::{UserStatus, parse_account_name, roles},
-    service::{db, key_to_proto, keys, new_secret, user_to_proto},
+    service::{key_to_proto, keys, new_secret, user_to_proto},
     store::{
         audit::AuditRecord,
         service_accounts::ServiceAccountRow,
@@ -58,8 +59,7 @@ impl AdminService for Api {
         v.into_result()?;
         let filter =
             UserFilter { email_prefix: (!prefix.is_empty()).then_some(prefix.clone()), role, status };
-        let mut rows =
-            self.store.list_users(&filter, after.as_deref(), size.limit_plus_one()).await.map_err(db)?;
+        let mut rows = self.store.list_users(&filter, after.as_deref(), size.limit_plus_one()).await?;
         let next = size.split_next(&mut rows, |u| u.id.clone()).map(|c| self.pages.encode(&scope, &c));
         Ok(Response::new(pb::ListUsersResponse {
             users: rows.iter().map(user_to_proto).collect(),
@@ -108,10 +108,9 @@ impl AdminService for Api {
         wanted.sort_unstable();
         wanted.dedup();
         if req.user_id == admin && !wanted.contains(&Role::Admin) {
-            return Err(error::status(
+            return Err(DOMAIN.status(
                 Code::FailedPrecondition,
-                DOMAIN,
-                "SELF_DEMOTION",
+                Reason::new("SELF_DEMOTION"),
                 "you cannot remove your own admin role",
             ));
         }
@@ -140,10 +139,9 @@ impl AdminService for Api {
         v.check(req.reason.chars().count() <= 500, "reason", "must be at most 500 characters");
         v.into_result()?;
         if req.user_id == admin {
-            return Err(error::status(
+            return Err(DOMAIN.status(
                 Code::FailedPrecondition,
-                DOMAIN,
-                "SELF_SUSPENSION",
+                Reason::new("SELF_SUSPENSION"),
                 "you cannot suspend yourself",
             ));
         }
@@ -182,17 +180,16 @@ impl AdminService for Api {
         v.check_id("user_id", &req.user_id);
         v.into_result()?;
         if req.user_id == admin {
-            return Err(error::status(
+            return Err(DOMAIN.status(
                 Code::FailedPrecondition,
-                DOMAIN,
-                "SELF_DELETION",
+                Reason::new("SELF_DELETION"),
                 "you cannot delete yourself",
             ));
         }
         let now = self.now();
         let audit = AuditRecord::new("user.deleted", &admin, &req.user_id, json!({}), now);
-        if !self.store.delete_user(&req.user_id, &audit).await.map_err(db)? {
-            return Err(error::not_found(DOMAIN, "user", &req.user_id));
+        if !self.store.delete_user(&req.user_id, &audit).await? {
+            return Err(DOMAIN.not_found("user", &req.user_id));
         }
         self.forget_user(&req.user_id).await;
         self.publish_revocation().await;
@@ -219,7 +216,7 @@ impl AdminService for Api {
         v.check_text("description", &req.description, 500);
         v.into_result()?;
         let Some(name) = name else {
-            return Err(error::internal(DOMAIN, &"validated name missing"));
+            return Err(DOMAIN.internal(&"validated name missing"));
         };
         let (secret, hash) = new_secret("ttsa_")?;
         let now = self.now();
@@ -236,14 +233,13 @@ impl AdminService for Api {
         match self.store.create_service_account(&row, &audit).await {
             Ok(()) => {}
             Err(StorageError::Conflict(_)) => {
-                return Err(error::status(
+                return Err(DOMAIN.status(
                     Code::AlreadyExists,
-                    DOMAIN,
-                    "NAME_TAKEN",
+                    Reason::new("NAME_TAKEN"),
                     "a service account with this name exists",
                 ));
             }
-            Err(e) => return Err(db(e)),
+            Err(e) => return Err(e.into()),
         }
         Ok(Response::new(pb::CreateServiceAccountResponse {
             service_account: Some(account_to_proto(&row)),
@@ -261,8 +257,7 @@ impl AdminService for Api {
         let size = PageSize::checked(&mut v, req.page_size);
         let after: Option<String> = self.pages.checked(&mut v, "service_accounts", &req.page_token);
         v.into_result()?;
-        let mut rows =
-            self.store.list_service_accounts(after.as_deref(), size.limit_plus_one()).await.map_err(db)?;
+        let mut rows = self.store.list_service_accounts(after.as_deref(), size.limit_plus_one()).await?;
         let next =
             size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode("service_accounts", &c));
         Ok(Response::new(pb::ListServiceAccountsResponse {
@@ -278,13 +273,13 @@ impl AdminService for Api {
         let admin = require_admin(&request)?.subject.clone();
         let req = request.into_inner();
         if !tt_common::is_id(&req.service_account_id) {
-            return Err(error::invalid_field(DOMAIN, "service_account_id", "must be a service account id"));
+            return Err(DOMAIN.invalid_field("service_account_id", "must be a service account id"));
         }
         let now = self.now();
         let audit =
             AuditRecord::new("service_account.deleted", &admin, &req.service_account_id, json!({}), now);
-        if !self.store.delete_service_account(&req.service_account_id, &audit).await.map_err(db)? {
-            return Err(error::not_found(DOMAIN, "service account", &req.service_account_id));
+        if !self.store.delete_service_account(&req.service_account_id, &audit).await? {
+            return Err(DOMAIN.not_found("service account", &req.service_account_id));
         }
         // Its outstanding tokens stop working too.
         self.publish_revocation().await;
@@ -306,11 +301,7 @@ impl AdminService for Api {
         v.into_result()?;
         let kind = (!req.r#type.is_empty()).then_some(req.r#type.as_str());
         let subject = (!req.subject.is_empty()).then_some(req.subject.as_str());
-        let mut rows = self
-            .store
-            .list_audit(kind, subject, before.as_deref(), size.limit_plus_one())
-            .await
-            .map_err(db)?;
+        let mut rows = self.store.list_audit(kind, subject, before.as_deref(), size.limit_plus_one()).await?;
         let next = size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode(&scope, &c));
         let events = rows
             .into_iter()

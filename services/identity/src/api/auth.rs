@@ -3,7 +3,8 @@
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tonic::{Code, Request, Response, Status};
-use tt_common::{auth::Role, clock::to_timestamp, error, error::Violations};
+use tt_common::error::Reason;
+use tt_common::{auth::Role, clock::to_timestamp, error::Violations};
 use tt_proto::identity::v1::{self as pb, auth_service_server::AuthService};
 
 use super::Api;
@@ -11,7 +12,7 @@ use crate::{
     DOMAIN,
     domain::{UserStatus, email::Email, parse_display_name, password, settings},
     guard::Failure,
-    service::{client_of, db, hash_secret, key_to_proto, keys, new_secret, user_agent, user_to_proto},
+    service::{client_of, hash_secret, key_to_proto, keys, new_secret, user_agent, user_to_proto},
     store::{audit::AuditRecord, sessions::Rotation, users::UserRow},
 };
 
@@ -20,13 +21,12 @@ use crate::{
 const REUSE_GRACE_MS: i64 = 10_000;
 
 fn invalid_credentials() -> Status {
-    error::unauthenticated(DOMAIN, "INVALID_CREDENTIALS", "invalid email or password")
+    DOMAIN.unauthenticated(Reason::new("INVALID_CREDENTIALS"), "invalid email or password")
 }
 
 fn invalid_refresh() -> Status {
-    error::unauthenticated(
-        DOMAIN,
-        "INVALID_REFRESH_TOKEN",
+    DOMAIN.unauthenticated(
+        Reason::new("INVALID_REFRESH_TOKEN"),
         "the refresh token is invalid or expired; sign in again",
     )
 }
@@ -50,18 +50,17 @@ impl AuthService for Api {
         };
         v.into_result()?;
         let (Some(email), Some(display_name)) = (email, display_name) else {
-            return Err(error::internal(DOMAIN, &"validated fields missing"));
+            return Err(DOMAIN.internal(&"validated fields missing"));
         };
         self.guard.client_attempt(&client).await?;
         if self.setting(settings::SIGNUP_OPEN).await? == settings::SettingValue::Bool(false) {
-            return Err(error::status(
+            return Err(DOMAIN.status(
                 Code::FailedPrecondition,
-                DOMAIN,
-                "SIGNUP_CLOSED",
+                Reason::new("SIGNUP_CLOSED"),
                 "sign-up is closed",
             ));
         }
-        let hash = self.hasher.hash(&req.password).await.map_err(|e| error::internal(DOMAIN, &e))?;
+        let hash = self.hasher.hash(&req.password).await.map_err(|e| DOMAIN.internal(&e))?;
         let now = self.now();
         let user = UserRow {
             id: tt_common::new_id(),
@@ -79,14 +78,13 @@ impl AuthService for Api {
         match self.store.create_user(&user, &audit).await {
             Ok(()) => {}
             Err(tt_common::storage::StorageError::Conflict(_)) => {
-                return Err(error::status(
+                return Err(DOMAIN.status(
                     Code::AlreadyExists,
-                    DOMAIN,
-                    "EMAIL_TAKEN",
+                    Reason::new("EMAIL_TAKEN"),
                     "an account with this email already exists",
                 ));
             }
-            Err(e) => return Err(db(e)),
+            Err(e) => return Err(e.into()),
         }
         let login = AuditRecord::new("login.succeeded", &user.id, &user.id, json!({"via": "register"}), now);
         let tokens = self.open_session(&user, &agent, &login).await?;
@@ -102,17 +100,17 @@ impl AuthService for Api {
         v.take("password", password::check_presented_password(&req.password));
         v.into_result()?;
         let Some(email) = email else {
-            return Err(error::internal(DOMAIN, &"validated email missing"));
+            return Err(DOMAIN.internal(&"validated email missing"));
         };
         let id = email.as_str();
         self.guard.client_attempt(&client).await?;
         self.guard.begin(id).await?;
-        let user = self.store.user_by_email(id).await.map_err(db)?;
+        let user = self.store.user_by_email(id).await?;
         let ok = self
             .hasher
             .verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await
-            .map_err(|e| error::internal(DOMAIN, &e))?;
+            .map_err(|e| DOMAIN.internal(&e))?;
         let now = self.now();
         let user = match (ok, user) {
             (true, Some(user)) => user,
@@ -130,24 +128,23 @@ impl AuthService for Api {
                         now,
                     ));
                 }
-                self.store.audit(&audit).await.map_err(db)?;
+                self.store.audit(&audit).await?;
                 return Err(invalid_credentials());
             }
         };
         self.guard.succeeded(id).await;
         if user.status == UserStatus::Suspended {
             let audit = AuditRecord::new("login.refused_suspended", &user.id, &user.id, json!({}), now);
-            self.store.audit(std::slice::from_ref(&audit)).await.map_err(db)?;
-            return Err(error::status(
+            self.store.audit(std::slice::from_ref(&audit)).await?;
+            return Err(DOMAIN.status(
                 Code::PermissionDenied,
-                DOMAIN,
-                "ACCOUNT_SUSPENDED",
+                Reason::new("ACCOUNT_SUSPENDED"),
                 "this account is suspended",
             ));
         }
         if crate::hashing::Hasher::needs_upgrade(&user.password_hash) {
-            let upgraded = self.hasher.hash(&req.password).await.map_err(|e| error::internal(DOMAIN, &e))?;
-            self.store.set_password_hash(&user.id, &upgraded).await.map_err(db)?;
+            let upgraded = self.hasher.hash(&req.password).await.map_err(|e| DOMAIN.internal(&e))?;
+            self.store.set_password_hash(&user.id, &upgraded).await?;
         }
         let audit = AuditRecord::new("login.succeeded", &user.id, &user.id, json!({"client": client}), now);
         let tokens = self.open_session(&user, &agent, &audit).await?;
@@ -160,11 +157,11 @@ impl AuthService for Api {
     ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
         let req = request.into_inner();
         if req.refresh_token.is_empty() || req.refresh_token.len() > 256 {
-            return Err(error::invalid_field(DOMAIN, "refresh_token", "must be a refresh token"));
+            return Err(DOMAIN.invalid_field("refresh_token", "must be a refresh token"));
         }
         let old = hash_secret(&req.refresh_token);
         let now = self.now();
-        let presented = self.store.token_by_hash(&old).await.map_err(db)?.ok_or_else(invalid_refresh)?;
+        let presented = self.store.token_by_hash(&old).await?.ok_or_else(invalid_refresh)?;
         let session = presented.session;
         if !session.is_live(now) {
             return Err(invalid_refresh());
@@ -178,11 +175,11 @@ impl AuthService for Api {
             let mut current = None;
             for _ in 0..16 {
                 let Some(hash) = next.take().filter(|_| within) else { break };
-                if self.store.is_current_token(&hash).await.map_err(db)? {
+                if self.store.is_current_token(&hash).await? {
                     current = Some(hash);
                     break;
                 }
-                let Some(t) = self.store.token_by_hash(&hash).await.map_err(db)? else { break };
+                let Some(t) = self.store.token_by_hash(&hash).await? else { break };
                 within = t.rotated_at.is_some_and(|r| now - r <= REUSE_GRACE_MS);
                 next = t.replaced_by;
             }
@@ -194,7 +191,7 @@ impl AuthService for Api {
                     json!({"rotated_ms_ago": now - rotated_at}),
                     now,
                 );
-                self.store.revoke_session(&session.id, now, Some(&audit)).await.map_err(db)?;
+                self.store.revoke_session(&session.id, now, Some(&audit)).await?;
                 return Err(invalid_refresh());
             };
             return self.rotate(&session.user_id, &session.id, &current, now).await;
@@ -208,14 +205,14 @@ impl AuthService for Api {
     ) -> Result<Response<pb::LogoutResponse>, Status> {
         let req = request.into_inner();
         if req.refresh_token.is_empty() || req.refresh_token.len() > 256 {
-            return Err(error::invalid_field(DOMAIN, "refresh_token", "must be a refresh token"));
+            return Err(DOMAIN.invalid_field("refresh_token", "must be a refresh token"));
         }
         let now = self.now();
         // Unknown tokens succeed too: logging out is idempotent and reveals nothing.
-        if let Some(t) = self.store.token_by_hash(&hash_secret(&req.refresh_token)).await.map_err(db)? {
+        if let Some(t) = self.store.token_by_hash(&hash_secret(&req.refresh_token)).await? {
             let audit =
                 AuditRecord::new("session.logged_out", &t.session.user_id, &t.session.id, json!({}), now);
-            self.store.revoke_session(&t.session.id, now, Some(&audit)).await.map_err(db)?;
+            self.store.revoke_session(&t.session.id, now, Some(&audit)).await?;
         }
         Ok(Response::new(pb::LogoutResponse {}))
     }
@@ -235,7 +232,7 @@ impl AuthService for Api {
         );
         v.into_result()?;
         self.guard.client_attempt(&client).await?;
-        let account = self.store.service_account(&req.client_id).await.map_err(db)?;
+        let account = self.store.service_account(&req.client_id).await?;
         let presented = hash_secret(&req.client_secret);
         let stored = account.as_ref().map_or_else(|| hash_secret("no account"), |a| a.secret_hash.clone());
         let matches: bool = presented.as_bytes().ct_eq(stored.as_bytes()).into();
@@ -247,8 +244,8 @@ impl AuthService for Api {
                 json!({"client": client}),
                 self.now(),
             );
-            self.store.audit(std::slice::from_ref(&audit)).await.map_err(db)?;
-            return Err(error::unauthenticated(DOMAIN, "INVALID_CLIENT", "invalid client credentials"));
+            self.store.audit(std::slice::from_ref(&audit)).await?;
+            return Err(DOMAIN.unauthenticated(Reason::new("INVALID_CLIENT"), "invalid client credentials"));
         };
         let ttl = self.args.service_token_ttl.0;
         let (token, exp) = self.access_token(&account.id, &[Role::Service], None, ttl).await?;
@@ -278,25 +275,24 @@ impl Api {
         current: &str,
         now: i64,
     ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
-        let user = self.store.user_by_id(user_id).await.map_err(db)?.ok_or_else(invalid_refresh)?;
+        let user = self.store.user_by_id(user_id).await?.ok_or_else(invalid_refresh)?;
         if user.status != UserStatus::Active {
             return Err(invalid_refresh());
         }
         let (refresh, hash) = new_secret("rt_")?;
         let idle = now + tt_common::clock::millis(self.args.refresh_idle_ttl.0);
-        match self.store.rotate(session_id, current, &hash, now, idle).await.map_err(db)? {
+        match self.store.rotate(session_id, current, &hash, now, idle).await? {
             Rotation::Rotated => {}
             // A concurrent refresh of the same token won: the session is fine.
             Rotation::NotCurrent => {
-                return Err(error::status(
+                return Err(DOMAIN.status(
                     tonic::Code::Aborted,
-                    DOMAIN,
-                    "REFRESH_RACE",
+                    Reason::new("REFRESH_RACE"),
                     "another refresh of this token won the race; retry with the token it returned",
                 ));
             }
         }
-        let session = self.store.session(session_id).await.map_err(db)?.ok_or_else(invalid_refresh)?;
+        let session = self.store.session(session_id).await?.ok_or_else(invalid_refresh)?;
         let tokens = self.token_pair(&user, &session, refresh).await?;
         Ok(Response::new(pb::RefreshTokenResponse { tokens: Some(tokens) }))
     }

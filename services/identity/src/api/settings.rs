@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use tt_common::{
     auth::{require_admin, require_admin_or_service},
     clock::to_timestamp,
-    error::{self, Violations},
+    error::Violations,
 };
 use tt_proto::identity::v1::{self as pb, setting::Value, settings_service_server::SettingsService};
 
@@ -13,7 +13,6 @@ use super::Api;
 use crate::{
     DOMAIN,
     domain::settings::{self, Definition, SettingValue},
-    service::db,
     store::{audit::AuditRecord, settings::SettingRow},
 };
 
@@ -42,7 +41,7 @@ impl SettingsService for Api {
         request: Request<pb::ListSettingsRequest>,
     ) -> Result<Response<pb::ListSettingsResponse>, Status> {
         require_admin_or_service(&request)?;
-        let stored = self.store.settings().await.map_err(db)?;
+        let stored = self.store.settings().await?;
         let settings =
             settings::REGISTRY.iter().map(|d| to_proto(d, stored.iter().find(|r| r.key == d.key))).collect();
         Ok(Response::new(pb::ListSettingsResponse { settings }))
@@ -54,8 +53,8 @@ impl SettingsService for Api {
     ) -> Result<Response<pb::GetSettingResponse>, Status> {
         require_admin_or_service(&request)?;
         let req = request.into_inner();
-        let def = settings::find(&req.key).ok_or_else(|| error::not_found(DOMAIN, "setting", &req.key))?;
-        let stored = self.store.setting(def.key).await.map_err(db)?;
+        let def = settings::find(&req.key).ok_or_else(|| DOMAIN.not_found("setting", &req.key))?;
+        let stored = self.store.setting(def.key).await?;
         Ok(Response::new(pb::GetSettingResponse { setting: Some(to_proto(def, stored.as_ref())) }))
     }
 
@@ -91,7 +90,7 @@ impl SettingsService for Api {
         }
         v.into_result()?;
         let (Some(def), Some(value)) = (def, value) else {
-            return Err(error::internal(DOMAIN, &"validated setting missing"));
+            return Err(DOMAIN.internal(&"validated setting missing"));
         };
         let before = self.setting(def.key).await?;
         let now = self.now();
@@ -108,7 +107,7 @@ impl SettingsService for Api {
             json!({"from": before.to_json(), "to": value.to_json()}),
             now,
         );
-        self.store.put_setting(&row, &audit).await.map_err(db)?;
+        self.store.put_setting(&row, &audit).await?;
         Ok(Response::new(pb::UpdateSettingResponse { setting: Some(to_proto(def, Some(&row))) }))
     }
 }

@@ -5,10 +5,7 @@ use tt_common::{auth::principal, storage::PageSize};
 use tt_proto::profiles::v1::{self as pb, assessment_service_server::AssessmentService};
 
 use super::{Api, convert, violations};
-use crate::{
-    service::{db, write},
-    store::ResultRow,
-};
+use crate::{service::write, store::ResultRow};
 
 #[tonic::async_trait]
 impl AssessmentService for Api {
@@ -63,7 +60,7 @@ impl AssessmentService for Api {
         };
         v.into_result()?;
         let Some(scores) = scores else {
-            return Err(tt_common::error::internal(crate::DOMAIN, &"answers neither scored nor refused"));
+            return Err(crate::DOMAIN.internal(&"answers neither scored nor refused"));
         };
         let result = ResultRow {
             id: tt_common::new_id(),
@@ -92,8 +89,7 @@ impl AssessmentService for Api {
         let mut rows = self
             .store
             .list_results(&user_id, before.as_deref().unwrap_or("z"), size.limit_plus_one())
-            .await
-            .map_err(db)?;
+            .await?;
         let next = size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode(&scope, &c));
         Ok(Response::new(pb::ListAssessmentResultsResponse {
             results: rows.iter().map(convert::result).collect(),

@@ -2,23 +2,38 @@
 
 use tonic::{Request, Response, Status};
 use tt_common::{
-    error::{self, Violations},
-    storage::PageSize,
+    error::Violations,
+    storage::{
+        PageSize,
+        update::{Fields, MaskedUpdate},
+    },
 };
 use tt_proto::profiles::v1::{self as pb, experience_service_server::ExperienceService};
 
-use super::{Api, convert, expected_version, request_id, set, violations};
+use super::{Api, convert, request_id, set, violations};
 use crate::{
     DOMAIN,
     domain::{self, MAX_POSITION_SKILLS, career},
-    service::{db, write},
+    service::write,
     store::PositionRow,
 };
 
-const IMMUTABLE: &[&str] = &["id", "create_time", "update_time", "etag"];
+/// What UpdatePosition changes.
+const FIELDS: Fields = Fields {
+    message: "Position",
+    kind: "position",
+    immutable: &["id", "create_time", "update_time", "etag"],
+    immutable_note: "",
+};
 
 impl Api {
-    fn apply_position(&self, v: &mut Violations, path: &str, src: &pb::Position, row: &mut PositionRow) {
+    fn apply_position(
+        &self,
+        v: &mut Violations,
+        path: &str,
+        src: &pb::Position,
+        row: &mut PositionRow,
+    ) -> bool {
         let field = format!("position.{path}");
         let now = self.now();
         // Some(None): not given; None: invalid (recorded).
@@ -49,13 +64,9 @@ impl Api {
                 self.check_skills(v, &field, &src.skill_ids, MAX_POSITION_SKILLS);
                 row.skill_ids = src.skill_ids.clone();
             }
-            p if IMMUTABLE.contains(&p) => {
-                v.add("update_mask", format!("{p:?} cannot be changed"));
-            }
-            p => {
-                v.add("update_mask", format!("{p:?} is not a field of Position"));
-            }
+            _ => return false,
         }
+        true
     }
 }
 
@@ -121,8 +132,7 @@ impl ExperienceService for Api {
         let before: Option<(i32, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
         v.into_result()?;
         let (month, id) = before.unwrap_or((i32::MAX, String::new()));
-        let mut rows =
-            self.store.list_positions(&user_id, (month, &id), size.limit_plus_one()).await.map_err(db)?;
+        let mut rows = self.store.list_positions(&user_id, (month, &id), size.limit_plus_one()).await?;
         let next = size
             .split_next(&mut rows, |p| (p.start_month, p.id.clone()))
             .map(|c| self.pages.encode(&scope, &c));
@@ -140,21 +150,14 @@ impl ExperienceService for Api {
         let req = request.into_inner();
         let src = req.position.unwrap_or_default();
         let mut v = violations();
-        let paths = v.mask_paths(req.update_mask, "");
+        let update = MaskedUpdate::new(&mut v, req.update_mask, &src.etag, "", &FIELDS);
         v.check_id("position.id", &src.id);
         v.into_result()?;
-        let current = self
-            .store
-            .position(&me, &src.id)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| error::not_found(DOMAIN, "position", &src.id))?;
-        let expected = expected_version(&src.etag, current.version, "position")?;
-        let mut row = current;
+        let mut row =
+            self.store.position(&me, &src.id).await?.ok_or_else(|| DOMAIN.not_found("position", &src.id))?;
+        let expected = update.expected_version(DOMAIN, row.version)?;
         let mut v = violations();
-        for path in &paths {
-            self.apply_position(&mut v, path, &src, &mut row);
-        }
+        update.apply(&mut v, &mut row, |v, path, row| self.apply_position(v, path, &src, row));
         if v.is_empty() {
             check_period(&mut v, &row);
         }

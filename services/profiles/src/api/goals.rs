@@ -2,24 +2,33 @@
 
 use tonic::{Request, Response, Status};
 use tt_common::{
-    error::{self, Violations},
-    storage::PageSize,
+    error::Violations,
+    storage::{
+        PageSize,
+        update::{Fields, MaskedUpdate},
+    },
 };
 use tt_proto::profiles::v1::{self as pb, goal_service_server::GoalService};
 
-use super::{Api, convert, expected_version, request_id, set, violations};
+use super::{Api, convert, request_id, set, violations};
 use crate::{
     DOMAIN,
     domain::{self, MAX_GOAL_SKILLS},
-    service::{db, write},
+    service::write,
     store::GoalRow,
 };
 
-const IMMUTABLE: &[&str] = &["id", "rank", "create_time", "update_time", "achieve_time", "etag"];
+/// What UpdateGoal changes.
+const FIELDS: Fields = Fields {
+    message: "Goal",
+    kind: "goal",
+    immutable: &["id", "rank", "create_time", "update_time", "achieve_time", "etag"],
+    immutable_note: "",
+};
 
 impl Api {
     /// Applies one field of `src` to `row`, recording violations.
-    fn apply_goal(&self, v: &mut Violations, path: &str, src: &pb::Goal, row: &mut GoalRow) {
+    fn apply_goal(&self, v: &mut Violations, path: &str, src: &pb::Goal, row: &mut GoalRow) -> bool {
         let field = format!("goal.{path}");
         match path {
             "kind" => match pb::GoalKind::try_from(src.kind) {
@@ -68,13 +77,9 @@ impl Api {
                 self.check_skills(v, &field, &src.skill_ids, MAX_GOAL_SKILLS);
                 row.skill_ids = src.skill_ids.clone();
             }
-            p if IMMUTABLE.contains(&p) => {
-                v.add("update_mask", format!("{p:?} cannot be changed"));
-            }
-            p => {
-                v.add("update_mask", format!("{p:?} is not a field of Goal"));
-            }
+            _ => return false,
         }
+        true
     }
 }
 
@@ -136,8 +141,7 @@ impl GoalService for Api {
         let after: Option<(i32, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
         v.into_result()?;
         let (rank, id) = after.unwrap_or((-1, String::new()));
-        let mut rows =
-            self.store.list_goals(&user_id, status, (rank, &id), size.limit_plus_one()).await.map_err(db)?;
+        let mut rows = self.store.list_goals(&user_id, status, (rank, &id), size.limit_plus_one()).await?;
         let next =
             size.split_next(&mut rows, |g| (g.rank, g.id.clone())).map(|c| self.pages.encode(&scope, &c));
         Ok(Response::new(pb::ListGoalsResponse {
@@ -154,21 +158,14 @@ impl GoalService for Api {
         let req = request.into_inner();
         let src = req.goal.unwrap_or_default();
         let mut v = violations();
-        let paths = v.mask_paths(req.update_mask, "");
+        let update = MaskedUpdate::new(&mut v, req.update_mask, &src.etag, "", &FIELDS);
         v.check_id("goal.id", &src.id);
         v.into_result()?;
-        let current = self
-            .store
-            .goal(&me, &src.id)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| error::not_found(DOMAIN, "goal", &src.id))?;
-        let expected = expected_version(&src.etag, current.version, "goal")?;
-        let mut row = current;
+        let mut row =
+            self.store.goal(&me, &src.id).await?.ok_or_else(|| DOMAIN.not_found("goal", &src.id))?;
+        let expected = update.expected_version(DOMAIN, row.version)?;
         let mut v = violations();
-        for path in &paths {
-            self.apply_goal(&mut v, path, &src, &mut row);
-        }
+        update.apply(&mut v, &mut row, |v, path, row| self.apply_goal(v, path, &src, row));
         v.into_result()?;
         let after = self
             .store
@@ -208,7 +205,7 @@ impl GoalService for Api {
         }
         v.into_result()?;
         let goals = self.store.reorder_goals(&me, &ids, self.now()).await.map_err(|e| match e {
-            crate::store::WriteError::Invalid(why) => error::invalid_field(DOMAIN, "goal_ids", why),
+            crate::store::WriteError::Invalid(why) => DOMAIN.invalid_field("goal_ids", why),
             other => write(other, "goal", ""),
         })?;
         self.changed(&me).await;

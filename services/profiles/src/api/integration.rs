@@ -15,10 +15,7 @@ use super::{Api, convert, violations};
 
 /// Events one ConsumeEvents call carries at most (the relay sends batches of 200).
 const MAX_CONSUMED_EVENTS: usize = 1000;
-use crate::{
-    service::{db, write},
-    store::skills::Verification,
-};
+use crate::{service::write, store::skills::Verification};
 
 pub use tt_common::outbox::USER_DELETED;
 
@@ -104,11 +101,11 @@ impl IntegrationService for Api {
         for e in &events {
             let at = e.time.as_ref().map_or_else(|| self.now(), from_timestamp);
             let fresh = if e.r#type == USER_DELETED {
-                let fresh = self.store.purge_user(&e.id, &e.subject, at).await.map_err(db)?;
+                let fresh = self.store.purge_user(&e.id, &e.subject, at).await?;
                 self.changed(&e.subject).await;
                 fresh
             } else {
-                self.store.acknowledge_event(&e.id, self.now()).await.map_err(db)?
+                self.store.acknowledge_event(&e.id, self.now()).await?
             };
             applied += i32::from(fresh);
         }

@@ -11,7 +11,6 @@ pub mod skills;
 
 use std::{ops::Deref, sync::Arc};
 
-use tonic::Status;
 use tt_common::error::Violations;
 
 use crate::{DOMAIN, service::Profiles};
@@ -25,15 +24,6 @@ impl Deref for Api {
     fn deref(&self) -> &Profiles {
         &self.0
     }
-}
-
-/// The version a write must find: the one the etag names, or `current` without an etag.
-/// ABORTED for an etag this platform never issued.
-pub fn expected_version(etag: &str, current: i64, kind: &str) -> Result<i64, Status> {
-    if etag.is_empty() {
-        return Ok(current);
-    }
-    tt_common::storage::etag_version(etag).ok_or_else(|| tt_common::error::etag_mismatch(DOMAIN, kind))
 }
 
 /// Stores a checked value, if the check passed (the failure is in the violations).

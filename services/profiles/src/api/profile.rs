@@ -2,20 +2,34 @@
 
 use serde_json::json;
 use tonic::{Request, Response, Status};
-use tt_common::error::{Violations, etag_mismatch};
+use tt_common::{
+    error::Violations,
+    storage::update::{Fields, MaskedUpdate},
+};
 use tt_proto::profiles::v1::{self as pb, profile_service_server::ProfileService};
 
-use super::{Api, convert, expected_version, set, violations};
+use super::{Api, convert, set, violations};
 use crate::{
     DOMAIN,
     domain::{self, MAX_FIELDS, MAX_LANGUAGES},
-    service::db,
     store::ProfileRow,
 };
 
-/// Output-only or identifying fields of Profile.
-const IMMUTABLE: &[&str] =
-    &["user_id", "career_stage", "derived_career_stage", "experience", "create_time", "update_time", "etag"];
+/// What UpdateProfile changes: not the output-only or identifying fields.
+const FIELDS: Fields = Fields {
+    message: "Profile",
+    kind: "profile",
+    immutable: &[
+        "user_id",
+        "career_stage",
+        "derived_career_stage",
+        "experience",
+        "create_time",
+        "update_time",
+        "etag",
+    ],
+    immutable_note: "",
+};
 
 /// A known value of a proto enum as its stored name ("" for UNSPECIFIED when `clearable`).
 fn enum_name<E: TryFrom<i32>>(
@@ -36,7 +50,7 @@ fn enum_name<E: TryFrom<i32>>(
 }
 
 /// Applies one update_mask path from `src` to `row`, recording violations.
-fn apply(v: &mut Violations, path: &str, src: &pb::Profile, row: &mut ProfileRow) {
+fn apply(v: &mut Violations, path: &str, src: &pb::Profile, row: &mut ProfileRow) -> bool {
     let prefs = src.preferences.unwrap_or_default();
     let notes = prefs.notifications.unwrap_or_default();
     let field = format!("profile.{path}");
@@ -85,13 +99,9 @@ fn apply(v: &mut Violations, path: &str, src: &pb::Profile, row: &mut ProfileRow
             row.notify_weekly_digest = notes.weekly_digest;
             row.notify_mission_reminders = notes.mission_reminders;
         }
-        p if IMMUTABLE.contains(&p) => {
-            v.add("update_mask", format!("{p:?} cannot be changed"));
-        }
-        p => {
-            v.add("update_mask", format!("{p:?} is not a field of Profile"));
-        }
+        _ => return false,
     }
+    true
 }
 
 #[tonic::async_trait]
@@ -113,16 +123,15 @@ impl ProfileService for Api {
         let req = request.into_inner();
         let src = req.profile.unwrap_or_default();
         let mut v = violations();
-        let paths = v.mask_paths(req.update_mask, "");
-        let stale = || etag_mismatch(DOMAIN, "profile");
-        let mut row = self.store.profile(&me).await.map_err(db)?.ok_or_else(stale)?;
+        let update = MaskedUpdate::new(&mut v, req.update_mask, &src.etag, "", &FIELDS);
+        let stale = || DOMAIN.etag_mismatch("profile");
+        let mut row = self.store.profile(&me).await?.ok_or_else(stale)?;
         // A stale etag fails the conditional update below.
-        let expected = expected_version(&src.etag, row.version, "profile")?;
-        for path in &paths {
-            apply(&mut v, path, &src, &mut row);
-        }
+        let expected = update.expected_version(DOMAIN, row.version)?;
+        update.apply(&mut v, &mut row, |v, path, row| apply(v, path, &src, row));
         v.into_result()?;
-        self.store.update_profile(&row, expected, self.now(), &paths).await.map_err(db)?.ok_or_else(stale)?;
+        let paths = &update.paths;
+        self.store.update_profile(&row, expected, self.now(), paths).await?.ok_or_else(stale)?;
         self.changed(&me).await;
         let profile = self.profile_view(&me, false).await?;
         Ok(Response::new(pb::UpdateProfileResponse { profile: Some(profile) }))
@@ -149,7 +158,7 @@ impl ProfileService for Api {
         let mut results = Vec::new();
         let mut before = "z".to_owned();
         loop {
-            let page = self.store.list_results(&user_id, &before, 100).await.map_err(db)?;
+            let page = self.store.list_results(&user_id, &before, 100).await?;
             let Some(last) = page.last() else { break };
             before = last.id.clone();
             results.extend(page);
@@ -173,8 +182,7 @@ impl ProfileService for Api {
                 "next_step": completion.next_step,
             },
         });
-        let json = serde_json::to_string_pretty(&document)
-            .map_err(|e| tt_common::error::internal(crate::DOMAIN, &e))?;
+        let json = serde_json::to_string_pretty(&document).map_err(|e| crate::DOMAIN.internal(&e))?;
         Ok(Response::new(pb::ExportProfileResponse { json }))
     }
 }

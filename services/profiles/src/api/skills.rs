@@ -1,14 +1,14 @@
 //! SkillService: the taxonomy search and the learner's skill inventory.
 
 use tonic::{Request, Response, Status};
-use tt_common::{auth::principal, error, storage::PageSize};
+use tt_common::{auth::principal, storage::PageSize};
 use tt_proto::profiles::v1::{self as pb, skill_service_server::SkillService};
 
 use super::{Api, convert, violations};
 use crate::{
     DOMAIN,
     domain::{self, taxonomy},
-    service::{db, write},
+    service::write,
     store::skills::SelfAssessment,
 };
 
@@ -54,11 +54,8 @@ impl SkillService for Api {
         let scope = format!("learner-skills:{user_id}");
         let after: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
         v.into_result()?;
-        let mut rows = self
-            .store
-            .list_skills(&user_id, after.as_deref().unwrap_or(""), size.limit_plus_one())
-            .await
-            .map_err(db)?;
+        let mut rows =
+            self.store.list_skills(&user_id, after.as_deref().unwrap_or(""), size.limit_plus_one()).await?;
         let next = size.split_next(&mut rows, |s| s.skill_id.clone()).map(|c| self.pages.encode(&scope, &c));
         Ok(Response::new(pb::ListLearnerSkillsResponse {
             skills: rows.iter().map(|s| convert::learner_skill(s, &self.taxonomy)).collect(),
@@ -105,7 +102,7 @@ impl SkillService for Api {
         let me = self.owner(&request).await?;
         let id = request.into_inner().skill_id;
         if !taxonomy::is_skill_id(&id) {
-            return Err(error::invalid_field(DOMAIN, "skill_id", "must be a skill id"));
+            return Err(DOMAIN.invalid_field("skill_id", "must be a skill id"));
         }
         self.store.delete_skill(&me, &id).await.map_err(|e| write(e, "skill", &id))?;
         self.changed(&me).await;
