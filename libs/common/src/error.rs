@@ -116,6 +116,48 @@ impl Domain {
     }
 }
 
+/// Any error, boxed: what a module's build and prepare steps and key sources return (their own
+/// types, each with its source chain).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a value is refused, in the words a field violation carries (`must be 1 to 5`): what
+/// validators return instead of a bare string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub std::borrow::Cow<'static, str>);
+
+impl From<&'static str> for Invalid {
+    fn from(why: &'static str) -> Self {
+        Self(std::borrow::Cow::Borrowed(why))
+    }
+}
+
+impl From<String> for Invalid {
+    fn from(why: String) -> Self {
+        Self(std::borrow::Cow::Owned(why))
+    }
+}
+
+impl std::ops::Deref for Invalid {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for Invalid {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<Invalid> for String {
+    fn from(why: Invalid) -> Self {
+        why.0.into_owned()
+    }
+}
+
 /// Violations one status lists at most; the rest are counted (`omitted_violations` in the
 /// `ErrorInfo` metadata and in the message), so a status stays well under what gRPC clients
 /// accept in trailers (see [`crate::server::edge`]).

@@ -33,11 +33,12 @@ impl Drop for TelemetryGuard {
 
 /// Installs the global subscriber for `service`. Safe to call more than once (tests): later calls
 /// keep the first subscriber.
-pub fn init(args: &TelemetryArgs, service: &str) -> Result<TelemetryGuard, String> {
+pub fn init(args: &TelemetryArgs, service: &str) -> Result<TelemetryGuard, crate::config::ConfigError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter_text = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log.clone());
-    let filter = EnvFilter::try_new(&filter_text)
-        .map_err(|e| format!("TT_LOG: {filter_text:?} is not a valid filter: {e}"))?;
+    let filter = EnvFilter::try_new(&filter_text).map_err(|e| {
+        crate::config::ConfigError::new("TT_LOG", format!("{filter_text:?} is not a valid filter: {e}"))
+    })?;
 
     let fmt = match args.log_format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
@@ -56,7 +57,7 @@ pub fn init(args: &TelemetryArgs, service: &str) -> Result<TelemetryGuard, Strin
             .with_tonic()
             .with_endpoint(args.otlp_endpoint.clone())
             .build()
-            .map_err(|e| format!("TT_OTLP_ENDPOINT: {e}"))?;
+            .map_err(|e| crate::config::ConfigError::new("TT_OTLP_ENDPOINT", e.to_string()))?;
         let p = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_resource(Resource::builder().with_service_name(service.to_owned()).build())

@@ -70,7 +70,7 @@ impl Analytics {
         for event in &events {
             match self.registry.check(event, now) {
                 Ok(accepted) => batch.accepted.push(accepted),
-                Err(reason) => batch.dead.push(dead_letter(event, reason)),
+                Err(reason) => batch.dead.push(dead_letter(event, reason.into())),
             }
         }
         let summary = self.store.ingest(&batch).await?;

@@ -161,7 +161,7 @@ async fn timelines_page_newest_first_with_filters() {
 async fn dead_letters_are_kept_once_listed_and_replayed_atomically() {
     let (store, _db) = store().await;
     let unknown = event("profiles.badge.won", "ann", "ann", DAY0);
-    let reason = registry().check(&unknown, NOW).expect_err("unknown type");
+    let reason: String = registry().check(&unknown, NOW).expect_err("unknown type").into();
     let mut b = batch(&[]);
     b.dead = vec![dead_letter(&unknown, reason.clone()), dead_letter(&unknown, reason.clone())];
     b.backlog = Some(Backlog { source: "profiles".into(), pending: 7, oldest: Some(DAY0) });

@@ -61,22 +61,22 @@ impl Identity {
         self.bootstrap.get()
     }
 
-    async fn bootstrap_admin(&self) -> Result<Bootstrap, String> {
+    async fn bootstrap_admin(&self) -> Result<Bootstrap, BoxError> {
         let email = Email::parse(&self.args.bootstrap_admin_email)
             .map_err(|e| format!("TT_BOOTSTRAP_ADMIN_EMAIL {e}"))?;
         let mut outcome =
             Bootstrap { email: email.as_str().to_owned(), generated_password: None, created: false };
-        if self.store.count_users().await.map_err(|e| e.to_string())? > 0 {
+        if self.store.count_users().await? > 0 {
             return Ok(outcome);
         }
-        let configured = self.args.bootstrap_admin_password().map_err(|e| e.to_string())?;
+        let configured = self.args.bootstrap_admin_password()?;
         let (password, generated) = if configured.is_empty() {
-            let bytes = tt_common::secrets::random_bytes::<12>().map_err(|e| e.to_string())?;
+            let bytes = tt_common::secrets::random_bytes::<12>()?;
             (crate::hashing::hex(&bytes), true)
         } else {
             (configured, false)
         };
-        let hash = self.hasher.hash(&password).await.map_err(|e| e.to_string())?;
+        let hash = self.hasher.hash(&password).await?;
         let now = self.now();
         let user = UserRow {
             id: tt_common::new_id(),
@@ -94,7 +94,7 @@ impl Identity {
         match self.store.create_user(&user, &audit).await {
             // Another replica won the race: fine.
             Ok(()) | Err(tt_common::storage::StorageError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
         outcome.created = true;
         outcome.generated_password = generated.then_some(password);
@@ -123,7 +123,7 @@ impl Module for Identity {
             let publish_for = args.access_token_ttl.0.max(args.service_token_ttl.0) + Duration::from_secs(60);
             let platform = &cx.platform;
             let keys = KeyRing::new(store.clone(), &platform.secret, pem, publish_for)?;
-            Ok(Identity::new(store, cx.cache, keys, cx.pages, args, platform).await?)
+            Identity::new(store, cx.cache, keys, cx.pages, args, platform).await
         })
     }
 
@@ -199,7 +199,7 @@ async fn prune_sessions(identity: Arc<Identity>) {
 pub struct LocalKeySource(pub Arc<Identity>);
 
 impl tt_common::auth::KeySource for LocalKeySource {
-    fn fetch(&self) -> BoxFuture<'_, Result<Vec<tt_common::auth::VerifyingKey>, String>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<tt_common::auth::VerifyingKey>, BoxError>> {
         Box::pin(async move {
             let rows = self.0.keys.public_keys(self.0.now()).await.map_err(|e| e.to_string())?;
             rows.into_iter()

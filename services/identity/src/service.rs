@@ -103,7 +103,7 @@ impl Identity {
         pages: PageTokens,
         args: IdentityArgs,
         platform: &tt_common::platform::Platform,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, tt_common::error::BoxError> {
         let subject_keys = tt_common::auth::SubjectKeys::new(&platform.secret);
         let (clock, tokens) = (platform.clock.clone(), platform.tokens.clone());
         // Each hashing thread keeps a 19 MiB buffer: the default stops at four.

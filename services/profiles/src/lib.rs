@@ -78,13 +78,7 @@ impl Module for Profiles {
     fn build(cx: Context, args: ProfilesArgs) -> BoxFuture<'static, Result<Arc<Self>, BoxError>> {
         Box::pin(async move {
             let store = Store::with_outbox(cx.db, cx.outbox);
-            Ok(Profiles::new(
-                store,
-                cx.cache,
-                cx.platform.clock.clone(),
-                cx.pages,
-                args.profiles_cache_ttl.0,
-            )?)
+            Profiles::new(store, cx.cache, cx.platform.clock.clone(), cx.pages, args.profiles_cache_ttl.0)
         })
     }
 

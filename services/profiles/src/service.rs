@@ -68,7 +68,7 @@ impl Profiles {
         clock: SharedClock,
         pages: PageTokens,
         cache_ttl: Duration,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, tt_common::error::BoxError> {
         Ok(Arc::new(Self {
             store,
             cache,

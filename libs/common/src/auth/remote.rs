@@ -29,7 +29,7 @@ impl GrpcKeySource {
 }
 
 impl KeySource for GrpcKeySource {
-    fn fetch(&self) -> BoxFuture<'_, Result<Vec<VerifyingKey>, String>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<VerifyingKey>, crate::error::BoxError>> {
         Box::pin(async move {
             let response = self
                 .identity

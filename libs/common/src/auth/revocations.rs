@@ -124,6 +124,14 @@ impl std::fmt::Debug for Revocations {
     }
 }
 
+/// A revocation feed keyed with another platform secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the revocation feed is keyed with another platform secret: every service must share \
+     TT_SECRET_KEY_FILE with identity"
+)]
+pub struct ForeignFeed;
+
 impl Revocations {
     pub fn new(secret: &Secret, max_staleness: Duration) -> Self {
         Self::with_keys(SubjectKeys::new(secret), max_staleness)
@@ -181,11 +189,9 @@ impl Revocations {
     }
 
     /// Applies one feed message; refuses a feed hashed with another key.
-    pub fn apply(&self, message: &WatchRevocationsResponse, now_ms: i64) -> Result<(), String> {
+    pub fn apply(&self, message: &WatchRevocationsResponse, now_ms: i64) -> Result<(), ForeignFeed> {
         if message.key_check != self.keys.check_value() {
-            return Err("the revocation feed is keyed with another platform secret: every service must \
-                        share TT_SECRET_KEY_FILE with identity"
-                .into());
+            return Err(ForeignFeed);
         }
         {
             let mut marks = self.marks.write().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -26,7 +26,7 @@ pub struct VerifyingKey {
 
 /// Where verification keys come from: identity over gRPC, or identity's own key store.
 pub trait KeySource: Send + Sync {
-    fn fetch(&self) -> BoxFuture<'_, Result<Vec<VerifyingKey>, String>>;
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<VerifyingKey>, crate::error::BoxError>>;
 }
 
 /// Why a token was refused.
@@ -211,7 +211,7 @@ impl TokenVerifier {
             tokio::time::sleep(wait).await;
         }
         *self.last_fetch.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-        let fetched = self.source.fetch().await.map_err(AuthError::Unavailable)?;
+        let fetched = self.source.fetch().await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
         let map: HashMap<String, DecodingKey> =
             fetched.into_iter().map(|k| (k.kid, DecodingKey::from_ed_der(&k.public_key))).collect();
         let found = map.get(kid).cloned();

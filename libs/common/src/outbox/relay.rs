@@ -107,7 +107,7 @@ pub struct Relay {
 struct Pending {
     id: String,
     subject: String,
-    event: Result<Event, String>,
+    event: Result<Event, prost::DecodeError>,
 }
 
 impl Relay {
@@ -224,8 +224,7 @@ impl Relay {
                 Ok(Pending {
                     id: row.try_get("id")?,
                     subject: row.try_get("subject")?,
-                    event: Event::decode(payload.as_slice())
-                        .map_err(|e| format!("undecodable outbox row: {e}")),
+                    event: Event::decode(payload.as_slice()),
                 })
             })
             .collect()
@@ -243,7 +242,8 @@ impl Relay {
             }
             let event = match row.event {
                 Ok(event) => event,
-                Err(reason) => {
+                Err(e) => {
+                    let reason = format!("undecodable outbox row: {e}");
                     self.dead_letter(&row.id, &row.subject, &reason).await?;
                     dead_subjects.push(row.subject);
                     continue;

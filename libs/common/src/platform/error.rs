@@ -2,8 +2,7 @@
 
 use crate::{config::ConfigError, server::ServeError, storage::StorageError};
 
-/// Any error a module's build or prepare step returns (its own types, boxed).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BoxError;
 
 /// Start-up and serving failures, each naming what failed.
 #[derive(Debug, thiserror::Error)]

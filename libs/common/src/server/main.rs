@@ -27,7 +27,7 @@ where
         .map_err(|e| e.to_string())
         .and_then(|runtime| {
             runtime.block_on(async {
-                let _telemetry = telemetry::init(telemetry_args, service)?;
+                let _telemetry = telemetry::init(telemetry_args, service).map_err(|e| e.to_string())?;
                 let listener =
                     TcpListener::bind(listen).await.map_err(|e| format!("TT_LISTEN_ADDR {listen}: {e}"))?;
                 serve(listener, Shutdown::on_signals()).await.map_err(|e| e.to_string())

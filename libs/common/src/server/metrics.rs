@@ -16,16 +16,14 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tonic::codegen::Bytes;
 
 /// Installs the global recorder and its HTTP listener. Call once per process.
-pub fn install_exporter(addr: SocketAddr) -> Result<(), String> {
+pub fn install_exporter(addr: SocketAddr) -> Result<(), metrics_exporter_prometheus::BuildError> {
     PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full("grpc_server_handling_seconds".into()),
             &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-        )
-        .map_err(|e| e.to_string())?
+        )?
         .install()
-        .map_err(|e| format!("metrics listener on {addr}: {e}"))
 }
 
 /// Records one finished call.

@@ -197,7 +197,7 @@ impl ServerBuilder {
             self.args.metrics_addr().map_err(|e| ServeError::Reflection(e.to_string()))?
         {
             if let Err(e) = metrics::install_exporter(metrics_addr) {
-                tracing::warn!(error = %e, "metrics endpoint not started");
+                tracing::warn!(error = %e, %metrics_addr, "metrics endpoint not started");
             } else {
                 tracing::info!(%metrics_addr, "metrics on /metrics");
             }

@@ -4,6 +4,7 @@
 //! and filters) and when it was issued, MACed with a key derived from the process secret. A forged
 //! token, a token from another query and a token older than a day are all INVALID_ARGUMENT.
 
+use crate::error::Invalid;
 use aws_lc_rs::hmac;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Serialize, de::DeserializeOwned};
@@ -21,7 +22,7 @@ impl PageSize {
     pub const MAX: u32 = 100;
 
     /// 0 means the default; above the maximum is lowered to it (AIP-158); negative is an error.
-    pub fn new(requested: i32) -> Result<Self, String> {
+    pub fn new(requested: i32) -> Result<Self, Invalid> {
         match requested {
             n if n < 0 => Err("must not be negative".into()),
             0 => Ok(Self(Self::DEFAULT)),

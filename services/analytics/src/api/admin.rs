@@ -106,14 +106,14 @@ impl AdminService for Api {
         let mut batch = Batch { now, ..Batch::default() };
         for row in rows {
             let checked = Event::decode(row.payload.as_slice())
-                .map_err(|e| format!("MALFORMED: undecodable ({e})"))
+                .map_err(|e| tt_common::error::Invalid::from(format!("MALFORMED: undecodable ({e})")))
                 .and_then(|event| self.registry.check(&event, now));
             match checked {
                 Ok(accepted) => {
                     batch.accepted.push(accepted);
                     batch.replayed.push(row.id);
                 }
-                Err(reason) => batch.still_failing.push((row.id, reason)),
+                Err(reason) => batch.still_failing.push((row.id, reason.into())),
             }
         }
         let replayed = batch.replayed.len() as i64;

@@ -4,6 +4,7 @@
 
 use jiff::{Timestamp, civil::Date, tz::TimeZone};
 use tt_common::clock::Millis;
+use tt_common::error::Invalid;
 
 pub const QUARTER_MS: Millis = 15 * 60 * 1000;
 pub const QUARTERS_PER_DAY: i64 = 96;
@@ -45,20 +46,22 @@ pub struct Range {
 }
 
 /// Parses a time zone name (empty: UTC).
-pub fn time_zone(name: &str) -> Result<(TimeZone, String), String> {
+pub fn time_zone(name: &str) -> Result<(TimeZone, String), Invalid> {
     if name.is_empty() {
         return Ok((TimeZone::UTC, "UTC".to_owned()));
     }
-    TimeZone::get(name).map(|tz| (tz, name.to_owned())).map_err(|_| format!("unknown time zone {name:?}"))
+    TimeZone::get(name)
+        .map(|tz| (tz, name.to_owned()))
+        .map_err(|_| format!("unknown time zone {name:?}").into())
 }
 
-pub fn date(s: &str) -> Result<Date, String> {
+pub fn date(s: &str) -> Result<Date, Invalid> {
     if s.len() != 10 {
-        return Err("must be a date YYYY-MM-DD".to_owned());
+        return Err("must be a date YYYY-MM-DD".into());
     }
-    let d = s.parse::<Date>().map_err(|_| "must be a date YYYY-MM-DD".to_owned())?;
+    let d = s.parse::<Date>().map_err(|_| Invalid::from("must be a date YYYY-MM-DD"))?;
     if !(FIRST_DATE..=LAST_DATE).contains(&d) {
-        return Err(format!("must be between {FIRST_DATE} and {LAST_DATE}"));
+        return Err(format!("must be between {FIRST_DATE} and {LAST_DATE}").into());
     }
     Ok(d)
 }

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use tt_common::{clock::Millis, error::quote};
+use tt_common::{
+    clock::Millis,
+    error::{Invalid, quote},
+};
 use tt_proto::common::v1::{AttributeValue, Event, attribute_value::Kind};
 
 pub use tt_common::outbox::schema::{Attr, AttrKind, EventType, is_type_name};
@@ -29,7 +32,7 @@ impl Registry {
 
     /// Checks `event` at `now`: the stored form, or why it was refused (`MALFORMED: ...` or
     /// `UNKNOWN_TYPE: ...`, every problem listed).
-    pub fn check(&self, event: &Event, now: Millis) -> Result<Accepted, String> {
+    pub fn check(&self, event: &Event, now: Millis) -> Result<Accepted, Invalid> {
         check_with(self, event, now)
     }
 }
@@ -54,7 +57,7 @@ pub fn is_activity(actor: &str, subject: &str) -> bool {
     actor == subject
 }
 
-fn check_with(registry: &Registry, event: &Event, now: Millis) -> Result<Accepted, String> {
+fn check_with(registry: &Registry, event: &Event, now: Millis) -> Result<Accepted, Invalid> {
     let mut problems = Vec::new();
     if !is_uuid(&event.id) {
         problems.push("id must be a UUID".to_owned());
@@ -85,14 +88,14 @@ fn check_with(registry: &Registry, event: &Event, now: Millis) -> Result<Accepte
     }
     problems.extend(attribute_problems(&event.attributes));
     if !problems.is_empty() {
-        return Err(format!("MALFORMED: {}", problems.join("; ")));
+        return Err(format!("MALFORMED: {}", problems.join("; ")).into());
     }
     let Some(schema) = registry.lookup(&event.r#type, event.version) else {
-        return Err(format!("UNKNOWN_TYPE: no schema for {} v{}", event.r#type, event.version));
+        return Err(format!("UNKNOWN_TYPE: no schema for {} v{}", event.r#type, event.version).into());
     };
     let problems = schema_problems(schema, &event.attributes);
     if !problems.is_empty() {
-        return Err(format!("MALFORMED: {}", problems.join("; ")));
+        return Err(format!("MALFORMED: {}", problems.join("; ")).into());
     }
     Ok(Accepted {
         id: event.id.clone(),
@@ -245,7 +248,7 @@ mod tests {
         ),
     ];
 
-    fn check(event: &Event, now: Millis) -> Result<Accepted, String> {
+    fn check(event: &Event, now: Millis) -> Result<Accepted, Invalid> {
         Registry::new(TYPES).check(event, now)
     }
 

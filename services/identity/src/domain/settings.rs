@@ -1,6 +1,7 @@
 //! The system settings: a fixed registry of typed, bounded keys. Values are stored as JSON.
 
 use serde_json::Value;
+use tt_common::error::Invalid;
 
 /// A setting's type and bounds.
 #[derive(Debug, Clone, Copy)]
@@ -100,11 +101,13 @@ impl Definition {
     }
 
     /// Checks a value against the setting's type and bounds.
-    pub fn check(&self, value: &SettingValue) -> Result<(), String> {
+    pub fn check(&self, value: &SettingValue) -> Result<(), Invalid> {
         match (self.kind, value) {
             (Kind::Bool, SettingValue::Bool(_)) => Ok(()),
             (Kind::Int { min, max }, SettingValue::Int(i)) if (min..=max).contains(i) => Ok(()),
-            (Kind::Int { min, max }, SettingValue::Int(_)) => Err(format!("must be between {min} and {max}")),
+            (Kind::Int { min, max }, SettingValue::Int(_)) => {
+                Err(format!("must be between {min} and {max}").into())
+            }
             (Kind::Bool, _) => Err("must be a bool_value".into()),
             (Kind::Int { .. }, _) => Err("must be an int_value".into()),
         }

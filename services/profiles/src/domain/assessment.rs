@@ -7,6 +7,7 @@
 //! beyond +-1/3 the preference is the named pole, else balanced/moderate.
 
 use std::collections::HashMap;
+use tt_common::error::Invalid;
 
 use serde::{Deserialize, Serialize};
 use tt_common::error::quote;
@@ -107,21 +108,21 @@ pub type AnswerProblem = (String, String);
 
 impl Questionnaire {
     /// The questionnaire compiled into the binary.
-    pub fn builtin() -> Result<Self, String> {
+    pub fn builtin() -> Result<Self, Invalid> {
         Self::parse(include_str!("../../data/assessment-v1.toml"))
     }
 
     /// Parses and validates: unique question and option ids, at least 16 questions, every
     /// option weighing something.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         let q: Self = toml::from_str(text).map_err(|e| e.to_string())?;
         if q.questions.len() < 16 {
-            return Err(format!("{} questions; at least 16 are needed", q.questions.len()));
+            return Err(format!("{} questions; at least 16 are needed", q.questions.len()).into());
         }
         let mut ids = std::collections::HashSet::new();
         for question in &q.questions {
             if !ids.insert(&question.id) || question.options.len() < 2 {
-                return Err(format!("question {}: duplicate id or fewer than 2 options", question.id));
+                return Err(format!("question {}: duplicate id or fewer than 2 options", question.id).into());
             }
             let mut options = std::collections::HashSet::new();
             for o in &question.options {
@@ -131,7 +132,9 @@ impl Questionnaire {
                         .iter()
                         .all(|x| *x == 0);
                 if !options.insert(&o.id) || all_zero {
-                    return Err(format!("question {} option {}: duplicate or weightless", question.id, o.id));
+                    return Err(
+                        format!("question {} option {}: duplicate or weightless", question.id, o.id).into()
+                    );
                 }
             }
         }

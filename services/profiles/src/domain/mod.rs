@@ -1,6 +1,7 @@
 //! Profiles' rules, without I/O: the taxonomy, the questionnaire and its scoring, experience and
 //! career stage, completion, and the checks on profile fields.
 
+use tt_common::error::Invalid;
 pub mod assessment;
 pub mod career;
 pub mod completion;
@@ -17,13 +18,13 @@ pub const MAX_LANGUAGES: usize = 10;
 pub const MAX_FIELDS: usize = 5;
 
 /// A trimmed text of at most `max` characters (`required`: not empty).
-pub fn text(value: &str, max: usize, required: bool) -> Result<String, String> {
+pub fn text(value: &str, max: usize, required: bool) -> Result<String, Invalid> {
     let t = value.trim();
     if required && t.is_empty() {
         return Err("must not be empty".into());
     }
     if t.chars().count() > max {
-        return Err(format!("must be at most {max} characters"));
+        return Err(format!("must be at most {max} characters").into());
     }
     if t.chars().any(|c| c.is_control() && c != '\n') {
         return Err("must not contain control characters".into());
@@ -32,19 +33,19 @@ pub fn text(value: &str, max: usize, required: bool) -> Result<String, String> {
 }
 
 /// An IANA time zone name known to the bundled tz database (empty clears it).
-pub fn timezone(name: &str) -> Result<String, String> {
+pub fn timezone(name: &str) -> Result<String, Invalid> {
     if name.is_empty() {
         return Ok(String::new());
     }
     if name.len() > 64 || jiff::tz::TimeZone::get(name).is_err() {
-        return Err(format!("{name:?} is not an IANA time zone name (e.g. \"Europe/Berlin\")"));
+        return Err(format!("{name:?} is not an IANA time zone name (e.g. \"Europe/Berlin\")").into());
     }
     Ok(name.to_owned())
 }
 
 /// A BCP 47 language tag in its usual form: a 2-3 letter lower-case language, then optional
 /// subtags of 2-8 letters or digits ("en", "pt-BR", "zh-Hant-TW").
-pub fn language(tag: &str) -> Result<String, String> {
+pub fn language(tag: &str) -> Result<String, Invalid> {
     let mut parts = tag.split('-');
     let primary = parts.next().unwrap_or_default();
     let ok_primary = (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
@@ -52,7 +53,7 @@ pub fn language(tag: &str) -> Result<String, String> {
     if ok_primary && ok_rest && tag.len() <= 35 {
         Ok(tag.to_owned())
     } else {
-        Err(format!("{tag:?} is not a language tag like \"en\" or \"pt-BR\""))
+        Err(format!("{tag:?} is not a language tag like \"en\" or \"pt-BR\"").into())
     }
 }
 
@@ -60,16 +61,16 @@ pub fn language(tag: &str) -> Result<String, String> {
 pub fn list(
     values: &[String],
     max: usize,
-    each: impl Fn(&str) -> Result<String, String>,
-) -> Result<Vec<String>, String> {
+    each: impl Fn(&str) -> Result<String, Invalid>,
+) -> Result<Vec<String>, Invalid> {
     if values.len() > max {
-        return Err(format!("at most {max} allowed"));
+        return Err(format!("at most {max} allowed").into());
     }
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for v in values {
         let checked = each(v)?;
         if out.contains(&checked) {
-            return Err(format!("{v:?} is listed twice"));
+            return Err(format!("{v:?} is listed twice").into());
         }
         out.push(checked);
     }
@@ -77,27 +78,27 @@ pub fn list(
 }
 
 /// A field of work: a taxonomy track id.
-pub fn field_of_work(s: &str) -> Result<String, String> {
+pub fn field_of_work(s: &str) -> Result<String, Invalid> {
     if taxonomy::is_track(s) {
         Ok(s.to_owned())
     } else {
-        Err(format!("{s:?} is not a field of work; use one of: {}", taxonomy::TRACKS.join(", ")))
+        Err(format!("{s:?} is not a field of work; use one of: {}", taxonomy::TRACKS.join(", ")).into())
     }
 }
 
 /// A calendar date "YYYY-MM-DD" from its parts (validated, e.g. no February 30).
-pub fn date(year: i32, month: i32, day: i32) -> Result<jiff::civil::Date, String> {
+pub fn date(year: i32, month: i32, day: i32) -> Result<jiff::civil::Date, Invalid> {
     let y = i16::try_from(year).map_err(|_| "year out of range".to_owned())?;
     let m = i8::try_from(month).map_err(|_| "month out of range".to_owned())?;
     let d = i8::try_from(day).map_err(|_| "day out of range".to_owned())?;
     if !(1900..=2200).contains(&year) {
         return Err("year must be between 1900 and 2200".into());
     }
-    jiff::civil::Date::new(y, m, d).map_err(|_| format!("{year:04}-{month:02}-{day:02} is not a date"))
+    jiff::civil::Date::new(y, m, d).map_err(|_| format!("{year:04}-{month:02}-{day:02} is not a date").into())
 }
 
 /// A month (year 1900-2200, month 1-12) as a month index.
-pub fn month(year: i32, month: i32) -> Result<career::MonthIndex, String> {
+pub fn month(year: i32, month: i32) -> Result<career::MonthIndex, Invalid> {
     if !(1900..=2200).contains(&year) || !(1..=12).contains(&month) {
         return Err("must be a month: year 1900-2200, month 1-12".into());
     }
@@ -105,7 +106,7 @@ pub fn month(year: i32, month: i32) -> Result<career::MonthIndex, String> {
 }
 
 /// A month (as [`month`]) that is not after the month of `now_ms`.
-pub fn past_month(year: i32, month_of_year: i32, now_ms: i64) -> Result<career::MonthIndex, String> {
+pub fn past_month(year: i32, month_of_year: i32, now_ms: i64) -> Result<career::MonthIndex, Invalid> {
     let index = month(year, month_of_year)?;
     if index > career::current_month(now_ms) {
         return Err("must not be in the future".into());

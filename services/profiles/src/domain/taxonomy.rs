@@ -2,6 +2,7 @@
 //! by prefix and alias, and "did you mean" suggestions for unknown skills.
 
 use std::collections::HashMap;
+use tt_common::error::Invalid;
 
 /// The tracks skills belong to; also the fields of work a profile may name.
 pub const TRACKS: &[&str] = &[
@@ -41,12 +42,12 @@ pub fn is_track(s: &str) -> bool {
 
 impl Taxonomy {
     /// The taxonomy compiled into the binary.
-    pub fn builtin() -> Result<Self, String> {
+    pub fn builtin() -> Result<Self, Invalid> {
         Self::parse(include_str!("../../data/skills.tsv"))
     }
 
     /// Parses and validates the TSV format described in `data/README.md`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         let mut skills = Vec::new();
         let mut by_id = HashMap::new();
         let mut seen_terms = HashMap::new();
@@ -56,13 +57,13 @@ impl Taxonomy {
             }
             let cols: Vec<&str> = line.split('\t').collect();
             let [track, category, id, name, aliases] = cols.as_slice() else {
-                return Err(format!("line {}: expected 5 tab-separated columns", n + 1));
+                return Err(format!("line {}: expected 5 tab-separated columns", n + 1).into());
             };
             if !is_track(track) {
-                return Err(format!("line {}: unknown track {track:?}", n + 1));
+                return Err(format!("line {}: unknown track {track:?}", n + 1).into());
             }
             if !is_skill_id(id) || name.is_empty() || category.is_empty() {
-                return Err(format!("line {}: bad id, name or category", n + 1));
+                return Err(format!("line {}: bad id, name or category", n + 1).into());
             }
             let skill = SkillDef {
                 id: (*id).to_owned(),
@@ -72,11 +73,11 @@ impl Taxonomy {
                 aliases: aliases.split('|').filter(|a| !a.is_empty()).map(str::to_owned).collect(),
             };
             if by_id.insert(skill.id.clone(), skills.len()).is_some() {
-                return Err(format!("line {}: duplicate id {id}", n + 1));
+                return Err(format!("line {}: duplicate id {id}", n + 1).into());
             }
             for term in std::iter::once(&skill.name).chain(&skill.aliases) {
                 if seen_terms.insert(term.to_lowercase(), skill.id.clone()).is_some() {
-                    return Err(format!("line {}: name or alias {term:?} used twice", n + 1));
+                    return Err(format!("line {}: name or alias {term:?} used twice", n + 1).into());
                 }
             }
             skills.push(skill);
