@@ -22,16 +22,13 @@ use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Error;
+
 /// The parameters new hashes use; anything else is upgraded at the next successful login.
 const M_KIB: u32 = 19_456;
 const T_COST: u32 = 2;
 const P_COST: u32 = 1;
 const OUTPUT_LEN: usize = 32;
-
-/// Hashing failed (not a wrong password: that is `Ok(false)`).
-#[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -52,7 +49,7 @@ impl std::fmt::Debug for Hasher {
 
 impl Hasher {
     /// Starts `parallelism` hashing threads (they stop when every `Hasher` clone is dropped).
-    pub async fn new(parallelism: usize) -> Result<Self, HashError> {
+    pub async fn new(parallelism: usize) -> Result<Self, Error> {
         let (tx, rx) = mpsc::channel::<Job>(1024);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..parallelism.max(1) {
@@ -60,23 +57,23 @@ impl Hasher {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || worker(&rx))
-                .map_err(|e| HashError(e.to_string()))?;
+                .map_err(|e| Error::Hashing(e.to_string()))?;
         }
         let mut hasher = Self { jobs: tx, dummy: Arc::from("") };
-        let random = tt_common::secrets::random_bytes::<24>().map_err(|e| HashError(e.to_string()))?;
+        let random = tt_common::secrets::random_bytes::<24>().map_err(|e| Error::Hashing(e.to_string()))?;
         hasher.dummy = Arc::from(hasher.hash(&hex(&random)).await?);
         Ok(hasher)
     }
 
     /// A PHC string for `password` with the current parameters.
-    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+    pub async fn hash(&self, password: &str) -> Result<String, Error> {
         let password = password.to_owned();
         self.run(move || hash_with(&password, M_KIB, T_COST)).await
     }
 
     /// Whether `password` matches `hash`; with `None`, verifies against the dummy hash and
     /// returns false (same cost as a real check).
-    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, HashError> {
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, Error> {
         let password = password.to_owned();
         let (hash, real) = match hash {
             Some(h) => (h.to_owned(), true),
@@ -93,20 +90,20 @@ impl Hasher {
 
     /// Hashes with explicit (older) parameters on the calling thread: for tests of the upgrade
     /// path.
-    pub fn hash_with(password: &str, m_kib: u32, t: u32) -> Result<String, HashError> {
+    pub fn hash_with(password: &str, m_kib: u32, t: u32) -> Result<String, Error> {
         hash_with(password, m_kib, t)
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
-    ) -> Result<T, HashError> {
+        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = done.send(work());
         });
-        self.jobs.send(job).await.map_err(|_| HashError("hashing pool stopped".into()))?;
-        result.await.map_err(|_| HashError("hashing job lost".into()))?
+        self.jobs.send(job).await.map_err(|_| Error::Hashing("hashing pool stopped".into()))?;
+        result.await.map_err(|_| Error::Hashing("hashing job lost".into()))?
     }
 }
 
@@ -116,8 +113,8 @@ thread_local! {
 }
 
 /// Argon2id of `password` and `salt` into `out`, on this thread's reused buffer.
-fn compute(password: &[u8], salt: &[u8], m_kib: u32, t: u32, out: &mut [u8]) -> Result<(), HashError> {
-    let params = Params::new(m_kib, t, P_COST, Some(out.len())).map_err(|e| HashError(e.to_string()))?;
+fn compute(password: &[u8], salt: &[u8], m_kib: u32, t: u32, out: &mut [u8]) -> Result<(), Error> {
+    let params = Params::new(m_kib, t, P_COST, Some(out.len())).map_err(|e| Error::Hashing(e.to_string()))?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     BLOCKS.with_borrow_mut(|blocks| {
         if blocks.len() < params.block_count() {
@@ -125,12 +122,12 @@ fn compute(password: &[u8], salt: &[u8], m_kib: u32, t: u32, out: &mut [u8]) -> 
         }
         argon
             .hash_password_into_with_memory(password, salt, out, &mut blocks[..params.block_count()])
-            .map_err(|e| HashError(e.to_string()))
+            .map_err(|e| Error::Hashing(e.to_string()))
     })
 }
 
-fn hash_with(password: &str, m_kib: u32, t: u32) -> Result<String, HashError> {
-    let salt = tt_common::secrets::random_bytes::<16>().map_err(|e| HashError(e.to_string()))?;
+fn hash_with(password: &str, m_kib: u32, t: u32) -> Result<String, Error> {
+    let salt = tt_common::secrets::random_bytes::<16>().map_err(|e| Error::Hashing(e.to_string()))?;
     let mut out = [0u8; OUTPUT_LEN];
     compute(password.as_bytes(), &salt, m_kib, t, &mut out)?;
     Ok(format!(
@@ -141,7 +138,7 @@ fn hash_with(password: &str, m_kib: u32, t: u32) -> Result<String, HashError> {
 }
 
 /// Checks `password` against a PHC string; a malformed or foreign hash never matches.
-fn verify(password: &str, phc: &str) -> Result<bool, HashError> {
+fn verify(password: &str, phc: &str) -> Result<bool, Error> {
     let Some((m_kib, t, salt, expected)) = parse(phc) else {
         return Ok(false);
     };

@@ -21,24 +21,13 @@ use tt_common::{
     auth::{AccessClaims, JWT_HEADER_TYPE},
     clock::Millis,
     secrets::{Secret, random_bytes},
-    storage::StorageError,
 };
 
 use crate::{
+    Error,
     hashing::hex,
     store::{Store, audit::AuditRecord, keys::KeyRow},
 };
-
-/// A key problem.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error("signing key: {0}")]
-    Key(String),
-    #[error("keys are loaded from a file; rotate by replacing the mounted key")]
-    FileManaged,
-}
 
 struct Active {
     kid: String,
@@ -70,9 +59,9 @@ impl KeyRing {
         secret: &Secret,
         file_pem: Option<String>,
         publish_retired_for: Duration,
-    ) -> Result<Self, KeyError> {
+    ) -> Result<Self, Error> {
         let unbound = UnboundKey::new(&AES_256_GCM, &secret.derive("signing-key-encryption"))
-            .map_err(|_| KeyError::Key("bad key-encryption key".into()))?;
+            .map_err(|_| Error::Key("bad key-encryption key".into()))?;
         Ok(Self {
             store,
             kek: LessSafeKey::new(unbound),
@@ -83,7 +72,7 @@ impl KeyRing {
     }
 
     /// Makes sure an active key exists: the mounted one, or a generated one on first start.
-    pub async fn ensure(&self, now: Millis) -> Result<(), KeyError> {
+    pub async fn ensure(&self, now: Millis) -> Result<(), Error> {
         if let Some(pem) = &self.file_pem {
             let pkcs8 = pem_to_der(pem)?;
             let row = self.row_for(&pkcs8, String::new(), now)?;
@@ -100,9 +89,9 @@ impl KeyRing {
     }
 
     /// Generates a new key, makes it active and returns it.
-    pub async fn rotate(&self, actor: &str, now: Millis) -> Result<KeyRow, KeyError> {
+    pub async fn rotate(&self, actor: &str, now: Millis) -> Result<KeyRow, Error> {
         if self.file_pem.is_some() {
-            return Err(KeyError::FileManaged);
+            return Err(Error::KeysFileManaged);
         }
         let row = self.generate(now)?;
         let audit = AuditRecord::new("signing_key.rotated", actor, &row.kid, serde_json::json!({}), now);
@@ -112,13 +101,13 @@ impl KeyRing {
     }
 
     /// Keys verifiers should accept now.
-    pub async fn public_keys(&self, now: Millis) -> Result<Vec<KeyRow>, KeyError> {
+    pub async fn public_keys(&self, now: Millis) -> Result<Vec<KeyRow>, Error> {
         let window = tt_common::clock::millis(self.publish_retired_for);
         Ok(self.store.verifying_keys(now.saturating_sub(window)).await?)
     }
 
     /// Signs access-token claims with the active key.
-    pub async fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
+    pub async fn sign(&self, claims: &AccessClaims) -> Result<String, Error> {
         let stale = self
             .active
             .read()
@@ -129,18 +118,18 @@ impl KeyRing {
             self.reload().await?;
         }
         let guard = self.active.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let active = guard.as_ref().ok_or_else(|| KeyError::Key("no active key".into()))?;
+        let active = guard.as_ref().ok_or_else(|| Error::Key("no active key".into()))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(JWT_HEADER_TYPE.to_owned());
         header.kid = Some(active.kid.clone());
-        jsonwebtoken::encode(&header, claims, &active.encoding).map_err(|e| KeyError::Key(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &active.encoding).map_err(|e| Error::Key(e.to_string()))
     }
 
-    async fn reload(&self) -> Result<(), KeyError> {
-        let row = self.store.active_key().await?.ok_or_else(|| KeyError::Key("no active key".into()))?;
+    async fn reload(&self) -> Result<(), Error> {
+        let row = self.store.active_key().await?.ok_or_else(|| Error::Key("no active key".into()))?;
         let pkcs8 = if row.private_key.is_empty() {
             let pem = self.file_pem.as_ref().ok_or_else(|| {
-                KeyError::Key("the active key lives in a file this process was not given".into())
+                Error::Key("the active key lives in a file this process was not given".into())
             })?;
             pem_to_der(pem)?
         } else {
@@ -152,17 +141,17 @@ impl KeyRing {
         Ok(())
     }
 
-    fn generate(&self, now: Millis) -> Result<KeyRow, KeyError> {
+    fn generate(&self, now: Millis) -> Result<KeyRow, Error> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Key("keygen failed".into()))?;
+        let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| Error::Key("keygen failed".into()))?;
         let pkcs8 = doc.as_ref().to_vec();
         let kid = kid_of(&pkcs8)?;
         let sealed = self.encrypt(&kid, &pkcs8)?;
         self.row_for(&pkcs8, sealed, now)
     }
 
-    fn row_for(&self, pkcs8: &[u8], private_key: String, now: Millis) -> Result<KeyRow, KeyError> {
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| KeyError::Key(e.to_string()))?;
+    fn row_for(&self, pkcs8: &[u8], private_key: String, now: Millis) -> Result<KeyRow, Error> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| Error::Key(e.to_string()))?;
         Ok(KeyRow {
             kid: kid_of(pkcs8)?,
             public_key: STANDARD.encode(pair.public_key().as_ref()),
@@ -173,8 +162,8 @@ impl KeyRing {
         })
     }
 
-    fn encrypt(&self, kid: &str, plain: &[u8]) -> Result<String, KeyError> {
-        let nonce_bytes = random_bytes::<12>().map_err(|e| KeyError::Key(e.to_string()))?;
+    fn encrypt(&self, kid: &str, plain: &[u8]) -> Result<String, Error> {
+        let nonce_bytes = random_bytes::<12>().map_err(|e| Error::Key(e.to_string()))?;
         let mut buf = plain.to_vec();
         self.kek
             .seal_in_place_append_tag(
@@ -182,36 +171,36 @@ impl KeyRing {
                 Aad::from(kid.as_bytes()),
                 &mut buf,
             )
-            .map_err(|_| KeyError::Key("encryption failed".into()))?;
+            .map_err(|_| Error::Key("encryption failed".into()))?;
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&buf);
         Ok(STANDARD.encode(out))
     }
 
-    fn decrypt(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, KeyError> {
-        let raw = STANDARD.decode(sealed).map_err(|_| KeyError::Key("corrupt stored key".into()))?;
+    fn decrypt(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, Error> {
+        let raw = STANDARD.decode(sealed).map_err(|_| Error::Key("corrupt stored key".into()))?;
         if raw.len() < 12 + 16 {
-            return Err(KeyError::Key("corrupt stored key".into()));
+            return Err(Error::Key("corrupt stored key".into()));
         }
         let (nonce, body) = raw.split_at(12);
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| KeyError::Key("corrupt stored key".into()))?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Key("corrupt stored key".into()))?;
         let mut body = body.to_vec();
         let plain = self.kek.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut body).map_err(|_| {
-            KeyError::Key("stored key does not decrypt: was the secret key file replaced?".into())
+            Error::Key("stored key does not decrypt: was the secret key file replaced?".into())
         })?;
         Ok(plain.to_vec())
     }
 }
 
 /// The key id: the first 16 hex digits of SHA-256 over the public key.
-fn kid_of(pkcs8: &[u8]) -> Result<String, KeyError> {
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| KeyError::Key(e.to_string()))?;
+fn kid_of(pkcs8: &[u8]) -> Result<String, Error> {
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| Error::Key(e.to_string()))?;
     let d = digest::digest(&digest::SHA256, pair.public_key().as_ref());
     Ok(hex(&d.as_ref()[..8]))
 }
 
-fn pem_to_der(pem: &str) -> Result<Vec<u8>, KeyError> {
+fn pem_to_der(pem: &str) -> Result<Vec<u8>, Error> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
-    STANDARD.decode(body).map_err(|_| KeyError::Key("signing key file is not PEM".into()))
+    STANDARD.decode(body).map_err(|_| Error::Key("signing key file is not PEM".into()))
 }

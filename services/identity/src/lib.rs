@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod guard;
 pub mod hashing;
@@ -40,8 +41,7 @@ use crate::{
     store::{Store, audit::AuditRecord, users::UserRow},
 };
 
-/// The `ErrorInfo` domain of identity's errors.
-pub const DOMAIN: tt_common::error::Domain = tt_common::error::Domain::new("identity.timetravelers.dev");
+pub use crate::error::{DOMAIN, Error};
 
 /// Identity, as the platform mounts it.
 pub static MODULE: Def<Identity> = Def::new();

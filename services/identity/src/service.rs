@@ -2,7 +2,6 @@
 //! tokens, opening sessions, announcing revocations to the feed, loading users).
 
 use std::{sync::Arc, time::Duration};
-use tt_common::error::Reason;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::Status;
@@ -20,7 +19,7 @@ use crate::{
     domain::{UserStatus, roles, settings},
     guard::Guard,
     hashing::{Hasher, hex},
-    keyring::{KeyError, KeyRing},
+    keyring::KeyRing,
     store::{
         Store,
         audit::AuditRecord,
@@ -58,21 +57,9 @@ impl std::fmt::Debug for Identity {
     }
 }
 
-pub fn keys(e: KeyError) -> Status {
-    match e {
-        KeyError::Storage(s) => s.to_status(DOMAIN),
-        KeyError::FileManaged => DOMAIN.status(
-            tonic::Code::FailedPrecondition,
-            Reason::new("KEYS_FILE_MANAGED"),
-            KeyError::FileManaged.to_string(),
-        ),
-        other => DOMAIN.internal(&other),
-    }
-}
-
 /// A fresh opaque token with 256 random bits and its stored hash.
 pub fn new_secret(prefix: &str) -> Result<(String, String), Status> {
-    let bytes = tt_common::secrets::random_bytes::<32>().map_err(|e| DOMAIN.internal(&e))?;
+    let bytes = tt_common::secrets::random_bytes::<32>().map_err(crate::Error::Random)?;
     let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = hash_secret(&token);
     Ok((token, hash))
@@ -161,7 +148,7 @@ impl Identity {
             roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
             sid: session_id.map(str::to_owned),
         };
-        let token = self.keys.sign(&claims).await.map_err(keys)?;
+        let token = self.keys.sign(&claims).await?;
         Ok((token, exp_ms))
     }
 

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod service;
 pub mod store;
 
@@ -37,8 +38,7 @@ use tt_proto::profiles::v1::{
 pub use crate::service::Profiles;
 use crate::{api::Api, config::ProfilesArgs, store::Store};
 
-/// The `ErrorInfo` domain of profiles' errors.
-pub const DOMAIN: tt_common::error::Domain = tt_common::error::Domain::new("profiles.timetravelers.dev");
+pub use crate::error::{DOMAIN, Error, Resource};
 
 /// Profiles, as the platform mounts it.
 pub static MODULE: Def<Profiles> = Def::new();

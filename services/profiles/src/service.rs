@@ -21,7 +21,7 @@ use crate::{
         assessment::Questionnaire,
         taxonomy::{self, Taxonomy},
     },
-    store::{Learner, Store, WriteError},
+    store::{Learner, Store},
 };
 
 /// The profiles service core.
@@ -35,24 +35,6 @@ pub struct Profiles {
     pub pages: PageTokens,
     /// Lifetime of cached views; zero turns caching off.
     pub cache_ttl: Duration,
-}
-
-/// Maps a refused child write of a `kind` ("goal", "position", "skill") with id `id`.
-pub fn write(e: WriteError, kind: &str, id: &str) -> Status {
-    match e {
-        WriteError::Storage(e) => e.to_status(DOMAIN),
-        WriteError::NoProfile => DOMAIN.not_found("profile", ""),
-        WriteError::Limit(message) => DOMAIN.status(
-            Code::FailedPrecondition,
-            Reason::owned(format!("{}_LIMIT_REACHED", kind.to_ascii_uppercase())),
-            message,
-        ),
-        WriteError::NotFound => DOMAIN.not_found(kind, id),
-        WriteError::Stale => DOMAIN.etag_mismatch(kind),
-        WriteError::Invalid(message) => {
-            DOMAIN.status(Code::InvalidArgument, Reason::new("INVALID_ARGUMENT"), message)
-        }
-    }
 }
 
 fn key(kind: &str, user_id: &str) -> String {

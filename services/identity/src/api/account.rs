@@ -89,17 +89,13 @@ impl AccountService for Api {
         let user = self.user(&me).await?;
         // Guessing the current password with a stolen token counts like failed logins.
         self.guard.begin(&user.email).await?;
-        let ok = self
-            .hasher
-            .verify(&req.current_password, Some(&user.password_hash))
-            .await
-            .map_err(|e| DOMAIN.internal(&e))?;
+        let ok = self.hasher.verify(&req.current_password, Some(&user.password_hash)).await?;
         if !ok {
             self.guard.failed(&user.email).await?;
             return Err(DOMAIN.invalid_field("current_password", "is not the current password"));
         }
         self.guard.succeeded(&user.email).await;
-        let hash = self.hasher.hash(&req.new_password).await.map_err(|e| DOMAIN.internal(&e))?;
+        let hash = self.hasher.hash(&req.new_password).await?;
         let now = self.now();
         let audit = AuditRecord::new("password.changed", &me, &me, json!({}), now);
         // Every session ends (and outstanding access tokens stop); the caller gets a new one.

@@ -18,7 +18,7 @@ const MAX_ROLES: usize = 8;
 use crate::{
     DOMAIN,
     domain::{UserStatus, parse_account_name, roles},
-    service::{key_to_proto, keys, new_secret, user_to_proto},
+    service::{key_to_proto, new_secret, user_to_proto},
     store::{
         audit::AuditRecord,
         service_accounts::ServiceAccountRow,
@@ -201,7 +201,7 @@ impl AdminService for Api {
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
         let admin = require_admin(&request)?.subject.clone();
-        let row = self.keys.rotate(&admin, self.now()).await.map_err(keys)?;
+        let row = self.keys.rotate(&admin, self.now()).await?;
         Ok(Response::new(pb::RotateSigningKeyResponse { key: Some(key_to_proto(&row)?) }))
     }
 

@@ -12,7 +12,7 @@ use crate::{
     DOMAIN,
     domain::{UserStatus, email::Email, parse_display_name, password, settings},
     guard::Failure,
-    service::{client_of, hash_secret, key_to_proto, keys, new_secret, user_agent, user_to_proto},
+    service::{client_of, hash_secret, key_to_proto, new_secret, user_agent, user_to_proto},
     store::{audit::AuditRecord, sessions::Rotation, users::UserRow},
 };
 
@@ -60,7 +60,7 @@ impl AuthService for Api {
                 "sign-up is closed",
             ));
         }
-        let hash = self.hasher.hash(&req.password).await.map_err(|e| DOMAIN.internal(&e))?;
+        let hash = self.hasher.hash(&req.password).await?;
         let now = self.now();
         let user = UserRow {
             id: tt_common::new_id(),
@@ -106,11 +106,7 @@ impl AuthService for Api {
         self.guard.client_attempt(&client).await?;
         self.guard.begin(id).await?;
         let user = self.store.user_by_email(id).await?;
-        let ok = self
-            .hasher
-            .verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await
-            .map_err(|e| DOMAIN.internal(&e))?;
+        let ok = self.hasher.verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let now = self.now();
         let user = match (ok, user) {
             (true, Some(user)) => user,
@@ -143,7 +139,7 @@ impl AuthService for Api {
             ));
         }
         if crate::hashing::Hasher::needs_upgrade(&user.password_hash) {
-            let upgraded = self.hasher.hash(&req.password).await.map_err(|e| DOMAIN.internal(&e))?;
+            let upgraded = self.hasher.hash(&req.password).await?;
             self.store.set_password_hash(&user.id, &upgraded).await?;
         }
         let audit = AuditRecord::new("login.succeeded", &user.id, &user.id, json!({"client": client}), now);
@@ -260,7 +256,7 @@ impl AuthService for Api {
         &self,
         _request: Request<pb::ListPublicKeysRequest>,
     ) -> Result<Response<pb::ListPublicKeysResponse>, Status> {
-        let rows = self.keys.public_keys(self.now()).await.map_err(keys)?;
+        let rows = self.keys.public_keys(self.now()).await?;
         let keys = rows.iter().map(key_to_proto).collect::<Result<_, _>>()?;
         Ok(Response::new(pb::ListPublicKeysResponse { keys }))
     }

@@ -5,7 +5,7 @@ use tt_common::{auth::principal, storage::PageSize};
 use tt_proto::profiles::v1::{self as pb, assessment_service_server::AssessmentService};
 
 use super::{Api, convert, violations};
-use crate::{service::write, store::ResultRow};
+use crate::{Error, Resource, store::ResultRow};
 
 #[tonic::async_trait]
 impl AssessmentService for Api {
@@ -70,7 +70,7 @@ impl AssessmentService for Api {
             scores,
             created_at: self.now(),
         };
-        self.store.add_result(&result).await.map_err(|e| write(e, "assessment", &result.id))?;
+        self.store.add_result(&result).await.map_err(Error::write(Resource::Assessment, &result.id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::SubmitAssessmentResponse { result: Some(convert::result(&result)) }))
     }

@@ -12,9 +12,8 @@ use tt_proto::profiles::v1::{self as pb, experience_service_server::ExperienceSe
 
 use super::{Api, convert, request_id, set, violations};
 use crate::{
-    DOMAIN,
+    DOMAIN, Error, Resource,
     domain::{self, MAX_POSITION_SKILLS, career},
-    service::write,
     store::PositionRow,
 };
 
@@ -115,7 +114,8 @@ impl ExperienceService for Api {
             check_period(&mut v, &row);
         }
         v.into_result()?;
-        let created = self.store.create_position(&row).await.map_err(|e| write(e, "position", &row.id))?;
+        let created =
+            self.store.create_position(&row).await.map_err(Error::write(Resource::Position, &row.id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::CreatePositionResponse { position: Some(convert::position(&created)) }))
     }
@@ -166,7 +166,7 @@ impl ExperienceService for Api {
             .store
             .update_position(&row, expected, self.now())
             .await
-            .map_err(|e| write(e, "position", &src.id))?;
+            .map_err(Error::write(Resource::Position, &src.id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::UpdatePositionResponse { position: Some(convert::position(&updated)) }))
     }
@@ -180,7 +180,7 @@ impl ExperienceService for Api {
         let mut v = violations();
         v.check_id("position_id", &id);
         v.into_result()?;
-        self.store.delete_position(&me, &id).await.map_err(|e| write(e, "position", &id))?;
+        self.store.delete_position(&me, &id).await.map_err(Error::write(Resource::Position, &id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::DeletePositionResponse {}))
     }

@@ -12,9 +12,8 @@ use tt_proto::profiles::v1::{self as pb, goal_service_server::GoalService};
 
 use super::{Api, convert, request_id, set, violations};
 use crate::{
-    DOMAIN,
+    DOMAIN, Error, Resource,
     domain::{self, MAX_GOAL_SKILLS},
-    service::write,
     store::GoalRow,
 };
 
@@ -116,7 +115,7 @@ impl GoalService for Api {
             self.apply_goal(&mut v, path, &src, &mut row);
         }
         v.into_result()?;
-        let goal = self.store.create_goal(&row).await.map_err(|e| write(e, "goal", &row.id))?;
+        let goal = self.store.create_goal(&row).await.map_err(Error::write(Resource::Goal, &row.id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::CreateGoalResponse { goal: Some(convert::goal(&goal)) }))
     }
@@ -171,7 +170,7 @@ impl GoalService for Api {
             .store
             .update_goal(&row, expected, self.now())
             .await
-            .map_err(|e| write(e, "goal", &src.id))?;
+            .map_err(Error::write(Resource::Goal, &src.id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::UpdateGoalResponse { goal: Some(convert::goal(&after)) }))
     }
@@ -185,7 +184,7 @@ impl GoalService for Api {
         let mut v = violations();
         v.check_id("goal_id", &id);
         v.into_result()?;
-        self.store.delete_goal(&me, &id).await.map_err(|e| write(e, "goal", &id))?;
+        self.store.delete_goal(&me, &id).await.map_err(Error::write(Resource::Goal, &id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::DeleteGoalResponse {}))
     }
@@ -197,16 +196,11 @@ impl GoalService for Api {
         let me = self.owner(&request).await?;
         let ids = request.into_inner().goal_ids;
         let mut v = violations();
-        if v.check_count("goal_ids", ids.len(), domain::MAX_GOALS) {
-            for (i, id) in ids.iter().enumerate() {
-                v.check_id(&format!("goal_ids[{i}]"), id);
-            }
-            v.check_unique("goal_ids", &ids);
-        }
+        v.check_ids("goal_ids", &ids, domain::MAX_GOALS);
         v.into_result()?;
         let goals = self.store.reorder_goals(&me, &ids, self.now()).await.map_err(|e| match e {
             crate::store::WriteError::Invalid(why) => DOMAIN.invalid_field("goal_ids", why),
-            other => write(other, "goal", ""),
+            other => Error::write(Resource::Goal, "")(other).into(),
         })?;
         self.changed(&me).await;
         Ok(Response::new(pb::ReorderGoalsResponse { goals: goals.iter().map(convert::goal).collect() }))

@@ -15,7 +15,7 @@ use super::{Api, convert, violations};
 
 /// Events one ConsumeEvents call carries at most (the relay sends batches of 200).
 const MAX_CONSUMED_EVENTS: usize = 1000;
-use crate::{service::write, store::skills::Verification};
+use crate::{Error, Resource, store::skills::Verification};
 
 pub use tt_common::outbox::USER_DELETED;
 
@@ -72,7 +72,7 @@ impl IntegrationService for Api {
             .store
             .verify_skill(&req.user_id, &req.skill_id, &verification)
             .await
-            .map_err(|e| write(e, "skill", &req.skill_id))?;
+            .map_err(Error::write(Resource::Skill, &req.skill_id))?;
         if changed {
             self.changed(&req.user_id).await;
         }

@@ -6,9 +6,8 @@ use tt_proto::profiles::v1::{self as pb, skill_service_server::SkillService};
 
 use super::{Api, convert, violations};
 use crate::{
-    DOMAIN,
+    DOMAIN, Error, Resource,
     domain::{self, taxonomy},
-    service::write,
     store::skills::SelfAssessment,
 };
 
@@ -88,7 +87,7 @@ impl SkillService for Api {
             .store
             .upsert_skill(&me, &req.skill_id, stated, self.now())
             .await
-            .map_err(|e| write(e, "skill", &req.skill_id))?;
+            .map_err(Error::write(Resource::Skill, &req.skill_id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::UpsertLearnerSkillResponse {
             skill: Some(convert::learner_skill(&row, &self.taxonomy)),
@@ -104,7 +103,7 @@ impl SkillService for Api {
         if !taxonomy::is_skill_id(&id) {
             return Err(DOMAIN.invalid_field("skill_id", "must be a skill id"));
         }
-        self.store.delete_skill(&me, &id).await.map_err(|e| write(e, "skill", &id))?;
+        self.store.delete_skill(&me, &id).await.map_err(Error::write(Resource::Skill, &id))?;
         self.changed(&me).await;
         Ok(Response::new(pb::DeleteLearnerSkillResponse {}))
     }
