@@ -2,13 +2,14 @@
 //! professional experience, skill inventory (over a canonical taxonomy shipped as data) and
 //! profile completion, plus the compact learner view other services personalise on.
 //!
-//! Layout: `api/` holds the tonic handlers (one file per gRPC service) and `convert.rs` (rows to
-//! messages, derived views), `service.rs` the core they share (access rules, cached views),
+//! Layout: `api/` holds the tonic handlers (one file per gRPC service), `convert.rs` rows to
+//! messages and the derived views, `service.rs` the core they share (access rules, cached views),
 //! `domain/` the rules without I/O, `store/` the repositories. [`Profiles`] is the module the
 //! platform mounts (`MODULE`), in the `profiles` binary and in the all-in-one server alike.
 
 pub mod api;
 pub mod config;
+pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod service;

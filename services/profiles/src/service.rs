@@ -15,8 +15,7 @@ use tt_common::{
 use tt_proto::profiles::v1 as pb;
 
 use crate::{
-    DOMAIN,
-    api::convert,
+    DOMAIN, convert,
     domain::{
         assessment::Questionnaire,
         taxonomy::{self, Taxonomy},

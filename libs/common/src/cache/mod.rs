@@ -12,19 +12,21 @@
 //! With Redis, a near cache (`near.rs`) keeps recently read values in process, invalidated on
 //! every replica through a Redis channel, so hot reads skip the Redis round trip.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
+mod memory;
 mod near;
 mod resilient;
+mod scripts;
 
 use redis::{AsyncCommands, aio::ConnectionManager};
 
-use self::{near::Near, resilient::Redis};
+use self::{
+    memory::Memory,
+    near::Near,
+    resilient::Redis,
+    scripts::{INCR_IN_WINDOW, INVALIDATED, INVALIDATED_FOR, REPLACE_IF},
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// A cache failure: Redis unreachable, too slow or answering nonsense.
@@ -82,17 +84,6 @@ impl<T: prost::Message + Default> Codec<T> {
         Self { encode: |v: &T| Some(v.encode_to_vec()), decode: |b: &[u8]| T::decode(b).ok() }
     }
 }
-
-/// What an invalidated key holds (followed by a nonce unique to the invalidation).
-const INVALIDATED: &[u8] = b"\0tt:invalidated:";
-/// How long a marker stays when nobody reads the key (the first read replaces it).
-const INVALIDATED_FOR: Duration = Duration::from_secs(60);
-
-/// Replaces KEYS[1] with ARGV[2] (TTL ARGV[3] ms) only while it still holds ARGV[1].
-const REPLACE_IF: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return false";
 
 /// The cache handle: cheap to clone, namespaced by a key prefix.
 #[derive(Clone)]
@@ -274,13 +265,7 @@ impl Cache {
         let window_ms = crate::clock::millis(window).max(1);
         match &self.backend {
             Backend::Redis(redis) => {
-                let script = redis::Script::new(
-                    "local n = redis.call('INCR', KEYS[1]) \
-                     if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
-                     local t = redis.call('PTTL', KEYS[1]) \
-                     if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end \
-                     return {n, t}",
-                );
+                let script = redis::Script::new(INCR_IN_WINDOW);
                 let (count, ttl): (i64, i64) = redis
                     .run(|mut c| {
                         let mut call = script.key(&key);
@@ -452,105 +437,10 @@ impl Cache {
     }
 }
 
-/// The in-process store: moka for values (bounded, per-entry TTL), a map for counters.
-struct Memory {
-    values: moka::future::Cache<String, Entry>,
-    counters: Mutex<HashMap<String, (i64, Instant)>>,
-}
-
-#[derive(Clone)]
-struct Entry {
-    bytes: Arc<[u8]>,
-    ttl: Duration,
-}
-
-struct PerEntryTtl;
-
-impl moka::Expiry<String, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _: &String, value: &Entry, _: Instant) -> Option<Duration> {
-        Some(value.ttl)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &String,
-        value: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(value.ttl)
-    }
-}
-
-impl Memory {
-    fn new(capacity: u64) -> Self {
-        Self {
-            values: moka::future::Cache::builder().max_capacity(capacity).expire_after(PerEntryTtl).build(),
-            counters: Mutex::new(HashMap::new()),
-        }
-    }
-
-    async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.values.get(key).await.map(|e| e.bytes.to_vec())
-    }
-
-    async fn set(&self, key: String, value: &[u8], ttl: Duration) {
-        self.values.insert(key, Entry { bytes: value.into(), ttl }).await;
-    }
-
-    async fn set_if_absent(&self, key: String, value: &[u8], ttl: Duration) -> bool {
-        let entry = self.values.entry(key).or_insert(Entry { bytes: value.into(), ttl }).await;
-        entry.is_fresh()
-    }
-
-    async fn replace_if(&self, key: String, expected: &[u8], value: &[u8], ttl: Duration) -> bool {
-        use moka::ops::compute::{CompResult, Op};
-        let new = Entry { bytes: value.into(), ttl };
-        let result = self
-            .values
-            .entry(key)
-            .and_compute_with(|current| async move {
-                match current {
-                    Some(e) if &*e.value().bytes == expected => Op::Put(new),
-                    _ => Op::Nop,
-                }
-            })
-            .await;
-        matches!(result, CompResult::ReplacedWith(_))
-    }
-
-    async fn delete(&self, key: &str) {
-        self.values.invalidate(key).await;
-        self.lock_counters().remove(key);
-    }
-
-    fn lock_counters(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Instant)>> {
-        // A poisoned lock only means another thread panicked mid-update of plain integers.
-        self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn incr(&self, key: String, window: Duration) -> (i64, Duration) {
-        let now = Instant::now();
-        let mut counters = self.lock_counters();
-        if counters.len() > 100_000 {
-            counters.retain(|_, (_, until)| *until > now);
-        }
-        let slot = counters.entry(key).or_insert((0, now + window));
-        if slot.1 <= now {
-            *slot = (0, now + window);
-        }
-        slot.0 += 1;
-        (slot.0, slot.1 - now)
-    }
-
-    fn counter(&self, key: &str) -> Option<(i64, Duration)> {
-        let now = Instant::now();
-        self.lock_counters().get(key).filter(|(_, until)| *until > now).map(|(n, until)| (*n, *until - now))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     #[tokio::test]

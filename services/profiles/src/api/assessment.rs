@@ -4,7 +4,8 @@ use tonic::{Request, Response, Status};
 use tt_common::{auth::principal, storage::PageSize};
 use tt_proto::profiles::v1::{self as pb, assessment_service_server::AssessmentService};
 
-use super::{Api, convert, violations};
+use super::{Api, violations};
+use crate::convert;
 use crate::{Error, Resource, store::ResultRow};
 
 #[tonic::async_trait]

@@ -10,7 +10,8 @@ use tt_common::{
 };
 use tt_proto::profiles::v1::{self as pb, goal_service_server::GoalService};
 
-use super::{Api, convert, request_id, set, violations};
+use super::{Api, request_id, set, violations};
+use crate::convert;
 use crate::{
     DOMAIN, Error, Resource,
     domain::{self, MAX_GOAL_SKILLS},

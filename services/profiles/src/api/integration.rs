@@ -11,7 +11,8 @@ use tt_proto::{
     },
 };
 
-use super::{Api, convert, violations};
+use super::{Api, violations};
+use crate::convert;
 
 /// Events one ConsumeEvents call carries at most (the relay sends batches of 200).
 const MAX_CONSUMED_EVENTS: usize = 1000;

@@ -2,7 +2,6 @@
 //! and map rows to messages. One file per gRPC service.
 
 pub mod assessment;
-pub mod convert;
 pub mod experience;
 pub mod goals;
 pub mod integration;

@@ -8,7 +8,8 @@ use tt_common::{
 };
 use tt_proto::profiles::v1::{self as pb, profile_service_server::ProfileService};
 
-use super::{Api, convert, set, violations};
+use super::{Api, set, violations};
+use crate::convert;
 use crate::{
     DOMAIN,
     domain::{self, MAX_FIELDS, MAX_LANGUAGES},
