@@ -224,6 +224,11 @@ impl Violations {
         Self { domain: domain.into(), fields: Vec::new(), bytes: 0, omitted: 0 }
     }
 
+    /// The domain of the status these violations become.
+    pub fn domain(&self) -> Domain {
+        self.domain
+    }
+
     /// Records a violation of `field` unless `ok`.
     pub fn check(&mut self, ok: bool, field: &str, description: impl Into<String>) -> &mut Self {
         if !ok {

@@ -137,6 +137,20 @@ impl Profiles {
         self.cached("view", user_id, false, |s, l| convert::learner_view(l, &s.taxonomy, s.now())).await
     }
 
+    /// The outcome of a write of `user_id`'s `resource` `id`: the store's refusal as a status, or
+    /// the written value once the views are refreshed ([`Profiles::changed`]).
+    pub async fn wrote<T>(
+        &self,
+        user_id: &str,
+        resource: crate::Resource,
+        id: &str,
+        written: Result<T, crate::store::WriteError>,
+    ) -> Result<T, Status> {
+        let value = written.map_err(crate::Error::write(resource, id))?;
+        self.changed(user_id).await;
+        Ok(value)
+    }
+
     /// After a write: drops every cached view of `user_id` and tells analytics when the
     /// completion percentage moved. A failed report is logged (the write stands) and caught up
     /// by the learner's next write.

@@ -7,7 +7,7 @@
 use prost_types::FieldMask;
 use tonic::Status;
 
-use crate::error::Violations;
+use crate::error::{Domain, Violations};
 
 /// What an update RPC may change of one resource.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +28,7 @@ pub struct MaskedUpdate {
     pub paths: Vec<String>,
     etag: String,
     fields: &'static Fields,
+    domain: Domain,
 }
 
 impl MaskedUpdate {
@@ -40,16 +41,52 @@ impl MaskedUpdate {
         hint: &str,
         fields: &'static Fields,
     ) -> Self {
-        Self { paths: v.mask_paths(mask, hint), etag: etag.to_owned(), fields }
+        Self { paths: v.mask_paths(mask, hint), etag: etag.to_owned(), fields, domain: v.domain() }
+    }
+
+    /// The mask and the resource's id of an update request (`id` is the `(field, value)` of the
+    /// id), or INVALID_ARGUMENT naming every bad one.
+    pub fn of_request(
+        domain: Domain,
+        mask: Option<FieldMask>,
+        etag: &str,
+        id: (&str, &str),
+        fields: &'static Fields,
+    ) -> Result<Self, Status> {
+        let mut v = Violations::new(domain);
+        let update = Self::new(&mut v, mask, etag, "", fields);
+        v.check_id(id.0, id.1);
+        v.into_result()?;
+        Ok(update)
+    }
+
+    /// Applies the paths to `row` (stored at `version`), then `check` over the whole row: the
+    /// version the write must find, or INVALID_ARGUMENT naming every bad field (ABORTED for an
+    /// etag never issued).
+    pub fn apply_checked<R>(
+        &self,
+        version: i64,
+        row: &mut R,
+        set: impl FnMut(&mut Violations, &str, &mut R) -> bool,
+        check: impl FnOnce(&mut Violations, &R),
+    ) -> Result<i64, Status> {
+        let expected = self.expected_version(version)?;
+        let mut v = Violations::new(self.domain);
+        self.apply(&mut v, row, set);
+        if v.is_empty() {
+            check(&mut v, row);
+        }
+        v.into_result()?;
+        Ok(expected)
     }
 
     /// The version the write must find: the one the caller's etag names, or `current` when it
     /// sent none. ABORTED `ETAG_MISMATCH` for an etag this platform never issued.
-    pub fn expected_version(&self, domain: crate::error::Domain, current: i64) -> Result<i64, Status> {
+    pub fn expected_version(&self, current: i64) -> Result<i64, Status> {
         if self.etag.is_empty() {
             return Ok(current);
         }
-        super::etag_version(&self.etag).ok_or_else(|| domain.etag_mismatch(self.fields.kind))
+        super::etag_version(&self.etag).ok_or_else(|| self.domain.etag_mismatch(self.fields.kind))
     }
 
     /// Applies every path to `row` with `set`, which returns false for a path it does not take.
@@ -105,14 +142,11 @@ mod tests {
     fn etags_name_the_expected_version() {
         let mut v = Violations::new("t");
         let fresh = MaskedUpdate::new(&mut v, mask(&["title"]), "", "", &NOTE);
-        assert_eq!(fresh.expected_version(crate::error::Domain::new("t"), 7).expect("none sent"), 7);
+        assert_eq!(fresh.expected_version(7).expect("none sent"), 7);
         let named = MaskedUpdate::new(&mut v, mask(&["title"]), &super::super::etag(3), "", &NOTE);
-        assert_eq!(named.expected_version(crate::error::Domain::new("t"), 7).expect("v3"), 3);
+        assert_eq!(named.expected_version(7).expect("v3"), 3);
         let foreign = MaskedUpdate::new(&mut v, mask(&["title"]), "W/\"x\"", "", &NOTE);
-        assert_eq!(
-            foreign.expected_version(crate::error::Domain::new("t"), 7).expect_err("never issued").code(),
-            tonic::Code::Aborted
-        );
+        assert_eq!(foreign.expected_version(7).expect_err("never issued").code(), tonic::Code::Aborted);
         let empty = MaskedUpdate::new(&mut v, None, "", " (title)", &NOTE);
         assert!(empty.paths.is_empty());
         assert_eq!(crate::error::bad_fields(&v.into_result().expect_err("no mask")), ["update_mask"]);

@@ -59,7 +59,7 @@ impl AccountService for Api {
         });
         v.into_result()?;
         let current = self.user(&me).await?;
-        let expected = update.expected_version(DOMAIN, current.version)?;
+        let expected = update.expected_version(current.version)?;
         let name = display_name.unwrap_or(current.display_name.clone());
         let updated = self
             .store

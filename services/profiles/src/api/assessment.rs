@@ -6,7 +6,7 @@ use tt_proto::profiles::v1::{self as pb, assessment_service_server::AssessmentSe
 
 use super::{Api, violations};
 use crate::convert;
-use crate::{Error, Resource, store::ResultRow};
+use crate::{Resource, store::ResultRow};
 
 #[tonic::async_trait]
 impl AssessmentService for Api {
@@ -71,8 +71,8 @@ impl AssessmentService for Api {
             scores,
             created_at: self.now(),
         };
-        self.store.add_result(&result).await.map_err(Error::write(Resource::Assessment, &result.id))?;
-        self.changed(&me).await;
+        let written = self.store.add_result(&result).await;
+        self.wrote(&me, Resource::Assessment, &result.id, written).await?;
         Ok(Response::new(pb::SubmitAssessmentResponse { result: Some(convert::result(&result)) }))
     }
 

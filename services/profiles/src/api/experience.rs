@@ -10,10 +10,10 @@ use tt_common::{
 };
 use tt_proto::profiles::v1::{self as pb, experience_service_server::ExperienceService};
 
-use super::{Api, request_id, set, violations};
+use super::{Api, checked_id, request_id, set, violations};
 use crate::convert;
 use crate::{
-    DOMAIN, Error, Resource,
+    DOMAIN, Resource,
     domain::{self, MAX_POSITION_SKILLS, career},
     store::PositionRow,
 };
@@ -115,9 +115,8 @@ impl ExperienceService for Api {
             check_period(&mut v, &row);
         }
         v.into_result()?;
-        let created =
-            self.store.create_position(&row).await.map_err(Error::write(Resource::Position, &row.id))?;
-        self.changed(&me).await;
+        let written = self.store.create_position(&row).await;
+        let created = self.wrote(&me, Resource::Position, &row.id, written).await?;
         Ok(Response::new(pb::CreatePositionResponse { position: Some(convert::position(&created)) }))
     }
 
@@ -150,25 +149,15 @@ impl ExperienceService for Api {
         let me = self.owner(&request).await?;
         let req = request.into_inner();
         let src = req.position.unwrap_or_default();
-        let mut v = violations();
-        let update = MaskedUpdate::new(&mut v, req.update_mask, &src.etag, "", &FIELDS);
-        v.check_id("position.id", &src.id);
-        v.into_result()?;
-        let mut row =
-            self.store.position(&me, &src.id).await?.ok_or_else(|| DOMAIN.not_found("position", &src.id))?;
-        let expected = update.expected_version(DOMAIN, row.version)?;
-        let mut v = violations();
-        update.apply(&mut v, &mut row, |v, path, row| self.apply_position(v, path, &src, row));
-        if v.is_empty() {
-            check_period(&mut v, &row);
-        }
-        v.into_result()?;
-        let updated = self
-            .store
-            .update_position(&row, expected, self.now())
-            .await
-            .map_err(Error::write(Resource::Position, &src.id))?;
-        self.changed(&me).await;
+        let id = ("position.id", src.id.as_str());
+        let update = MaskedUpdate::of_request(DOMAIN, req.update_mask, &src.etag, id, &FIELDS)?;
+        let not_found = || DOMAIN.not_found("position", &src.id);
+        let mut row = self.store.position(&me, &src.id).await?.ok_or_else(not_found)?;
+        let set =
+            |v: &mut Violations, path: &str, row: &mut PositionRow| self.apply_position(v, path, &src, row);
+        let expected = update.apply_checked(row.version, &mut row, set, check_period)?;
+        let written = self.store.update_position(&row, expected, self.now()).await;
+        let updated = self.wrote(&me, Resource::Position, &src.id, written).await?;
         Ok(Response::new(pb::UpdatePositionResponse { position: Some(convert::position(&updated)) }))
     }
 
@@ -177,12 +166,9 @@ impl ExperienceService for Api {
         request: Request<pb::DeletePositionRequest>,
     ) -> Result<Response<pb::DeletePositionResponse>, Status> {
         let me = self.owner(&request).await?;
-        let id = request.into_inner().position_id;
-        let mut v = violations();
-        v.check_id("position_id", &id);
-        v.into_result()?;
-        self.store.delete_position(&me, &id).await.map_err(Error::write(Resource::Position, &id))?;
-        self.changed(&me).await;
+        let id = checked_id("position_id", request.into_inner().position_id)?;
+        let written = self.store.delete_position(&me, &id).await;
+        self.wrote(&me, Resource::Position, &id, written).await?;
         Ok(Response::new(pb::DeletePositionResponse {}))
     }
 }

@@ -10,7 +10,7 @@ use tt_common::{
 };
 use tt_proto::profiles::v1::{self as pb, goal_service_server::GoalService};
 
-use super::{Api, request_id, set, violations};
+use super::{Api, checked_id, request_id, set, violations};
 use crate::convert;
 use crate::{
     DOMAIN, Error, Resource,
@@ -116,8 +116,8 @@ impl GoalService for Api {
             self.apply_goal(&mut v, path, &src, &mut row);
         }
         v.into_result()?;
-        let goal = self.store.create_goal(&row).await.map_err(Error::write(Resource::Goal, &row.id))?;
-        self.changed(&me).await;
+        let written = self.store.create_goal(&row).await;
+        let goal = self.wrote(&me, Resource::Goal, &row.id, written).await?;
         Ok(Response::new(pb::CreateGoalResponse { goal: Some(convert::goal(&goal)) }))
     }
 
@@ -157,22 +157,14 @@ impl GoalService for Api {
         let me = self.owner(&request).await?;
         let req = request.into_inner();
         let src = req.goal.unwrap_or_default();
-        let mut v = violations();
-        let update = MaskedUpdate::new(&mut v, req.update_mask, &src.etag, "", &FIELDS);
-        v.check_id("goal.id", &src.id);
-        v.into_result()?;
+        let update =
+            MaskedUpdate::of_request(DOMAIN, req.update_mask, &src.etag, ("goal.id", &src.id), &FIELDS)?;
         let mut row =
             self.store.goal(&me, &src.id).await?.ok_or_else(|| DOMAIN.not_found("goal", &src.id))?;
-        let expected = update.expected_version(DOMAIN, row.version)?;
-        let mut v = violations();
-        update.apply(&mut v, &mut row, |v, path, row| self.apply_goal(v, path, &src, row));
-        v.into_result()?;
-        let after = self
-            .store
-            .update_goal(&row, expected, self.now())
-            .await
-            .map_err(Error::write(Resource::Goal, &src.id))?;
-        self.changed(&me).await;
+        let set = |v: &mut Violations, path: &str, row: &mut GoalRow| self.apply_goal(v, path, &src, row);
+        let expected = update.apply_checked(row.version, &mut row, set, |_, _| {})?;
+        let written = self.store.update_goal(&row, expected, self.now()).await;
+        let after = self.wrote(&me, Resource::Goal, &src.id, written).await?;
         Ok(Response::new(pb::UpdateGoalResponse { goal: Some(convert::goal(&after)) }))
     }
 
@@ -181,12 +173,9 @@ impl GoalService for Api {
         request: Request<pb::DeleteGoalRequest>,
     ) -> Result<Response<pb::DeleteGoalResponse>, Status> {
         let me = self.owner(&request).await?;
-        let id = request.into_inner().goal_id;
-        let mut v = violations();
-        v.check_id("goal_id", &id);
-        v.into_result()?;
-        self.store.delete_goal(&me, &id).await.map_err(Error::write(Resource::Goal, &id))?;
-        self.changed(&me).await;
+        let id = checked_id("goal_id", request.into_inner().goal_id)?;
+        let written = self.store.delete_goal(&me, &id).await;
+        self.wrote(&me, Resource::Goal, &id, written).await?;
         Ok(Response::new(pb::DeleteGoalResponse {}))
     }
 

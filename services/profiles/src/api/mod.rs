@@ -25,6 +25,14 @@ impl Deref for Api {
     }
 }
 
+/// The id a request names in `field`, or INVALID_ARGUMENT.
+pub fn checked_id(field: &str, id: String) -> Result<String, tonic::Status> {
+    let mut v = violations();
+    v.check_id(field, &id);
+    v.into_result()?;
+    Ok(id)
+}
+
 /// Stores a checked value, if the check passed (the failure is in the violations).
 pub fn set<T>(target: &mut T, checked: Option<T>) {
     if let Some(value) = checked {

@@ -128,7 +128,7 @@ impl ProfileService for Api {
         let stale = || DOMAIN.etag_mismatch("profile");
         let mut row = self.store.profile(&me).await?.ok_or_else(stale)?;
         // A stale etag fails the conditional update below.
-        let expected = update.expected_version(DOMAIN, row.version)?;
+        let expected = update.expected_version(row.version)?;
         update.apply(&mut v, &mut row, |v, path, row| apply(v, path, &src, row));
         v.into_result()?;
         let paths = &update.paths;

@@ -7,7 +7,7 @@ use tt_proto::profiles::v1::{self as pb, skill_service_server::SkillService};
 use super::{Api, violations};
 use crate::convert;
 use crate::{
-    DOMAIN, Error, Resource,
+    DOMAIN, Resource,
     domain::{self, taxonomy},
     store::skills::SelfAssessment,
 };
@@ -84,12 +84,8 @@ impl SkillService for Api {
             years_tenths: (req.years * 10.0).round() as i32,
             last_used_month: last_used,
         };
-        let (_, row) = self
-            .store
-            .upsert_skill(&me, &req.skill_id, stated, self.now())
-            .await
-            .map_err(Error::write(Resource::Skill, &req.skill_id))?;
-        self.changed(&me).await;
+        let written = self.store.upsert_skill(&me, &req.skill_id, stated, self.now()).await;
+        let (_, row) = self.wrote(&me, Resource::Skill, &req.skill_id, written).await?;
         Ok(Response::new(pb::UpsertLearnerSkillResponse {
             skill: Some(convert::learner_skill(&row, &self.taxonomy)),
         }))
@@ -104,8 +100,8 @@ impl SkillService for Api {
         if !taxonomy::is_skill_id(&id) {
             return Err(DOMAIN.invalid_field("skill_id", "must be a skill id"));
         }
-        self.store.delete_skill(&me, &id).await.map_err(Error::write(Resource::Skill, &id))?;
-        self.changed(&me).await;
+        let written = self.store.delete_skill(&me, &id).await;
+        self.wrote(&me, Resource::Skill, &id, written).await?;
         Ok(Response::new(pb::DeleteLearnerSkillResponse {}))
     }
 }
