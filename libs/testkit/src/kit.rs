@@ -232,8 +232,7 @@ impl TestPlatform {
     }
 
     fn settings(&self, catalog: &'static [&'static dyn Definition]) -> clap::ArgMatches {
-        let mounted: Vec<&&'static dyn Definition> = catalog.iter().collect();
-        let command = mounted.iter().fold(clap::Command::new("test"), |command, m| m.args(command));
+        let command = catalog.iter().fold(clap::Command::new("test"), |command, m| m.args(command));
         let command = tt_common::config::without_env(command);
         let mut args: Vec<OsString> = vec!["test".into()];
         let known: Vec<String> =

@@ -16,16 +16,14 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 mod memory;
 mod near;
+mod remote;
 mod resilient;
 mod scripts;
 
-use redis::{AsyncCommands, aio::ConnectionManager};
-
 use self::{
     memory::Memory,
-    near::Near,
-    resilient::Redis,
-    scripts::{INCR_IN_WINDOW, INVALIDATED, INVALIDATED_FOR, REPLACE_IF},
+    remote::Remote,
+    scripts::{INVALIDATED, INVALIDATED_FOR},
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -90,8 +88,6 @@ impl<T: prost::Message + Default> Codec<T> {
 pub struct Cache {
     backend: Backend,
     prefix: Arc<str>,
-    /// In-process copy of Redis values (Redis only; see `near.rs`).
-    near: Option<Arc<Near>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -106,47 +102,39 @@ impl std::fmt::Debug for Cache {
 
 #[derive(Clone)]
 enum Backend {
-    Redis(Arc<Redis>),
+    Redis(Arc<Remote>),
     Memory(Arc<Memory>),
+}
+
+/// A marker unique to one invalidation (see [`Cache::invalidate`]).
+fn marker() -> Vec<u8> {
+    let mut marker = INVALIDATED.to_vec();
+    marker.extend_from_slice(crate::new_id().as_bytes());
+    marker
 }
 
 impl Cache {
     /// Connects lazily to Redis: start-up does not wait for it, and calls fail fast while it is
     /// away.
     pub fn redis(options: &RedisOptions, prefix: &str) -> Result<Self, CacheError> {
-        let client = redis::Client::open(options.url.as_str())?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connect_timeout))
-            .set_response_timeout(Some(options.response_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { backend: Backend::Redis(Arc::new(Redis::new(manager))), prefix: prefix.into(), near: None })
+        Ok(Self { backend: Backend::Redis(Arc::new(Remote::connect(options, None)?)), prefix: prefix.into() })
     }
 
     /// Redis with a near cache of `capacity` entries in front (needs a Tokio runtime: it
     /// subscribes to the invalidation channel).
     pub fn redis_near(options: &RedisOptions, prefix: &str, capacity: u64) -> Result<Self, CacheError> {
-        let mut cache = Self::redis(options, prefix)?;
-        if let Backend::Redis(redis) = &cache.backend {
-            let client = redis::Client::open(options.url.as_str())?;
-            cache.near = Some(Near::start(client, redis.conn.clone(), capacity, options.connect_timeout));
-        }
-        Ok(cache)
+        let remote = Remote::connect(options, Some(capacity))?;
+        Ok(Self { backend: Backend::Redis(Arc::new(remote)), prefix: prefix.into() })
     }
 
     /// An in-process cache holding at most `capacity` entries.
     pub fn memory(capacity: u64, prefix: &str) -> Self {
-        Self { backend: Backend::Memory(Arc::new(Memory::new(capacity))), prefix: prefix.into(), near: None }
+        Self { backend: Backend::Memory(Arc::new(Memory::new(capacity))), prefix: prefix.into() }
     }
 
     /// The same store under a longer prefix (one per service, one per test).
     pub fn scoped(&self, prefix: &str) -> Self {
-        Self {
-            backend: self.backend.clone(),
-            prefix: format!("{}{prefix}", self.prefix).into(),
-            near: self.near.clone(),
-        }
+        Self { backend: self.backend.clone(), prefix: format!("{}{prefix}", self.prefix).into() }
     }
 
     fn key(&self, key: &str) -> String {
@@ -156,21 +144,7 @@ impl Cache {
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(redis) => {
-                let k = &key;
-                let read = || redis.run(|mut c| async move { c.get::<_, Option<Vec<u8>>>(k).await });
-                let Some(near) = &self.near else { return read().await };
-                if let Some(value) = near.get(&key) {
-                    return Ok(Some(value));
-                }
-                let epoch = near.epoch();
-                let value: Option<Vec<u8>> = read().await?;
-                // Markers are never kept near: a load must see the current one.
-                if let Some(v) = value.as_deref().filter(|v| !v.starts_with(INVALIDATED)) {
-                    near.fill(&key, v, epoch);
-                }
-                Ok(value)
-            }
+            Backend::Redis(r) => r.get(&key).await,
             Backend::Memory(m) => Ok(m.get(&key).await),
         }
     }
@@ -178,15 +152,7 @@ impl Cache {
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(redis) => {
-                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                let k = &key;
-                redis.run(|mut c| async move { c.pset_ex::<_, _, ()>(k, value, ms).await }).await?;
-                if let Some(near) = &self.near {
-                    near.changed(&key).await;
-                }
-                Ok(())
-            }
+            Backend::Redis(r) => r.set(&key, value, ttl).await,
             Backend::Memory(m) => {
                 m.set(key, value, ttl).await;
                 Ok(())
@@ -199,17 +165,7 @@ impl Cache {
     pub async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(redis) => {
-                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                let stored: Option<String> = redis
-                    .run(|mut c| {
-                        let mut cmd = redis::cmd("SET");
-                        cmd.arg(&key).arg(value).arg("NX").arg("PX").arg(ms);
-                        async move { cmd.query_async(&mut c).await }
-                    })
-                    .await?;
-                Ok(stored.is_some())
-            }
+            Backend::Redis(r) => r.set_if_absent(&key, value, ttl).await,
             Backend::Memory(m) => Ok(m.set_if_absent(key, value, ttl).await),
         }
     }
@@ -224,18 +180,7 @@ impl Cache {
     ) -> Result<bool, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(redis) => {
-                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                let script = redis::Script::new(REPLACE_IF);
-                let stored: Option<String> = redis
-                    .run(|mut c| {
-                        let mut call = script.key(&key);
-                        call.arg(expected).arg(value).arg(ms);
-                        async move { call.invoke_async(&mut c).await }
-                    })
-                    .await?;
-                Ok(stored.is_some())
-            }
+            Backend::Redis(r) => r.replace_if(&key, expected, value, ttl).await,
             Backend::Memory(m) => Ok(m.replace_if(key, expected, value, ttl).await),
         }
     }
@@ -243,14 +188,7 @@ impl Cache {
     pub async fn delete(&self, key: &str) -> Result<(), CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(redis) => {
-                let k = &key;
-                redis.run(|mut c| async move { c.del::<_, ()>(k).await }).await?;
-                if let Some(near) = &self.near {
-                    near.changed(&key).await;
-                }
-                Ok(())
-            }
+            Backend::Redis(r) => r.delete(&key).await,
             Backend::Memory(m) => {
                 m.delete(&key).await;
                 Ok(())
@@ -262,19 +200,8 @@ impl Cache {
     /// (which starts at the first increment and lasts `window`).
     pub async fn incr(&self, key: &str, window: Duration) -> Result<(i64, Duration), CacheError> {
         let key = self.key(key);
-        let window_ms = crate::clock::millis(window).max(1);
         match &self.backend {
-            Backend::Redis(redis) => {
-                let script = redis::Script::new(INCR_IN_WINDOW);
-                let (count, ttl): (i64, i64) = redis
-                    .run(|mut c| {
-                        let mut call = script.key(&key);
-                        call.arg(window_ms);
-                        async move { call.invoke_async(&mut c).await }
-                    })
-                    .await?;
-                Ok((count, Duration::from_millis(u64::try_from(ttl).unwrap_or(0))))
-            }
+            Backend::Redis(r) => r.incr(&key, crate::clock::millis(window).max(1).unsigned_abs()).await,
             Backend::Memory(m) => Ok(m.incr(key, window)),
         }
     }
@@ -283,16 +210,7 @@ impl Cache {
     pub async fn counter(&self, key: &str) -> Result<Option<(i64, Duration)>, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(redis) => {
-                let (count, ttl): (Option<i64>, i64) = redis
-                    .run(|mut c| {
-                        let mut pipe = redis::pipe();
-                        pipe.get(&key).pttl(&key);
-                        async move { pipe.query_async(&mut c).await }
-                    })
-                    .await?;
-                Ok(count.map(|c| (c, Duration::from_millis(u64::try_from(ttl).unwrap_or(0)))))
-            }
+            Backend::Redis(r) => r.counter(&key).await,
             Backend::Memory(m) => Ok(m.counter(&key)),
         }
     }
@@ -324,11 +242,10 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Backend::Redis(redis) = &self.backend {
-            self.redo_lost(redis).await;
-            if redis.must_skip(&self.key(key)) {
-                return load().await; // its invalidation has not reached Redis yet
-            }
+        if let Backend::Redis(r) = &self.backend
+            && r.must_skip(&self.key(key)).await
+        {
+            return load().await; // its invalidation has not reached Redis yet
         }
         // What the key held before the load: the value is stored only if it still holds that.
         let observed = match self.get(key).await {
@@ -375,20 +292,10 @@ impl Cache {
     /// [`Cache::invalidate`] for several keys in one Redis round trip (markers, then the near
     /// cache invalidations).
     pub async fn invalidate_many(&self, keys: &[&str]) {
-        let mut marker = INVALIDATED.to_vec();
-        marker.extend_from_slice(crate::new_id().as_bytes());
+        let marker = marker();
         let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         match &self.backend {
-            Backend::Redis(redis) => {
-                self.redo_lost(redis).await;
-                if let Err(e) = self.mark_invalidated(redis, &full, &marker).await {
-                    tracing::warn!(keys = ?full, error = %e, "cache invalidation failed; redone when redis answers");
-                    redis.lost(&full);
-                }
-                if let Some(near) = &self.near {
-                    full.iter().for_each(|key| near.forget(key));
-                }
-            }
+            Backend::Redis(r) => r.invalidate(&full, &marker).await,
             Backend::Memory(m) => {
                 for key in full {
                     m.set(key, &marker, INVALIDATED_FOR).await;
@@ -398,41 +305,12 @@ impl Cache {
     }
 }
 
+#[cfg(test)]
 impl Cache {
-    /// Writes invalidation markers (and near-cache invalidations) for `keys` in one round trip.
-    async fn mark_invalidated(
-        &self,
-        redis: &Redis,
-        keys: &[String],
-        marker: &[u8],
-    ) -> Result<(), CacheError> {
-        let ms = u64::try_from(INVALIDATED_FOR.as_millis()).unwrap_or(u64::MAX);
-        let publish = self.near.is_some();
-        redis
-            .run(|mut c| {
-                let mut pipe = redis::pipe();
-                for key in keys {
-                    pipe.pset_ex(key, marker, ms).ignore();
-                    if publish {
-                        pipe.publish(near::CHANNEL, key).ignore();
-                    }
-                }
-                async move { pipe.query_async::<()>(&mut c).await }
-            })
-            .await
-    }
-
-    /// Redoes invalidations that did not reach Redis, if any (kept for later if it still fails).
-    async fn redo_lost(&self, redis: &Redis) {
-        if !redis.has_lost() {
-            return;
-        }
-        let keys = redis.take_lost();
-        let mut marker = INVALIDATED.to_vec();
-        marker.extend_from_slice(crate::new_id().as_bytes());
-        match self.mark_invalidated(redis, &keys, &marker).await {
-            Ok(()) => tracing::info!(keys = keys.len(), "cache invalidations redone after a redis outage"),
-            Err(_) => redis.lost(&keys),
+    fn near(&self) -> Option<&Arc<near::Near>> {
+        match &self.backend {
+            Backend::Redis(r) => r.near.as_ref(),
+            Backend::Memory(_) => None,
         }
     }
 }
@@ -491,7 +369,7 @@ mod tests {
         loop {
             a.set("k", b"1", ttl).await.expect("set");
             let _ = b.get("k").await.expect("get");
-            if b.near.as_ref().and_then(|n| n.get(&b.key("k"))).is_some() {
+            if b.near().and_then(|n| n.get(&b.key("k"))).is_some() {
                 break;
             }
             assert!(Instant::now() < deadline, "the near cache never filled");

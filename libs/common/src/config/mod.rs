@@ -10,7 +10,7 @@
 
 use std::{ffi::OsString, path::PathBuf, str::FromStr, time::Duration};
 
-use clap::{Args, Parser};
+use clap::Args;
 
 mod auth;
 mod server;
@@ -46,11 +46,6 @@ pub trait Validate {
     fn validate(&self) -> Result<(), ConfigError>;
 }
 
-/// Parses the process arguments and environment, or exits 64 naming the bad key.
-pub fn load<T: Parser + Validate>() -> T {
-    load_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
-}
-
 /// Why loading stopped.
 #[derive(Debug)]
 pub enum LoadError {
@@ -76,20 +71,6 @@ impl From<ConfigError> for LoadError {
     fn from(e: ConfigError) -> Self {
         Self::Invalid(e)
     }
-}
-
-/// [`load`] without exiting, for tests.
-pub fn load_from<T, I>(args: I) -> Result<T, LoadError>
-where
-    T: Parser + Validate,
-    I: IntoIterator,
-    I::Item: Into<OsString>,
-{
-    let matches = matches_from(T::command(), args)?;
-    let config = T::from_arg_matches(&matches)
-        .map_err(|e| LoadError::Invalid(ConfigError::new("arguments", e.render().to_string())))?;
-    config.validate().map_err(LoadError::Invalid)?;
-    Ok(config)
 }
 
 /// Parses `args` against `command` (built at run time: the platform adds the settings of the
@@ -214,6 +195,7 @@ pub fn inline_or_file(inline: &str, file: Option<&PathBuf>, file_key: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::{CommandFactory, FromArgMatches, Parser};
 
     #[derive(Debug, Parser)]
     struct Demo {
@@ -235,7 +217,11 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<Demo, LoadError> {
-        load_from(std::iter::once("demo").chain(args.iter().copied()))
+        let matches = matches_from(Demo::command(), std::iter::once("demo").chain(args.iter().copied()))?;
+        let config = Demo::from_arg_matches(&matches)
+            .map_err(|e| LoadError::Invalid(ConfigError::new("arguments", e.render().to_string())))?;
+        config.validate().map_err(LoadError::Invalid)?;
+        Ok(config)
     }
 
     #[test]

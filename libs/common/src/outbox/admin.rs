@@ -18,7 +18,7 @@ use crate::{
     auth::require_admin,
     clock::{SharedClock, to_timestamp},
     error::Violations,
-    storage::{Database, PageSize, PageTokens, StorageError},
+    storage::{Database, PageTokens, StorageError},
 };
 
 pub(crate) const DOMAIN: crate::error::Domain = crate::error::Domain::new("outbox.timetravelers.dev");
@@ -123,7 +123,6 @@ impl OutboxAdminService for OutboxAdmin {
         require_admin(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        let size = PageSize::checked(&mut v, req.page_size);
         let source = self.source(&mut v, &req.service);
         if let Some(s) = source {
             v.check(
@@ -133,9 +132,11 @@ impl OutboxAdminService for OutboxAdmin {
             );
         }
         let scope = format!("outbox-dead:{}:{}", req.service, req.destination);
-        let after: Option<String> = source.and_then(|s| s.pages.checked(&mut v, &scope, &req.page_token));
+        let page = source.map(|s| s.pages.page::<String>(&mut v, scope, req.page_size, &req.page_token));
         v.into_result()?;
-        let Some(source) = source else { return Err(DOMAIN.internal(&"no source after checks")) };
+        let (Some(source), Some(page)) = (source, page) else {
+            return Err(DOMAIN.internal(&"no source after checks"));
+        };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, destination, payload, last_error, dead_at, attempts, \
              (SELECT COUNT(*) FROM outbox o WHERE o.destination = outbox.destination AND o.subject = outbox.subject \
@@ -143,8 +144,8 @@ impl OutboxAdminService for OutboxAdmin {
              FROM outbox WHERE {DEAD} AND ($1 = '' OR destination = $1) AND id > $2 ORDER BY id LIMIT $3"
         )))
         .bind(&req.destination)
-        .bind(after.unwrap_or_default())
-        .bind(size.limit_plus_one())
+        .bind(page.after.as_deref().unwrap_or_default())
+        .bind(page.limit())
         .fetch_all(source.db.pool())
         .await
         .map_err(StorageError::from)?;
@@ -167,11 +168,8 @@ impl OutboxAdminService for OutboxAdmin {
                 held_events: row.try_get("held").map_err(StorageError::from)?,
             });
         }
-        let next = size.split_next(&mut letters, |l| l.id.clone()).map(|c| source.pages.encode(&scope, &c));
-        Ok(Response::new(pb::ListOutboxDeadLettersResponse {
-            dead_letters: letters,
-            next_page_token: next.unwrap_or_default(),
-        }))
+        let next_page_token = page.next(&mut letters, |l| l.id.clone());
+        Ok(Response::new(pb::ListOutboxDeadLettersResponse { dead_letters: letters, next_page_token }))
     }
 
     async fn replay_outbox_dead_letters(

@@ -44,6 +44,8 @@ pub struct Platform {
     pub identity: Peer,
     /// The revoked subjects this process's verifier refuses (from identity's feed).
     pub revocations: Arc<Revocations>,
+    /// Page tokens, sealed with a key derived from the secret and dated on the clock.
+    pub pages: PageTokens,
     verifier: std::sync::OnceLock<Arc<TokenVerifier>>,
     pub tokens: TokenSettings,
     pub server: ServerArgs,
@@ -273,7 +275,9 @@ pub async fn assemble(a: Assembly<'_>) -> Result<Assembled, PlatformError> {
     let identity = Peer::connect_lazy(PeerOptions::new(identity_url.clone()), Credentials::None)
         .map_err(|source| PlatformError::Peer { name: "identity".into(), source })?;
     let revocations = Arc::new(Revocations::new(&a.secret, a.tokens.max_revocation_staleness));
+    let pages = PageTokens::new(&a.secret, a.clock.clone());
     let platform = Arc::new(Platform {
+        pages,
         secret: a.secret,
         clock: a.clock,
         cache: a.cache,
@@ -299,7 +303,7 @@ pub async fn assemble(a: Assembly<'_>) -> Result<Assembled, PlatformError> {
             db: db.clone(),
             cache: platform.cache.scoped(&format!("{name}:")),
             outbox: outbox.clone(),
-            pages: PageTokens::new(&platform.secret, platform.clock.clone()),
+            pages: platform.pages.clone(),
         };
         let module = definition
             .build(context, a.settings)
@@ -348,7 +352,7 @@ pub async fn assemble(a: Assembly<'_>) -> Result<Assembled, PlatformError> {
                 service: manifest.name.to_owned(),
                 db: db.clone(),
                 destinations: destinations.clone(),
-                pages: PageTokens::new(&platform.secret, platform.clock.clone()),
+                pages: platform.pages.clone(),
                 clock: platform.clock.clone(),
                 signal: Some(outbox.signal().clone()),
             });

@@ -18,11 +18,7 @@ mod assemble;
 mod error;
 pub mod standalone;
 
-use std::{
-    any::Any,
-    marker::PhantomData,
-    sync::{Arc, OnceLock},
-};
+use std::{any::Any, marker::PhantomData, sync::Arc};
 
 use futures::future::BoxFuture;
 use tonic::{Status, server::NamedService};
@@ -193,23 +189,21 @@ impl Built {
 #[derive(Default)]
 struct Readiness {
     once: tokio::sync::OnceCell<()>,
-    done: OnceLock<()>,
     notify: tokio::sync::Notify,
 }
 
 impl Readiness {
     async fn prepare(&self, built: &Built) -> Result<(), BoxError> {
         self.once.get_or_try_init(|| (built.prepare)()).await?;
-        if self.done.set(()).is_ok() {
-            self.notify.notify_waiters();
-        }
+        self.notify.notify_waiters();
         Ok(())
     }
 
     async fn wait(&self) {
         loop {
+            // Registered before the check, so a prepare finishing in between still wakes it.
             let notified = self.notify.notified();
-            if self.done.get().is_some() {
+            if self.once.initialized() {
                 return;
             }
             notified.await;

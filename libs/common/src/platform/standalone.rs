@@ -50,6 +50,8 @@ pub struct Standalone {
     pub config: ServiceConfig,
     matches: clap::ArgMatches,
     peers: BTreeMap<String, String>,
+    /// The service account's id and secret (read once: the secret may come from a file).
+    account: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for Standalone {
@@ -134,9 +136,9 @@ impl Standalone {
         config.store.validate()?;
         // A half-configured account (an id without a secret) is a mistake; none at all means
         // "not yet" (the account is created once identity runs) and calls needing it wait.
-        config.account.credentials()?;
+        let account = config.account.credentials()?;
         definition.validate(&matches)?;
-        Ok(Self { definition, catalog, config, matches, peers })
+        Ok(Self { definition, catalog, config, matches, peers, account })
     }
 
     /// Runs until `shutdown`.
@@ -164,7 +166,7 @@ impl Standalone {
             cache,
             databases: &databases,
             peers,
-            account: self.config.account.credentials()?,
+            account: self.account,
             verify_in_process: true,
         })
         .await?;

@@ -12,7 +12,7 @@ pub mod update;
 use crate::error::Reason;
 use std::time::Duration;
 
-pub use page::{PageSize, PageTokens};
+pub use page::{Page, PageSize, PageTokens};
 use sqlx::{
     AnyPool, Executor,
     any::{AnyPoolOptions, install_default_drivers},

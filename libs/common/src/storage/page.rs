@@ -147,6 +147,21 @@ impl PageTokens {
         }
     }
 
+    /// Checks a list request's `page_size` and `page_token` for query `scope`, recording bad
+    /// ones as violations (with every other bad field); the page to query.
+    pub fn page<C: DeserializeOwned>(
+        &self,
+        violations: &mut crate::error::Violations,
+        scope: impl Into<String>,
+        page_size: i32,
+        page_token: &str,
+    ) -> Page<'_, C> {
+        let scope = scope.into();
+        let size = PageSize::checked(violations, page_size);
+        let after = self.checked(violations, &scope, page_token);
+        Page { tokens: self, scope, size, after }
+    }
+
     fn message(scope: &str, payload: &[u8]) -> Vec<u8> {
         let mut m = Vec::with_capacity(scope.len() + 1 + payload.len());
         m.extend_from_slice(scope.as_bytes());
@@ -157,6 +172,40 @@ impl PageTokens {
 
     fn tag(&self, scope: &str, payload: &[u8]) -> hmac::Tag {
         hmac::sign(&self.key, &Self::message(scope, payload))
+    }
+}
+
+/// One checked page of a keyset-paginated list: its size, where it continues, and the query
+/// scope its next token is sealed to.
+#[derive(Debug)]
+pub struct Page<'a, C> {
+    tokens: &'a PageTokens,
+    scope: String,
+    size: PageSize,
+    /// The sort key of the last row of the previous page; `None` on the first page.
+    pub after: Option<C>,
+}
+
+impl<C: Serialize> Page<'_, C> {
+    /// How many rows to serve.
+    pub fn size(&self) -> usize {
+        usize::try_from(self.size.get()).unwrap_or(usize::MAX)
+    }
+
+    /// The LIMIT to query: one row more than the page, to know whether another follows.
+    pub fn limit(&self) -> i64 {
+        self.size.limit_plus_one()
+    }
+
+    /// The token of the page that continues after `cursor`.
+    pub fn token(&self, cursor: &C) -> String {
+        self.tokens.encode(&self.scope, cursor)
+    }
+
+    /// Trims the look-ahead row off `rows` (queried with [`Page::limit`]) and returns the next
+    /// page's token: empty on the last page.
+    pub fn next<T>(&self, rows: &mut Vec<T>, cursor: impl Fn(&T) -> C) -> String {
+        self.size.split_next(rows, cursor).map(|c| self.token(&c)).unwrap_or_default()
     }
 }
 
@@ -201,6 +250,26 @@ mod tests {
         assert!(other.decode::<i64>("d", "s", &token).is_err());
         assert!(t.decode::<i64>("d", "s", "garbage").is_err());
         assert_eq!(t.decode::<i64>("d", "s", "").expect("empty"), None);
+    }
+
+    #[test]
+    fn a_page_continues_where_its_token_says_and_ends_without_one() {
+        let t = tokens();
+        let mut v = crate::error::Violations::new("d");
+        let first: Page<'_, i64> = t.page(&mut v, "n", 2, "");
+        assert_eq!((first.after, first.limit()), (None, 3));
+        let mut rows = vec![1_i64, 2, 3];
+        let token = first.next(&mut rows, |r| *r);
+        assert_eq!(rows, [1, 2]);
+        let second: Page<'_, i64> = t.page(&mut v, "n", 2, &token);
+        assert_eq!(second.after, Some(2));
+        let mut last = vec![3_i64];
+        assert_eq!(second.next(&mut last, |r| *r), "");
+        assert!(v.is_empty());
+        // A bad size and a token of another query are both reported.
+        let _: Page<'_, i64> = t.page(&mut v, "other", -1, &token);
+        let status = v.into_result().expect_err("bad");
+        assert_eq!(crate::error::bad_fields(&status), ["page_size", "page_token"]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use prost::Message;
 use tonic::{Request, Response, Status};
-use tt_common::{auth::require_admin, clock::to_timestamp, storage::PageSize};
+use tt_common::{auth::require_admin, clock::to_timestamp, storage::Page};
 use tt_proto::{
     analytics::v1::{self as pb, admin_service_server::AdminService},
     common::v1::Event,
@@ -74,16 +74,15 @@ impl AdminService for Api {
         require_admin(&request)?;
         let req = request.into_inner();
         let mut v = violations();
-        let size = PageSize::checked(&mut v, req.page_size);
         let scope = format!("dead_letters:{}", req.include_replayed);
-        let before: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, String> = self.pages.page(&mut v, scope, req.page_size, &req.page_token);
         v.into_result()?;
         let mut rows =
-            self.store.dead_letters(req.include_replayed, before.as_deref(), size.limit_plus_one()).await?;
-        let next = size.split_next(&mut rows, |r| r.id.clone());
+            self.store.dead_letters(req.include_replayed, page.after.as_deref(), page.limit()).await?;
+        let next_page_token = page.next(&mut rows, |r| r.id.clone());
         Ok(Response::new(pb::ListDeadLettersResponse {
             dead_letters: rows.into_iter().map(dead_letter_message).collect(),
-            next_page_token: next.map(|c| self.pages.encode(&scope, &c)).unwrap_or_default(),
+            next_page_token,
         }))
     }
 

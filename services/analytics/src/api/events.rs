@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use tt_common::{
     auth::{principal, read_target},
     clock::from_timestamp,
-    storage::PageSize,
+    storage::Page,
 };
 use tt_proto::analytics::v1::{self as pb, event_service_server::EventService};
 
@@ -31,17 +31,16 @@ impl EventService for Api {
         let (user, _) = read_target(&request, &request.get_ref().user_id, DOMAIN)?;
         let req = request.into_inner();
         let mut v = violations();
-        let size = PageSize::checked(&mut v, req.page_size);
         types(&mut v, &req.types);
         let scope = format!("timeline:{user}:{}", req.types.join(","));
-        let cursor: Option<Cursor> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, Cursor> = self.pages.page(&mut v, scope, req.page_size, &req.page_token);
         v.into_result()?;
         let filter = Filter { subject: Some(user), types: req.types, ..Filter::default() };
-        let mut rows = self.store.events_page(&filter, cursor.as_ref(), true, size.limit_plus_one()).await?;
-        let next = size.split_next(&mut rows, |r| (r.time, r.id.clone()));
+        let mut rows = self.store.events_page(&filter, page.after.as_ref(), true, page.limit()).await?;
+        let next_page_token = page.next(&mut rows, |r| (r.time, r.id.clone()));
         Ok(Response::new(pb::ListTimelineEventsResponse {
             events: rows.into_iter().map(event).collect(),
-            next_page_token: next.map(|c| self.pages.encode(&scope, &c)).unwrap_or_default(),
+            next_page_token,
         }))
     }
 

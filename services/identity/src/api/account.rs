@@ -7,7 +7,7 @@ use tt_common::{
     clock::to_timestamp,
     error::Violations,
     storage::{
-        PageSize,
+        Page,
         update::{Fields, MaskedUpdate},
     },
 };
@@ -117,13 +117,12 @@ impl AccountService for Api {
         let (subject, current) = (me.subject.clone(), me.session_id.clone());
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        let size = PageSize::checked(&mut v, req.page_size);
-        let scope = format!("sessions:{subject}");
-        let after: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, String> =
+            self.pages.page(&mut v, format!("sessions:{subject}"), req.page_size, &req.page_token);
         v.into_result()?;
         let mut rows =
-            self.store.list_sessions(&subject, self.now(), after.as_deref(), size.limit_plus_one()).await?;
-        let next = size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode(&scope, &c));
+            self.store.list_sessions(&subject, self.now(), page.after.as_deref(), page.limit()).await?;
+        let next = page.next(&mut rows, |r| r.id.clone());
         let sessions = rows
             .into_iter()
             .map(|s| pb::Session {
@@ -135,7 +134,7 @@ impl AccountService for Api {
                 user_agent: s.user_agent,
             })
             .collect();
-        Ok(Response::new(pb::ListSessionsResponse { sessions, next_page_token: next.unwrap_or_default() }))
+        Ok(Response::new(pb::ListSessionsResponse { sessions, next_page_token: next }))
     }
 
     async fn revoke_session(

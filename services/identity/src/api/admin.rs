@@ -7,7 +7,7 @@ use tt_common::{
     auth::{Role, require_admin},
     clock::to_timestamp,
     error::Violations,
-    storage::{PageSize, StorageError},
+    storage::{Page, StorageError},
 };
 use tt_proto::identity::v1::{self as pb, admin_service_server::AdminService};
 
@@ -35,7 +35,6 @@ impl AdminService for Api {
         require_admin(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        let size = PageSize::checked(&mut v, req.page_size);
         v.check_text("email_prefix", &req.email_prefix, 254);
         let role = match pb::Role::try_from(req.role) {
             Ok(r) => roles::from_proto(r),
@@ -55,15 +54,15 @@ impl AdminService for Api {
         };
         let prefix = req.email_prefix.trim().to_lowercase();
         let scope = format!("users:{prefix}:{}:{}", req.role, req.status);
-        let after: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, String> = self.pages.page(&mut v, scope, req.page_size, &req.page_token);
         v.into_result()?;
         let filter =
             UserFilter { email_prefix: (!prefix.is_empty()).then_some(prefix.clone()), role, status };
-        let mut rows = self.store.list_users(&filter, after.as_deref(), size.limit_plus_one()).await?;
-        let next = size.split_next(&mut rows, |u| u.id.clone()).map(|c| self.pages.encode(&scope, &c));
+        let mut rows = self.store.list_users(&filter, page.after.as_deref(), page.limit()).await?;
+        let next_page_token = page.next(&mut rows, |u| u.id.clone());
         Ok(Response::new(pb::ListUsersResponse {
             users: rows.iter().map(user_to_proto).collect(),
-            next_page_token: next.unwrap_or_default(),
+            next_page_token,
         }))
     }
 
@@ -254,15 +253,14 @@ impl AdminService for Api {
         require_admin(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        let size = PageSize::checked(&mut v, req.page_size);
-        let after: Option<String> = self.pages.checked(&mut v, "service_accounts", &req.page_token);
+        let page: Page<'_, String> =
+            self.pages.page(&mut v, "service_accounts", req.page_size, &req.page_token);
         v.into_result()?;
-        let mut rows = self.store.list_service_accounts(after.as_deref(), size.limit_plus_one()).await?;
-        let next =
-            size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode("service_accounts", &c));
+        let mut rows = self.store.list_service_accounts(page.after.as_deref(), page.limit()).await?;
+        let next_page_token = page.next(&mut rows, |r| r.id.clone());
         Ok(Response::new(pb::ListServiceAccountsResponse {
             service_accounts: rows.iter().map(account_to_proto).collect(),
-            next_page_token: next.unwrap_or_default(),
+            next_page_token,
         }))
     }
 
@@ -293,16 +291,15 @@ impl AdminService for Api {
         require_admin(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new(DOMAIN);
-        let size = PageSize::checked(&mut v, req.page_size);
         v.check_text("type", &req.r#type, 64);
         v.check_text("subject", &req.subject, 320);
         let scope = format!("audit:{}:{}", req.r#type, req.subject);
-        let before: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, String> = self.pages.page(&mut v, scope, req.page_size, &req.page_token);
         v.into_result()?;
         let kind = (!req.r#type.is_empty()).then_some(req.r#type.as_str());
         let subject = (!req.subject.is_empty()).then_some(req.subject.as_str());
-        let mut rows = self.store.list_audit(kind, subject, before.as_deref(), size.limit_plus_one()).await?;
-        let next = size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode(&scope, &c));
+        let mut rows = self.store.list_audit(kind, subject, page.after.as_deref(), page.limit()).await?;
+        let next = page.next(&mut rows, |r| r.id.clone());
         let events = rows
             .into_iter()
             .map(|r| pb::AuditEvent {
@@ -314,7 +311,7 @@ impl AdminService for Api {
                 create_time: Some(to_timestamp(r.created_at)),
             })
             .collect();
-        Ok(Response::new(pb::ListAuditEventsResponse { events, next_page_token: next.unwrap_or_default() }))
+        Ok(Response::new(pb::ListAuditEventsResponse { events, next_page_token: next }))
     }
 }
 

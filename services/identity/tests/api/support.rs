@@ -98,12 +98,7 @@ impl Stack {
     }
 
     pub async fn admin_token(&self) -> String {
-        self.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-            .await
-            .expect("admin login")
-            .tokens
-            .expect("tokens")
-            .access_token
+        self.kit.admin_token().await
     }
 
     pub async fn audit_types(&self, subject: &str) -> Vec<String> {

@@ -1,7 +1,7 @@
 //! AssessmentService: the questionnaire, scoring, and the history of results.
 
 use tonic::{Request, Response, Status};
-use tt_common::{auth::principal, storage::PageSize};
+use tt_common::{auth::principal, storage::Page};
 use tt_proto::profiles::v1::{self as pb, assessment_service_server::AssessmentService};
 
 use super::{Api, violations};
@@ -83,18 +83,15 @@ impl AssessmentService for Api {
         let (user_id, _) = self.reader(&request, &request.get_ref().user_id)?;
         let req = request.into_inner();
         let mut v = violations();
-        let size = PageSize::checked(&mut v, req.page_size);
-        let scope = format!("results:{user_id}");
-        let before: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, String> =
+            self.pages.page(&mut v, format!("results:{user_id}"), req.page_size, &req.page_token);
         v.into_result()?;
-        let mut rows = self
-            .store
-            .list_results(&user_id, before.as_deref().unwrap_or("z"), size.limit_plus_one())
-            .await?;
-        let next = size.split_next(&mut rows, |r| r.id.clone()).map(|c| self.pages.encode(&scope, &c));
+        let mut rows =
+            self.store.list_results(&user_id, page.after.as_deref().unwrap_or("z"), page.limit()).await?;
+        let next_page_token = page.next(&mut rows, |r| r.id.clone());
         Ok(Response::new(pb::ListAssessmentResultsResponse {
             results: rows.iter().map(convert::result).collect(),
-            next_page_token: next.unwrap_or_default(),
+            next_page_token,
         }))
     }
 }

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use tt_common::{
     error::Violations,
     storage::{
-        PageSize,
+        Page,
         update::{Fields, MaskedUpdate},
     },
 };
@@ -127,18 +127,15 @@ impl ExperienceService for Api {
         let (user_id, _) = self.reader(&request, &request.get_ref().user_id)?;
         let req = request.into_inner();
         let mut v = violations();
-        let size = PageSize::checked(&mut v, req.page_size);
-        let scope = format!("positions:{user_id}");
-        let before: Option<(i32, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, (i32, String)> =
+            self.pages.page(&mut v, format!("positions:{user_id}"), req.page_size, &req.page_token);
         v.into_result()?;
-        let (month, id) = before.unwrap_or((i32::MAX, String::new()));
-        let mut rows = self.store.list_positions(&user_id, (month, &id), size.limit_plus_one()).await?;
-        let next = size
-            .split_next(&mut rows, |p| (p.start_month, p.id.clone()))
-            .map(|c| self.pages.encode(&scope, &c));
+        let (month, id) = page.after.clone().unwrap_or((i32::MAX, String::new()));
+        let mut rows = self.store.list_positions(&user_id, (month, &id), page.limit()).await?;
+        let next_page_token = page.next(&mut rows, |p| (p.start_month, p.id.clone()));
         Ok(Response::new(pb::ListPositionsResponse {
             positions: rows.iter().map(convert::position).collect(),
-            next_page_token: next.unwrap_or_default(),
+            next_page_token,
         }))
     }
 

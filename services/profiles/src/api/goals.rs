@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use tt_common::{
     error::Violations,
     storage::{
-        PageSize,
+        Page,
         update::{Fields, MaskedUpdate},
     },
 };
@@ -128,7 +128,6 @@ impl GoalService for Api {
         let (user_id, _) = self.reader(&request, &request.get_ref().user_id)?;
         let req = request.into_inner();
         let mut v = violations();
-        let size = PageSize::checked(&mut v, req.page_size);
         let status = match pb::GoalStatus::try_from(req.status) {
             Ok(pb::GoalStatus::Unspecified) => None,
             Ok(s) => Some(s.as_str_name()),
@@ -138,15 +137,14 @@ impl GoalService for Api {
             }
         };
         let scope = format!("goals:{user_id}:{}", status.unwrap_or(""));
-        let after: Option<(i32, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, (i32, String)> = self.pages.page(&mut v, scope, req.page_size, &req.page_token);
         v.into_result()?;
-        let (rank, id) = after.unwrap_or((-1, String::new()));
-        let mut rows = self.store.list_goals(&user_id, status, (rank, &id), size.limit_plus_one()).await?;
-        let next =
-            size.split_next(&mut rows, |g| (g.rank, g.id.clone())).map(|c| self.pages.encode(&scope, &c));
+        let (rank, id) = page.after.clone().unwrap_or((-1, String::new()));
+        let mut rows = self.store.list_goals(&user_id, status, (rank, &id), page.limit()).await?;
+        let next_page_token = page.next(&mut rows, |g| (g.rank, g.id.clone()));
         Ok(Response::new(pb::ListGoalsResponse {
             goals: rows.iter().map(convert::goal).collect(),
-            next_page_token: next.unwrap_or_default(),
+            next_page_token,
         }))
     }
 

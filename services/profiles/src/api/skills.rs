@@ -1,7 +1,7 @@
 //! SkillService: the taxonomy search and the learner's skill inventory.
 
 use tonic::{Request, Response, Status};
-use tt_common::{auth::principal, storage::PageSize};
+use tt_common::{auth::principal, storage::Page};
 use tt_proto::profiles::v1::{self as pb, skill_service_server::SkillService};
 
 use super::{Api, violations};
@@ -28,15 +28,14 @@ impl SkillService for Api {
             "track",
             format!("must be one of: {}", taxonomy::TRACKS.join(", ")),
         );
-        let size = PageSize::checked(&mut v, req.page_size);
         let scope = format!("skills:{}:{query}", req.track);
-        let offset: Option<usize> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, usize> = self.pages.page(&mut v, scope, req.page_size, &req.page_token);
         v.into_result()?;
         let track = (!req.track.is_empty()).then_some(req.track.as_str());
         let hits = self.taxonomy.search(query, track);
-        let start = offset.unwrap_or(0).min(hits.len());
-        let end = (start + size.get() as usize).min(hits.len());
-        let next = (end < hits.len()).then(|| self.pages.encode(&scope, &end));
+        let start = page.after.unwrap_or(0).min(hits.len());
+        let end = start.saturating_add(page.size()).min(hits.len());
+        let next = (end < hits.len()).then(|| page.token(&end));
         Ok(Response::new(pb::SearchSkillsResponse {
             skills: hits[start..end].iter().map(|s| convert::skill_def(s)).collect(),
             next_page_token: next.unwrap_or_default(),
@@ -50,16 +49,15 @@ impl SkillService for Api {
         let (user_id, _) = self.reader(&request, &request.get_ref().user_id)?;
         let req = request.into_inner();
         let mut v = violations();
-        let size = PageSize::checked(&mut v, req.page_size);
-        let scope = format!("learner-skills:{user_id}");
-        let after: Option<String> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let page: Page<'_, String> =
+            self.pages.page(&mut v, format!("learner-skills:{user_id}"), req.page_size, &req.page_token);
         v.into_result()?;
         let mut rows =
-            self.store.list_skills(&user_id, after.as_deref().unwrap_or(""), size.limit_plus_one()).await?;
-        let next = size.split_next(&mut rows, |s| s.skill_id.clone()).map(|c| self.pages.encode(&scope, &c));
+            self.store.list_skills(&user_id, page.after.as_deref().unwrap_or(""), page.limit()).await?;
+        let next_page_token = page.next(&mut rows, |s| s.skill_id.clone());
         Ok(Response::new(pb::ListLearnerSkillsResponse {
             skills: rows.iter().map(|s| convert::learner_skill(s, &self.taxonomy)).collect(),
-            next_page_token: next.unwrap_or_default(),
+            next_page_token,
         }))
     }
 
