@@ -61,9 +61,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // second time, from only the files another package imports of it.
     let all: Vec<&str> = PACKAGES.iter().flat_map(|(_, files)| files.iter().copied()).collect();
     let fds = protox::compile(all, [&root])?;
-    fs::write(out_dir.join("message_limits.rs"), message_limits(&fds))?;
+    let generated = format!("{}{}", descriptor_sets(), message_limits(&fds));
+    fs::write(out_dir.join("generated.rs"), generated)?;
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
     Ok(())
+}
+
+/// `FILE_DESCRIPTOR_SETS`: every package's descriptors, so tools that walk all the contracts
+/// (reflection-driven test suites) need no list of their own.
+fn descriptor_sets() -> String {
+    let mut out = String::from(
+        "/// The encoded descriptors of every package, in `PACKAGES` order.\n\
+         pub const FILE_DESCRIPTOR_SETS: &[&[u8]] = &[\n",
+    );
+    for (package, _) in PACKAGES {
+        out.push_str(&format!("    crate::{}::FILE_DESCRIPTOR_SET,\n", module_path(package)));
+    }
+    out.push_str("];\n");
+    out
 }
 
 /// `impl MessageLimits` for every generated server, so the platform sets the message-size
@@ -71,8 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn message_limits(fds: &prost_types::FileDescriptorSet) -> String {
     let mut out = String::new();
     for file in &fds.file {
-        let package = file.package();
-        let module = package.strip_prefix("timetravelers.").unwrap_or(package).replace('.', "::");
+        let module = module_path(file.package());
         for service in &file.service {
             let name = service.name();
             out.push_str(&format!(
@@ -85,6 +99,11 @@ fn message_limits(fds: &prost_types::FileDescriptorSet) -> String {
         }
     }
     out
+}
+
+/// `timetravelers.profiles.v1` -> `profiles::v1`, the crate module of a package.
+fn module_path(package: &str) -> String {
+    package.strip_prefix("timetravelers.").unwrap_or(package).replace('.', "::")
 }
 
 /// `ProfileService` -> `profile_service`, as tonic names the server module.

@@ -19,13 +19,11 @@ pub struct Method {
 }
 
 /// The descriptor sets of every package the all-in-one serves (and health's).
-pub const DESCRIPTOR_SETS: [&[u8]; 5] = [
-    tt_proto::identity::v1::FILE_DESCRIPTOR_SET,
-    tt_proto::profiles::v1::FILE_DESCRIPTOR_SET,
-    tt_proto::analytics::v1::FILE_DESCRIPTOR_SET,
-    tt_proto::common::v1::FILE_DESCRIPTOR_SET,
-    tonic_health::pb::FILE_DESCRIPTOR_SET,
-];
+pub fn descriptor_sets() -> Vec<&'static [u8]> {
+    let mut sets = tt_proto::FILE_DESCRIPTOR_SETS.to_vec();
+    sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    sets
+}
 
 /// Every method of every service the all-in-one server mounts, from the descriptors, plus the
 /// services named in `also` (health, for instance).
@@ -34,7 +32,7 @@ pub async fn registered_methods(also: &[&str]) -> anyhow::Result<Vec<Method>> {
     let config = timetravelers::Config::for_tests(dir.path().to_path_buf());
     let (_, assembled) = timetravelers::start(config, "127.0.0.1:0".parse()?).await?;
     let mut files = Vec::new();
-    for set in DESCRIPTOR_SETS {
+    for set in descriptor_sets() {
         files.extend(prost_types::FileDescriptorSet::decode(set)?.file);
     }
     let mut names: Vec<String> = assembled.builder.service_names().to_vec();

@@ -527,7 +527,7 @@ fn judge(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_survives_hostile_input() -> anyhow::Result<()> {
     let methods = tt_e2e::fixtures::registered_methods(&["grpc.health.v1.Health"]).await?;
-    let schema = Schema::new(&tt_e2e::fixtures::DESCRIPTOR_SETS)?;
+    let schema = Schema::new(&tt_e2e::fixtures::descriptor_sets())?;
 
     let server = AllInOne::start_isolated().await?;
     let ch = server.channel().await?;

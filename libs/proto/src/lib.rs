@@ -53,4 +53,4 @@ pub trait MessageLimits: Sized {
     fn with_message_limits(self, max: usize) -> Self;
 }
 
-include!(concat!(env!("OUT_DIR"), "/message_limits.rs"));
+include!(concat!(env!("OUT_DIR"), "/generated.rs"));

@@ -256,4 +256,14 @@ mod tests {
             }
         }
     }
+
+    /// Modules' flags share one command line in the all-in-one and one with the platform's in
+    /// each binary: clap's own checks (unique ids and long flags, among others) hold for all.
+    #[test]
+    fn every_command_line_has_unique_flags() {
+        super::Config::command().debug_assert();
+        for module in MODULES {
+            tt_common::platform::standalone::Standalone::command(*module, MODULES).debug_assert();
+        }
+    }
 }

@@ -146,7 +146,7 @@ fn config_file(args: &[OsString]) -> Option<PathBuf> {
 pub struct HumanDuration(pub Duration);
 
 impl FromStr for HumanDuration {
-    type Err = String;
+    type Err = crate::error::Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
@@ -159,7 +159,7 @@ impl FromStr for HumanDuration {
             "m" => Duration::from_secs(n * 60),
             "h" => Duration::from_secs(n * 3600),
             "d" => Duration::from_secs(n * 86_400),
-            _ => return Err(format!("{s:?}: unit must be ms, s, m, h or d")),
+            _ => return Err(format!("{s:?}: unit must be ms, s, m, h or d").into()),
         };
         Ok(Self(d))
     }
