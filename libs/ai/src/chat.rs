@@ -127,6 +127,8 @@ pub struct Usage {
     pub completion: u32,
     /// Prompt tokens served from the provider's cache (billed at the cached price).
     pub cached: u32,
+    /// Counted here, not reported by the provider (offline, or a stream that sent no usage).
+    pub estimated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

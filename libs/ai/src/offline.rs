@@ -122,7 +122,8 @@ impl ChatProvider for OfflineChat {
         if finish == FinishReason::Length {
             completion = spent;
         }
-        let usage = Usage { prompt: estimate_messages(&request.prompt()), completion, cached: 0 };
+        let usage =
+            Usage { prompt: estimate_messages(&request.prompt()), completion, cached: 0, estimated: true };
         let text = deltas_text(&deltas);
         let done = Completion { text, finish, usage, provider: PROVIDER.into(), model: MODEL.into() };
         deltas.push(Ok(ChatEvent::Done(done)));
