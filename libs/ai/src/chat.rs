@@ -149,6 +149,8 @@ pub struct Completion {
     /// Who answered: after a fallback, not the model first asked.
     pub provider: String,
     pub model: String,
+    /// A fallback of the chain answered, not its first provider.
+    pub fallback: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

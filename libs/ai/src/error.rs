@@ -22,18 +22,26 @@ pub enum AiError {
     /// The stream ended before its final message.
     #[error("{provider} ended the stream before its final message")]
     Truncated { provider: String },
+    /// The endpoint failed repeatedly and is not being called for a while.
+    #[error("{provider} is failing; calls are held off")]
+    BreakerOpen { provider: String, retry_after: Option<Duration> },
+    /// The call's deadline passed (retries and streaming included).
+    #[error("the model call ran out of time")]
+    DeadlineExceeded,
 }
 
 impl AiError {
     /// Whether the same request may succeed if sent again (after [`AiError::retry_after`]).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::Unavailable { .. })
+        matches!(self, Self::RateLimited { .. } | Self::Unavailable { .. } | Self::BreakerOpen { .. })
     }
 
     /// How long the provider asked to wait, when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => *retry_after,
+            Self::RateLimited { retry_after, .. }
+            | Self::Unavailable { retry_after, .. }
+            | Self::BreakerOpen { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -125,7 +125,14 @@ impl ChatProvider for OfflineChat {
         let usage =
             Usage { prompt: estimate_messages(&request.prompt()), completion, cached: 0, estimated: true };
         let text = deltas_text(&deltas);
-        let done = Completion { text, finish, usage, provider: PROVIDER.into(), model: MODEL.into() };
+        let done = Completion {
+            text,
+            finish,
+            usage,
+            provider: PROVIDER.into(),
+            model: MODEL.into(),
+            fallback: false,
+        };
         deltas.push(Ok(ChatEvent::Done(done)));
         Box::pin(async move { Ok(futures::stream::iter(deltas).boxed()) })
     }

@@ -305,6 +305,7 @@ impl Reading {
             usage,
             provider: self.provider.clone(),
             model: self.model.clone(),
+            fallback: false,
         }
     }
 

@@ -160,8 +160,9 @@ tokio::task_local! {
     static ATTEMPT_DEADLINE: Duration;
 }
 
-/// Full-jitter exponential backoff.
-pub(crate) fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+/// Full-jitter exponential backoff: a random wait up to `base` doubled `attempt` times, at most
+/// `max`.
+pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     let cap = base.saturating_mul(2u32.saturating_pow(attempt)).min(max);
     let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX).max(1);
     Duration::from_millis(rand::random_range(0..=ms))
