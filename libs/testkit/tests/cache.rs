@@ -105,3 +105,30 @@ async fn a_load_racing_an_invalidation_cannot_cache_the_old_value() {
     let again: Result<u32, ()> = cache.get_or_load("k", ttl, || async { Ok(7) }).await;
     assert_eq!(again, Ok(6), "and then it is cached");
 }
+
+#[tokio::test]
+async fn reservations_stay_under_their_limit_under_concurrency_and_settle_in_their_window() {
+    // Redis when TT_TEST_REDIS_URL is set, in-process otherwise.
+    let cache = tt_testkit::test_cache();
+    let window = Duration::from_secs(60);
+    // 64 concurrent reservations of 10 against a limit of 200: exactly 20 fit.
+    let tries = (0..64).map(|_| {
+        let cache = cache.clone();
+        async move { cache.add_within("budget", 10, Some(200), window).await.expect("reserve") }
+    });
+    let results = futures::future::join_all(tries).await;
+    assert_eq!(results.iter().filter(|w| w.added).count(), 20);
+    assert!(results.iter().all(|w| w.count <= 200 && w.left <= window));
+    // A refused reservation adds nothing and says how long until the window ends.
+    let refused = cache.add_within("budget", 1, Some(200), window).await.expect("reserve");
+    assert!(!refused.added && refused.count == 200 && refused.left > Duration::ZERO, "{refused:?}");
+    // Settling gives back what was not used (and can take more), in the same window.
+    assert_eq!(cache.adjust("budget", -35).await.expect("settle"), Some(165));
+    assert!(cache.add_within("budget", 35, Some(200), window).await.expect("reserve").added);
+    // Nothing to settle once the window ended (or never began): no counter is created.
+    assert_eq!(cache.adjust("other", -5).await.expect("settle"), None);
+    assert_eq!(cache.counter("other").await.expect("read"), None);
+    // Without a limit it is the plain counter.
+    assert_eq!(cache.incr("hits", window).await.expect("incr").0, 1);
+    assert_eq!(cache.add_within("hits", 4, None, window).await.expect("add").count, 5);
+}

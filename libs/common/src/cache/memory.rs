@@ -1,5 +1,6 @@
 //! The in-process backend (the all-in-one's and the tests' cache without Redis).
 
+use super::Window;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -83,7 +84,13 @@ impl Memory {
         self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(super) fn incr(&self, key: String, window: Duration) -> (i64, Duration) {
+    pub(super) fn add_within(
+        &self,
+        key: String,
+        amount: i64,
+        limit: Option<i64>,
+        window: Duration,
+    ) -> Window {
         let now = Instant::now();
         let mut counters = self.lock_counters();
         if counters.len() > 100_000 {
@@ -93,8 +100,19 @@ impl Memory {
         if slot.1 <= now {
             *slot = (0, now + window);
         }
-        slot.0 += 1;
-        (slot.0, slot.1 - now)
+        let added = limit.is_none_or(|limit| slot.0.saturating_add(amount) <= limit);
+        if added {
+            slot.0 = slot.0.saturating_add(amount);
+        }
+        Window { added, count: slot.0, left: slot.1 - now }
+    }
+
+    pub(super) fn adjust(&self, key: &str, delta: i64) -> Option<i64> {
+        let now = Instant::now();
+        let mut counters = self.lock_counters();
+        let slot = counters.get_mut(key).filter(|(_, until)| *until > now)?;
+        slot.0 = slot.0.saturating_add(delta);
+        Some(slot.0)
     }
 
     pub(super) fn counter(&self, key: &str) -> Option<(i64, Duration)> {

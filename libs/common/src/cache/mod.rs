@@ -56,6 +56,16 @@ impl RedisOptions {
     }
 }
 
+/// A fixed-window counter after an addition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Whether the amount was added (it fitted under the limit).
+    pub added: bool,
+    pub count: i64,
+    /// Until the window ends and the count starts again from zero.
+    pub left: Duration,
+}
+
 /// How values are stored in the cache.
 #[derive(Debug, Clone, Copy)]
 pub struct Codec<T> {
@@ -199,10 +209,34 @@ impl Cache {
     /// Fixed-window counter: adds one and returns the new count and the time left in the window
     /// (which starts at the first increment and lasts `window`).
     pub async fn incr(&self, key: &str, window: Duration) -> Result<(i64, Duration), CacheError> {
+        let w = self.add_within(key, 1, None, window).await?;
+        Ok((w.count, w.left))
+    }
+
+    /// Adds `amount` to a fixed-window counter unless the total would pass `limit`, atomically
+    /// (every replica shares the count): a reservation against a budget.
+    pub async fn add_within(
+        &self,
+        key: &str,
+        amount: i64,
+        limit: Option<i64>,
+        window: Duration,
+    ) -> Result<Window, CacheError> {
+        let key = self.key(key);
+        let window = window.max(Duration::from_millis(1));
+        match &self.backend {
+            Backend::Redis(r) => r.add_within(&key, amount, limit, window).await,
+            Backend::Memory(m) => Ok(m.add_within(key, amount, limit, window)),
+        }
+    }
+
+    /// Adds `delta` (negative too) to a counter whose window has not ended, keeping the window:
+    /// settles a reservation. `None` when the window ended (nothing to settle against).
+    pub async fn adjust(&self, key: &str, delta: i64) -> Result<Option<i64>, CacheError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(r) => r.incr(&key, crate::clock::millis(window).max(1).unsigned_abs()).await,
-            Backend::Memory(m) => Ok(m.incr(key, window)),
+            Backend::Redis(r) => r.adjust(&key, delta).await,
+            Backend::Memory(m) => Ok(m.adjust(&key, delta)),
         }
     }
 

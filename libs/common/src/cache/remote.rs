@@ -7,10 +7,10 @@ use std::time::Duration;
 use redis::{AsyncCommands, aio::ConnectionManager};
 
 use super::{
-    CacheError, RedisOptions,
+    CacheError, RedisOptions, Window,
     near::{self, Near},
     resilient::Redis,
-    scripts::{INCR_IN_WINDOW, INVALIDATED, INVALIDATED_FOR, REPLACE_IF},
+    scripts::{ADD_IN_WINDOW, ADJUST, INVALIDATED, INVALIDATED_FOR, REPLACE_IF},
 };
 
 pub(super) struct Remote {
@@ -106,17 +106,34 @@ impl Remote {
         Ok(())
     }
 
-    pub(super) async fn incr(&self, key: &str, window_ms: u64) -> Result<(i64, Duration), CacheError> {
-        let script = redis::Script::new(INCR_IN_WINDOW);
-        let (count, ttl): (i64, i64) = self
+    pub(super) async fn add_within(
+        &self,
+        key: &str,
+        amount: i64,
+        limit: Option<i64>,
+        window: Duration,
+    ) -> Result<Window, CacheError> {
+        let script = redis::Script::new(ADD_IN_WINDOW);
+        let (added, count, ttl): (i64, i64, i64) = self
             .redis
             .run(|mut c| {
                 let mut call = script.key(key);
-                call.arg(window_ms);
+                call.arg(amount).arg(ttl_ms(window)).arg(limit.map_or(-1, |l| l.max(0)));
                 async move { call.invoke_async(&mut c).await }
             })
             .await?;
-        Ok((count, Duration::from_millis(u64::try_from(ttl).unwrap_or(0))))
+        Ok(Window { added: added == 1, count, left: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)) })
+    }
+
+    pub(super) async fn adjust(&self, key: &str, delta: i64) -> Result<Option<i64>, CacheError> {
+        let script = redis::Script::new(ADJUST);
+        self.redis
+            .run(|mut c| {
+                let mut call = script.key(key);
+                call.arg(delta);
+                async move { call.invoke_async(&mut c).await }
+            })
+            .await
     }
 
     pub(super) async fn counter(&self, key: &str) -> Result<Option<(i64, Duration)>, CacheError> {

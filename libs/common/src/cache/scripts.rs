@@ -14,10 +14,23 @@ pub(super) const REPLACE_IF: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] t
 end
 return false";
 
-/// Fixed-window counter: INCR KEYS[1], starting its window of ARGV[1] ms at the first
-/// increment (and again should the key have lost its TTL); returns the count and the ms left.
-pub(super) const INCR_IN_WINDOW: &str = "local n = redis.call('INCR', KEYS[1]) \
-     if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
+/// Fixed-window counter: adds ARGV[1] to KEYS[1] unless the total would pass ARGV[3] (-1: no
+/// limit), starting its window of ARGV[2] ms at the first addition (and again should the key
+/// have lost its TTL); returns {1 if added else 0, the count, the ms left}.
+pub(super) const ADD_IN_WINDOW: &str = "local n = tonumber(redis.call('GET', KEYS[1]) or '0') \
      local t = redis.call('PTTL', KEYS[1]) \
-     if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end \
-     return {n, t}";
+     local limit = tonumber(ARGV[3]) \
+     if limit >= 0 and n + tonumber(ARGV[1]) > limit then \
+       if t < 0 then t = tonumber(ARGV[2]) end \
+       return {0, n, t} \
+     end \
+     n = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+     if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) t = tonumber(ARGV[2]) end \
+     return {1, n, t}";
+
+/// Adds ARGV[1] (negative too) to the counter KEYS[1] if it exists, keeping its window;
+/// returns the new count, or nothing when the window has ended.
+pub(super) const ADJUST: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+       return redis.call('INCRBY', KEYS[1], ARGV[1]) \
+     end \
+     return false";
