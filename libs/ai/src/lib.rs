@@ -6,14 +6,15 @@
 //! `embed.rs` the embeddings interface, `offline.rs` the embedded default (deterministic replies
 //! labelled as not a language model, a lexical embedder), `openai.rs` any OpenAI-compatible
 //! endpoint (streamed chat completions, embeddings), `reliable.rs` the one retry loop (backoff,
-//! breakers, fallback chain, deadline), `tokens.rs` token estimates, `error.rs` what can go
-//! wrong and whether a retry may help.
+//! breakers, fallback chain, deadline), `quota.rs` per-user quotas in the shared cache,
+//! `tokens.rs` token estimates, `error.rs` what can go wrong and whether a retry may help.
 
 pub mod chat;
 pub mod embed;
 pub mod error;
 pub mod offline;
 pub mod openai;
+pub mod quota;
 pub mod reliable;
 pub mod tokens;
 
@@ -25,6 +26,7 @@ pub use embed::{Embedder, cosine};
 pub use error::AiError;
 pub use offline::{LexicalEmbedder, OfflineChat};
 pub use openai::{OpenAiCompatible, OpenAiConfig};
+pub use quota::{Limits, QuotaError, QuotaPolicy, Quotas, Reservation};
 pub use reliable::{Breaker, BreakerPolicy, Reliable, RetryPolicy};
 
 /// FNV-1a, 64 bits: a hash that is the same in every process and on every machine (the

@@ -84,6 +84,23 @@ impl Domain {
         Status::with_error_details(Code::ResourceExhausted, message, details)
     }
 
+    /// RESOURCE_EXHAUSTED for a spent quota: a `QuotaFailure` naming it (`subject`, what was
+    /// exceeded) and a `RetryInfo` telling when it refills.
+    pub fn quota_exhausted(
+        self,
+        reason: Reason,
+        message: impl Into<String>,
+        subject: &str,
+        description: &str,
+        retry: Duration,
+    ) -> Status {
+        let mut details =
+            ErrorDetails::with_error_info(reason.as_str(), self.0, std::collections::HashMap::new());
+        details.add_quota_failure_violation(subject, description);
+        details.set_retry_info(Some(retry));
+        Status::with_error_details(Code::ResourceExhausted, message, details)
+    }
+
     /// ABORTED `ETAG_MISMATCH`: the `what` changed since the caller read it.
     pub fn etag_mismatch(self, what: &str) -> Status {
         let message = format!("the {what} changed since it was read; read it again");
