@@ -7,11 +7,13 @@
 //! labelled as not a language model, a lexical embedder), `openai.rs` any OpenAI-compatible
 //! endpoint (streamed chat completions, embeddings), `reliable.rs` the one retry loop (backoff,
 //! breakers, fallback chain, deadline), `quota.rs` per-user quotas in the shared cache,
+//! `models.rs` prices, context windows and tiers (cost per call, choosing a model),
 //! `tokens.rs` token estimates, `error.rs` what can go wrong and whether a retry may help.
 
 pub mod chat;
 pub mod embed;
 pub mod error;
+pub mod models;
 pub mod offline;
 pub mod openai;
 pub mod quota;
@@ -24,6 +26,7 @@ pub use chat::{
 };
 pub use embed::{Embedder, cosine};
 pub use error::AiError;
+pub use models::{ModelInfo, Models, Needs, Tier};
 pub use offline::{LexicalEmbedder, OfflineChat};
 pub use openai::{OpenAiCompatible, OpenAiConfig};
 pub use quota::{Limits, QuotaError, QuotaPolicy, Quotas, Reservation};
