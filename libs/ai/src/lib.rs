@@ -7,7 +7,8 @@
 //! labelled as not a language model, a lexical embedder), `openai.rs` any OpenAI-compatible
 //! endpoint (streamed chat completions, embeddings), `reliable.rs` the one retry loop (backoff,
 //! breakers, fallback chain, deadline), `quota.rs` per-user quotas in the shared cache,
-//! `models.rs` prices, context windows and tiers (cost per call, choosing a model),
+//! `models.rs` prices, context windows and tiers (cost per call, choosing a model), `safety.rs`
+//! redaction and moderation before anything leaves,
 //! `tokens.rs` token estimates, `error.rs` what can go wrong and whether a retry may help.
 
 pub mod chat;
@@ -18,6 +19,7 @@ pub mod offline;
 pub mod openai;
 pub mod quota;
 pub mod reliable;
+pub mod safety;
 pub mod tokens;
 
 pub use chat::{
@@ -31,6 +33,7 @@ pub use offline::{LexicalEmbedder, OfflineChat};
 pub use openai::{OpenAiCompatible, OpenAiConfig};
 pub use quota::{Limits, QuotaError, QuotaPolicy, Quotas, Reservation};
 pub use reliable::{Breaker, BreakerPolicy, Reliable, RetryPolicy};
+pub use safety::{Moderator, Redacted, Redaction, TermList, Verdict};
 
 /// FNV-1a, 64 bits: a hash that is the same in every process and on every machine (the
 /// standard library's is randomly keyed), for deterministic choices and feature hashing.
