@@ -30,7 +30,7 @@ pub use embed::{Embedder, cosine};
 pub use error::AiError;
 pub use models::{ModelInfo, Models, Needs, Tier};
 pub use offline::{LexicalEmbedder, OfflineChat};
-pub use openai::{OpenAiCompatible, OpenAiConfig};
+pub use openai::{OpenAiCompatible, OpenAiConfig, OpenAiEmbedder, OpenAiModerator};
 pub use quota::{Limits, QuotaError, QuotaPolicy, Quotas, Reservation};
 pub use reliable::{Breaker, BreakerPolicy, Reliable, RetryPolicy};
 pub use safety::{Moderator, Redacted, Redaction, TermList, Verdict};

@@ -496,3 +496,59 @@ impl Embedder for OpenAiEmbedder {
         Box::pin(self.fetch(inputs))
     }
 }
+
+/// An OpenAI-compatible `/moderations` endpoint as a [`Moderator`](crate::safety::Moderator).
+#[derive(Debug, Clone)]
+pub struct OpenAiModerator {
+    client: OpenAiCompatible,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModerationList {
+    results: Vec<ModerationResult>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModerationResult {
+    flagged: bool,
+    #[serde(default)]
+    categories: std::collections::BTreeMap<String, bool>,
+}
+
+impl OpenAiCompatible {
+    /// Moderation by `model` (`omni-moderation-latest` on OpenAI) on the same endpoint.
+    pub fn moderator(&self, model: &str) -> OpenAiModerator {
+        let mut client = self.clone();
+        client.config.model = model.to_owned();
+        OpenAiModerator { client }
+    }
+}
+
+impl OpenAiModerator {
+    async fn verdict(&self, text: &str) -> Result<crate::safety::Verdict, AiError> {
+        let config = &self.client.config;
+        let body = json!({ "model": config.model, "input": text });
+        let response = self.client.send("moderations", &body).await?;
+        let list: ModerationList = tokio::time::timeout(config.response_timeout, response.json())
+            .await
+            .map_err(|_| self.client.unavailable("the moderation did not arrive in time", None))?
+            .map_err(|e| self.client.unavailable(&format!("unreadable moderation: {e}"), None))?;
+        let flagged: Vec<String> = list
+            .results
+            .iter()
+            .filter(|r| r.flagged)
+            .flat_map(|r| r.categories.iter().filter(|(_, on)| **on).map(|(c, _)| c.clone()))
+            .collect();
+        Ok(if list.results.iter().any(|r| r.flagged) {
+            crate::safety::Verdict::Flagged(if flagged.is_empty() { vec!["flagged".into()] } else { flagged })
+        } else {
+            crate::safety::Verdict::Allowed
+        })
+    }
+}
+
+impl crate::safety::Moderator for OpenAiModerator {
+    fn check<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<crate::safety::Verdict, AiError>> {
+        Box::pin(self.verdict(text))
+    }
+}

@@ -256,3 +256,35 @@ async fn embeddings_come_back_in_input_order_with_the_configured_dimension() {
     );
     assert_eq!(e.embed(Vec::new()).await.expect("nothing to do"), Vec::<Vec<f32>>::new());
 }
+
+#[tokio::test]
+async fn the_moderation_endpoint_flags_by_category_and_its_failures_are_errors() {
+    use tt_ai::{Moderator, Verdict};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/moderations"))
+        .and(body_partial_json(serde_json::json!({"model": "omni", "input": "bad words"})))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"id":"modr-1","model":"omni","results":[{"flagged":true,
+               "categories":{"harassment":true,"violence":false,"self-harm":true},"category_scores":{}}]}"#,
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/moderations"))
+        .and(body_partial_json(serde_json::json!({"input": "kind words"})))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"id":"modr-2","model":"omni","results":[{"flagged":false,"categories":{"harassment":false}}]}"#,
+        ))
+        .mount(&server)
+        .await;
+    let m = provider(&format!("{}/v1", server.uri())).moderator("omni");
+    assert_eq!(
+        m.check("bad words").await,
+        Ok(Verdict::Flagged(vec!["harassment".into(), "self-harm".into()]))
+    );
+    assert_eq!(m.check("kind words").await, Ok(Verdict::Allowed));
+    let down = provider(&format!("{}/none", server.uri())).moderator("omni");
+    let e = down.check("anything").await.expect_err("404");
+    assert!(matches!(e, AiError::Refused { .. }), "{e:?}");
+}
