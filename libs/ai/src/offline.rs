@@ -110,13 +110,14 @@ impl ChatProvider for OfflineChat {
         };
         // A cut reply keeps whole words up to the budget, as a real model stops at max_tokens.
         let mut deltas = Vec::new();
-        let mut spent = 0;
+        let (mut spent, mut sent) = (0, 0);
         for (i, word) in text.split_inclusive(char::is_whitespace).enumerate() {
             let cost = estimate(word).max(1);
             if request.max_tokens.is_some_and(|max| spent + cost > max) && i > 0 {
                 break;
             }
             spent += cost;
+            sent += word.len();
             deltas.push(Ok(ChatEvent::Delta(word.to_owned())));
         }
         if finish == FinishReason::Length {
@@ -124,9 +125,9 @@ impl ChatProvider for OfflineChat {
         }
         let usage =
             Usage { prompt: estimate_messages(&request.prompt()), completion, cached: 0, estimated: true };
-        let text = deltas_text(&deltas);
+        // The deltas are a prefix of the reply (whole words, whitespace kept).
         let done = Completion {
-            text,
+            text: text[..sent].to_owned(),
             finish,
             usage,
             provider: PROVIDER.into(),
@@ -136,13 +137,6 @@ impl ChatProvider for OfflineChat {
         deltas.push(Ok(ChatEvent::Done(done)));
         Box::pin(async move { Ok(futures::stream::iter(deltas).boxed()) })
     }
-}
-
-fn deltas_text(deltas: &[Result<ChatEvent, AiError>]) -> String {
-    deltas
-        .iter()
-        .filter_map(|d| if let Ok(ChatEvent::Delta(t)) = d { Some(t.as_str()) } else { None })
-        .collect()
 }
 
 /// Hashed lexical features: the offline embedder.

@@ -104,9 +104,32 @@ impl OpenAiCompatible {
 
     /// Embeddings from `model` on the same endpoint, of `dimension` values each.
     pub fn embedder(&self, model: &str, dimension: usize) -> OpenAiEmbedder {
+        OpenAiEmbedder { client: self.with_model(model), dimension }
+    }
+
+    /// Moderation by `model` (`omni-moderation-latest` on OpenAI) on the same endpoint.
+    pub fn moderator(&self, model: &str) -> OpenAiModerator {
+        OpenAiModerator { client: self.with_model(model) }
+    }
+
+    fn with_model(&self, model: &str) -> Self {
         let mut client = self.clone();
         client.config.model = model.to_owned();
-        OpenAiEmbedder { client, dimension }
+        client
+    }
+
+    /// Posts `body` and reads the JSON answer (`what` names it in errors).
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+        what: &str,
+    ) -> Result<T, AiError> {
+        let response = self.send(path, body).await?;
+        tokio::time::timeout(self.config.response_timeout, response.json())
+            .await
+            .map_err(|_| self.unavailable(&format!("the {what} did not arrive in time"), None))?
+            .map_err(|e| self.unavailable(&format!("unreadable {what}: {e}"), None))
     }
 
     fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
@@ -211,10 +234,15 @@ struct ErrorBody {
 
 impl ErrorBody {
     fn parse(body: &str) -> Self {
-        let Ok(value) = serde_json::from_str::<Value>(body) else {
-            return Self { message: body.chars().take(300).collect(), ..Self::default() };
-        };
-        let error = value.get("error").filter(|e| e.is_object()).unwrap_or(&value);
+        match serde_json::from_str::<Value>(body) {
+            Ok(value) => Self::of(&value),
+            Err(_) => Self { message: body.chars().take(300).collect(), ..Self::default() },
+        }
+    }
+
+    /// From a parsed body: `{"error": {...}}` or the error object itself (flat bodies).
+    fn of(value: &Value) -> Self {
+        let error = value.get("error").filter(|e| e.is_object()).unwrap_or(value);
         let text = |key: &str| match error.get(key) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
@@ -323,7 +351,7 @@ impl Reading {
             }
         };
         if let Some(error) = chunk.error {
-            let body = ErrorBody::parse(&json!({ "error": error }).to_string());
+            let body = ErrorBody::of(&error);
             self.done = true;
             return Some(Err(AiError::Unavailable {
                 provider: self.provider.clone(),
@@ -448,16 +476,7 @@ impl OpenAiEmbedder {
         let config = &self.client.config;
         let count = inputs.len();
         let body = json!({ "model": config.model, "input": inputs, "encoding_format": "float" });
-        let response = self.client.send("embeddings", &body).await?;
-        let wrong = |detail: String| AiError::Unavailable {
-            provider: config.name.clone(),
-            detail,
-            retry_after: None,
-        };
-        let list: EmbeddingList = tokio::time::timeout(config.response_timeout, response.json())
-            .await
-            .map_err(|_| wrong("the embeddings did not arrive in time".into()))?
-            .map_err(|e| wrong(format!("unreadable embeddings: {e}")))?;
+        let list: EmbeddingList = self.client.call("embeddings", &body, "embeddings").await?;
         // Servers need not keep the input order: `index` says which input a vector is for.
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; count];
         for item in list.data {
@@ -479,7 +498,7 @@ impl OpenAiEmbedder {
         vectors
             .into_iter()
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| wrong(format!("fewer than {count} embeddings came back")))
+            .ok_or_else(|| self.client.unavailable(&format!("fewer than {count} embeddings came back"), None))
     }
 }
 
@@ -515,24 +534,10 @@ struct ModerationResult {
     categories: std::collections::BTreeMap<String, bool>,
 }
 
-impl OpenAiCompatible {
-    /// Moderation by `model` (`omni-moderation-latest` on OpenAI) on the same endpoint.
-    pub fn moderator(&self, model: &str) -> OpenAiModerator {
-        let mut client = self.clone();
-        client.config.model = model.to_owned();
-        OpenAiModerator { client }
-    }
-}
-
 impl OpenAiModerator {
     async fn verdict(&self, text: &str) -> Result<crate::safety::Verdict, AiError> {
-        let config = &self.client.config;
-        let body = json!({ "model": config.model, "input": text });
-        let response = self.client.send("moderations", &body).await?;
-        let list: ModerationList = tokio::time::timeout(config.response_timeout, response.json())
-            .await
-            .map_err(|_| self.client.unavailable("the moderation did not arrive in time", None))?
-            .map_err(|e| self.client.unavailable(&format!("unreadable moderation: {e}"), None))?;
+        let body = json!({ "model": self.client.config.model, "input": text });
+        let list: ModerationList = self.client.call("moderations", &body, "moderation").await?;
         let flagged: Vec<String> = list
             .results
             .iter()

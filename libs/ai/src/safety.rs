@@ -50,6 +50,14 @@ pub struct Redacted {
     pub secrets: u32,
 }
 
+impl std::ops::AddAssign for Redacted {
+    fn add_assign(&mut self, other: Self) {
+        self.emails += other.emails;
+        self.phones += other.phones;
+        self.secrets += other.secrets;
+    }
+}
+
 impl Redacted {
     pub fn total(&self) -> u32 {
         self.emails + self.phones + self.secrets
@@ -111,9 +119,7 @@ impl Redaction {
         let mut apply = |text: &mut String| {
             let (clean, n) = self.text(text);
             *text = clean;
-            total.emails += n.emails;
-            total.phones += n.phones;
-            total.secrets += n.secrets;
+            total += n;
         };
         request.messages.iter_mut().for_each(|m| apply(&mut m.content));
         if let Some(learner) = request.learner.as_mut() {
