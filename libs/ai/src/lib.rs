@@ -14,6 +14,8 @@
 pub mod chat;
 pub mod embed;
 pub mod error;
+mod http;
+pub mod manus;
 pub mod models;
 pub mod offline;
 pub mod openai;
@@ -28,6 +30,7 @@ pub use chat::{
 };
 pub use embed::{Embedder, cosine};
 pub use error::AiError;
+pub use http::{KeyError, api_key};
 pub use models::{ModelInfo, Models, Needs, Tier};
 pub use offline::{LexicalEmbedder, OfflineChat};
 pub use openai::{OpenAiCompatible, OpenAiConfig, OpenAiEmbedder, OpenAiModerator};

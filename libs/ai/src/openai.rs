@@ -9,7 +9,7 @@
 //! sends nothing for the stall time fails with [`AiError::Stalled`]. Without reported usage the
 //! completion carries an estimate, marked as such.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt, future::BoxFuture};
@@ -20,6 +20,7 @@ use crate::{
     chat::{ChatEvent, ChatProvider, ChatRequest, ChatStream, Completion, FinishReason, Role, Usage},
     embed::Embedder,
     error::AiError,
+    http::{Failure, Http},
     tokens::{estimate, estimate_messages},
 };
 
@@ -54,32 +55,9 @@ impl OpenAiConfig {
     }
 }
 
-/// Why a key could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {reason}")]
-pub struct KeyError {
-    pub source_name: String,
-    pub reason: String,
-}
-
-/// An API key from a file (its first line; for mounted secrets) or else from the environment
-/// variable `env`; `None` when neither is set.
-pub fn api_key(file: Option<&Path>, env: &str) -> Result<Option<String>, KeyError> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| KeyError { source_name: path.display().to_string(), reason: e.to_string() })?;
-        let key = text.lines().next().unwrap_or("").trim().to_owned();
-        if key.is_empty() {
-            return Err(KeyError { source_name: path.display().to_string(), reason: "is empty".into() });
-        }
-        return Ok(Some(key));
-    }
-    Ok(std::env::var(env).ok().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()))
-}
-
 #[derive(Clone)]
 pub struct OpenAiCompatible {
-    http: reqwest::Client,
+    http: Http,
     config: OpenAiConfig,
 }
 
@@ -95,10 +73,7 @@ impl std::fmt::Debug for OpenAiCompatible {
 
 impl OpenAiCompatible {
     pub fn new(config: OpenAiConfig) -> Result<Self, AiError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .build()
-            .map_err(|e| AiError::Refused { provider: config.name.clone(), detail: e.to_string() })?;
+        let http = Http::new(&config.name, config.connect_timeout, config.response_timeout)?;
         Ok(Self { http, config })
     }
 
@@ -126,44 +101,20 @@ impl OpenAiCompatible {
         what: &str,
     ) -> Result<T, AiError> {
         let response = self.send(path, body).await?;
-        tokio::time::timeout(self.config.response_timeout, response.json())
-            .await
-            .map_err(|_| self.unavailable(&format!("the {what} did not arrive in time"), None))?
-            .map_err(|e| self.unavailable(&format!("unreadable {what}: {e}"), None))
+        self.http.json(response, what).await
     }
 
-    fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        let mut request = self.http.post(format!("{}/{path}", self.config.base_url)).json(body);
+    /// Posts `body` and waits for the response headers: a status outside 2xx is the error it
+    /// describes.
+    async fn send(&self, path: &str, body: &Value) -> Result<reqwest::Response, AiError> {
+        let mut request = self.http.client.post(format!("{}/{path}", self.config.base_url)).json(body);
         if let Some(key) = &self.config.api_key {
             request = request.bearer_auth(key);
         }
-        request
-    }
-
-    /// Sends `body` and waits for the response headers: a status outside 2xx is the error it
-    /// describes.
-    async fn send(&self, path: &str, body: &Value) -> Result<reqwest::Response, AiError> {
-        let sent = tokio::time::timeout(self.config.response_timeout, self.post(path, body).send()).await;
-        let response = match sent {
-            Err(_) => return Err(self.unavailable("no response in time", None)),
-            Ok(Err(e)) => return Err(self.unavailable(&e.to_string(), None)),
-            Ok(Ok(response)) => response,
-        };
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
-        let body = tokio::time::timeout(self.config.response_timeout, response.text())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        Err(self.classify(status, &body, retry_after))
-    }
-
-    fn unavailable(&self, detail: &str, retry_after: Option<Duration>) -> AiError {
-        AiError::Unavailable { provider: self.config.name.clone(), detail: detail.to_owned(), retry_after }
+        self.http.send(request).await.map_err(|failure| match failure {
+            Failure::Status { status, retry_after, body } => self.classify(status, &body, retry_after),
+            Failure::Transport(e) => e,
+        })
     }
 
     /// The error an HTTP status and its body describe.
@@ -215,13 +166,6 @@ impl OpenAiCompatible {
         }
         body
     }
-}
-
-/// `retry-after-ms` (preferred), else `retry-after` in seconds.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    let ms = number("retry-after-ms").map(|ms| ms / 1000.0);
-    ms.or_else(|| number("retry-after")).filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
 }
 
 /// An error body in any of the shapes the servers send.
@@ -495,10 +439,9 @@ impl OpenAiEmbedder {
                 *slot = Some(item.embedding);
             }
         }
-        vectors
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| self.client.unavailable(&format!("fewer than {count} embeddings came back"), None))
+        vectors.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| {
+            self.client.http.unavailable(&format!("fewer than {count} embeddings came back"), None)
+        })
     }
 }
 

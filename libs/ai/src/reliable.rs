@@ -240,38 +240,54 @@ impl Reliable {
         request: ChatRequest,
         deadline: Instant,
     ) -> Result<ChatStream, AiError> {
-        let name = link.provider.name();
-        let mut attempt = 0;
-        loop {
-            let permit = link.breaker.admit().map_err(|wait| AiError::BreakerOpen {
-                provider: name.to_owned(),
-                retry_after: Some(wait),
-            })?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let tried =
-                tokio::time::timeout(left, first_event(link.provider.as_ref(), request.clone())).await;
-            let error = match tried {
-                Ok(Ok(stream)) => {
-                    permit.settle(true);
-                    return Ok(stream);
-                }
-                Ok(Err(e)) => e,
-                Err(_) => AiError::DeadlineExceeded,
-            };
-            permit.settle(!is_endpoint_failure(&error));
-            attempt += 1;
-            if !error.is_retryable() || attempt >= self.retry.attempts {
-                return Err(error);
+        let provider = link.provider.as_ref();
+        retrying(provider.name(), &link.breaker, &self.retry, deadline, || {
+            first_event(provider, request.clone())
+        })
+        .await
+    }
+}
+
+/// The one retry loop: `call` through `breaker` until it succeeds, fails for good, has had its
+/// attempts, or could not finish a retry before `deadline`.
+pub(crate) async fn retrying<T, F, Fut>(
+    name: &str,
+    breaker: &Breaker,
+    retry: &RetryPolicy,
+    deadline: Instant,
+    mut call: F,
+) -> Result<T, AiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AiError>>,
+{
+    let mut attempt = 0;
+    loop {
+        let permit = breaker
+            .admit()
+            .map_err(|wait| AiError::BreakerOpen { provider: name.to_owned(), retry_after: Some(wait) })?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let error = match tokio::time::timeout(left, call()).await {
+            Ok(Ok(value)) => {
+                permit.settle(true);
+                return Ok(value);
             }
-            let wait = error.retry_after().unwrap_or_else(|| {
-                tt_common::client::backoff(attempt - 1, self.retry.backoff_base, self.retry.backoff_max)
-            });
-            if Instant::now() + wait >= deadline {
-                return Err(error);
-            }
-            tracing::debug!(provider = name, attempt, wait_ms = wait.as_millis(), error = %error, "retrying");
-            tokio::time::sleep(wait).await;
+            Ok(Err(e)) => e,
+            Err(_) => AiError::DeadlineExceeded,
+        };
+        permit.settle(!is_endpoint_failure(&error));
+        attempt += 1;
+        if !error.is_retryable() || attempt >= retry.attempts {
+            return Err(error);
         }
+        let wait = error.retry_after().unwrap_or_else(|| {
+            tt_common::client::backoff(attempt - 1, retry.backoff_base, retry.backoff_max)
+        });
+        if Instant::now() + wait >= deadline {
+            return Err(error);
+        }
+        tracing::debug!(provider = name, attempt, wait_ms = wait.as_millis(), error = %error, "retrying");
+        tokio::time::sleep(wait).await;
     }
 }
 

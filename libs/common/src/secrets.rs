@@ -57,7 +57,7 @@ impl Secret {
     }
 
     fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.0)
     }
 
     /// A 32-byte key bound to `purpose` (for example "page-token" or "signing-key-encryption").
@@ -94,6 +94,11 @@ pub fn write_private(path: &Path, contents: &str) -> io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -190,10 +190,7 @@ fn worker(jobs: &Mutex<mpsc::Receiver<Job>>) {
     }
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use tt_common::secrets::hex;
 
 #[cfg(test)]
 mod tests {
