@@ -14,6 +14,7 @@
 pub mod chat;
 pub mod embed;
 pub mod error;
+pub mod governed;
 mod http;
 pub mod manus;
 pub mod models;
@@ -30,6 +31,7 @@ pub use chat::{
 };
 pub use embed::{Embedder, cosine};
 pub use error::AiError;
+pub use governed::{Ai, AiCall, AiParts, CALL_ATTRIBUTES, GovernedStream, OutboxReport, Report};
 pub use http::{KeyError, api_key};
 pub use models::{ModelInfo, Models, Needs, Tier};
 pub use offline::{LexicalEmbedder, OfflineChat};

@@ -1,0 +1,264 @@
+//! The governed call over the offline provider and a real HTTP endpoint: one report per call
+//! whatever its outcome, quotas reserved and settled, refusals costing nothing, moderation of
+//! input and output, redaction of what leaves, and a dropped stream settled as cancelled.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{StreamExt, future::BoxFuture};
+use tonic::Code;
+use tonic_types::StatusExt;
+use tt_ai::{
+    Ai, AiCall, AiError, AiParts, BreakerPolicy, ChatEvent, ChatProvider, ChatRequest, Message, Models,
+    Moderator, OfflineChat, OpenAiCompatible, OpenAiConfig, QuotaPolicy, Quotas, Redaction, Reliable, Report,
+    RetryPolicy, Tier, Verdict,
+};
+use tt_common::clock::{ManualClock, SharedClock};
+use tt_proto::common::v1::{Event, attribute_value::Kind};
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers::path};
+
+/// Reports kept in memory, and a signal per report.
+#[derive(Default)]
+struct Kept {
+    events: Mutex<Vec<Event>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Report for Kept {
+    fn report(&self, event: Event) -> BoxFuture<'_, ()> {
+        self.events.lock().expect("lock").push(event);
+        self.arrived.notify_one();
+        Box::pin(async {})
+    }
+}
+
+impl Kept {
+    fn all(&self) -> Vec<Event> {
+        self.events.lock().expect("lock").clone()
+    }
+
+    async fn wait_for(&self, count: usize) -> Vec<Event> {
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while self.all().len() < count {
+                self.arrived.notified().await;
+            }
+        });
+        waited.await.expect("the report arrived");
+        self.all()
+    }
+}
+
+fn attrs(event: &Event) -> HashMap<String, String> {
+    event
+        .attributes
+        .iter()
+        .map(|(k, v)| {
+            let text = match &v.kind {
+                Some(Kind::StringValue(s)) => s.clone(),
+                Some(Kind::IntValue(i)) => i.to_string(),
+                Some(Kind::BoolValue(b)) => b.to_string(),
+                other => format!("{other:?}"),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
+/// Flags the `nth` text it is shown (0: the input, 1: the reply), or text holding `word`.
+struct Flagging {
+    nth: Option<usize>,
+    word: Option<&'static str>,
+    seen: AtomicUsize,
+}
+
+impl Moderator for Flagging {
+    fn check<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<Verdict, AiError>> {
+        let n = self.seen.fetch_add(1, Ordering::SeqCst);
+        let flagged = self.nth == Some(n) || self.word.is_some_and(|w| text.contains(w));
+        let verdict = if flagged { Verdict::Flagged(vec!["harassment".into()]) } else { Verdict::Allowed };
+        Box::pin(async move { Ok(verdict) })
+    }
+}
+
+struct Setup {
+    ai: Ai,
+    quotas: Quotas,
+    kept: Arc<Kept>,
+}
+
+fn setup(
+    chain: Vec<Arc<dyn ChatProvider>>,
+    available: &[&str],
+    policy: QuotaPolicy,
+    moderator: Option<Arc<dyn Moderator>>,
+    redaction: Redaction,
+) -> Setup {
+    let clock: SharedClock = Arc::new(ManualClock::new());
+    let cache = tt_testkit::test_cache();
+    let retry = RetryPolicy { attempts: 1, ..RetryPolicy::default() };
+    let reliable = Arc::new(Reliable::new(chain, retry, BreakerPolicy::default(), Arc::clone(&clock)));
+    let kept = Arc::new(Kept::default());
+    let quotas = Quotas::new(&cache, Arc::clone(&clock), policy, None);
+    let ai = Ai::new(AiParts {
+        service: "missions".into(),
+        chain: reliable,
+        available: available.iter().map(|m| (*m).to_owned()).collect(),
+        models: Models::defaults(),
+        quotas: quotas.clone(),
+        redaction,
+        moderator,
+        report: Arc::clone(&kept) as Arc<dyn Report>,
+        clock,
+    });
+    Setup { ai, quotas, kept }
+}
+
+fn offline(policy: QuotaPolicy, moderator: Option<Arc<dyn Moderator>>) -> Setup {
+    setup(vec![Arc::new(OfflineChat)], &[tt_ai::offline::MODEL], policy, moderator, Redaction::none())
+}
+
+fn call() -> AiCall {
+    AiCall {
+        user: "ann".into(),
+        time_zone: "Europe/Paris".into(),
+        mentor: Some("m-ada".into()),
+        purpose: "mentor_session".into(),
+        tier: Tier::Basic,
+        deadline: None,
+    }
+}
+
+fn ask(text: &str) -> ChatRequest {
+    ChatRequest { messages: vec![Message::user(text)], max_tokens: Some(200), ..ChatRequest::default() }
+}
+
+const POLICY: QuotaPolicy = QuotaPolicy { requests_per_minute: 100, daily_tokens: 100_000 };
+
+#[tokio::test]
+async fn an_answered_call_is_settled_to_its_usage_and_reported_once() {
+    let s = offline(POLICY, None);
+    let completion = s.ai.complete(&call(), ask("How do I start in data engineering?")).await.expect("reply");
+    assert!(completion.text.starts_with(tt_ai::offline::LABEL), "{}", completion.text);
+    let events = s.kept.wait_for(1).await;
+    assert_eq!(events.len(), 1);
+    let (event, a) = (&events[0], attrs(&events[0]));
+    assert_eq!(
+        (event.r#type.as_str(), event.subject.as_str(), event.source.as_str()),
+        ("missions.ai.called", "ann", "missions")
+    );
+    assert_eq!(a["outcome"], "answered");
+    assert_eq!(
+        (a["provider"].as_str(), a["model"].as_str(), a["fallback"].as_str()),
+        ("offline", tt_ai::offline::MODEL, "false")
+    );
+    assert_eq!((a["mentor"].as_str(), a["purpose"].as_str()), ("m-ada", "mentor_session"));
+    let used = completion.usage.prompt + completion.usage.completion;
+    assert_eq!(a["tokens_in"], completion.usage.prompt.to_string());
+    assert_eq!(a["tokens_out"], completion.usage.completion.to_string());
+    assert_eq!(
+        s.quotas.used_today("ann", "Europe/Paris").await.expect("used"),
+        i64::from(used),
+        "the reservation settled to the usage"
+    );
+}
+
+#[tokio::test]
+async fn refusals_reach_no_model_cost_nothing_and_are_reported() {
+    // The input flagged.
+    let flag_input = Arc::new(Flagging { nth: None, word: Some("insult"), seen: AtomicUsize::new(0) });
+    let s = offline(POLICY, Some(flag_input));
+    let e = s.ai.complete(&call(), ask("write an insult")).await.expect_err("flagged");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let bad = e.get_error_details().bad_request().cloned().expect("a BadRequest");
+    assert_eq!(bad.field_violations[0].field, "messages");
+    // The quota spent: a day of 50 tokens cannot hold a 200-token cap.
+    let tight = offline(QuotaPolicy { requests_per_minute: 100, daily_tokens: 50 }, None);
+    let q = tight.ai.complete(&call(), ask("hello")).await.expect_err("over quota");
+    assert_eq!(q.code(), Code::ResourceExhausted);
+    for (setup, outcome) in [(&s, "input_flagged"), (&tight, "quota_refused")] {
+        let events = setup.kept.wait_for(1).await;
+        let a = attrs(&events[0]);
+        assert_eq!(a["outcome"], outcome);
+        assert_eq!(
+            (a["tokens_in"].as_str(), a["tokens_out"].as_str(), a["cost_micros"].as_str()),
+            ("0", "0", "0")
+        );
+        assert_eq!(setup.quotas.used_today("ann", "Europe/Paris").await.expect("used"), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_flagged_reply_is_withheld_and_reported() {
+    let flag_reply = Arc::new(Flagging { nth: Some(1), word: None, seen: AtomicUsize::new(0) });
+    let s = offline(POLICY, Some(flag_reply));
+    let e = s.ai.complete(&call(), ask("Tell me about mentoring")).await.expect_err("withheld");
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let a = attrs(&s.kept.wait_for(1).await[0]);
+    assert_eq!(a["outcome"], "output_flagged");
+    assert_ne!(a["tokens_out"], "0", "the reply was produced, and paid for");
+}
+
+#[tokio::test]
+async fn a_dropped_stream_is_settled_with_what_streamed_and_reported_as_cancelled() {
+    let s = offline(POLICY, None);
+    let mut stream = s.ai.chat(&call(), ask("A long question about careers")).await.expect("stream");
+    let Some(Ok(ChatEvent::Delta(_))) = stream.next().await else { panic!("a first delta") };
+    drop(stream);
+    let a = attrs(&s.kept.wait_for(1).await[0]);
+    assert_eq!(a["outcome"], "cancelled");
+    let (prompt, out): (i64, i64) =
+        (a["tokens_in"].parse().expect("int"), a["tokens_out"].parse().expect("int"));
+    assert!(prompt > 0 && out > 0 && out < 200, "{a:?}");
+    assert_eq!(
+        s.quotas.used_today("ann", "Europe/Paris").await.expect("used"),
+        prompt + out,
+        "settled, not left at the cap"
+    );
+}
+
+fn sse(text: &str) -> ResponseTemplate {
+    let body = format!(
+        "data: {{\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}},\"finish_reason\":\"stop\"}}]}}\n\n\
+         data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":1000,\"completion_tokens\":500,\"prompt_tokens_details\":{{\"cached_tokens\":200}}}}}}\n\n\
+         data: [DONE]\n\n"
+    );
+    ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(body)
+}
+
+#[tokio::test]
+async fn an_external_call_is_redacted_priced_from_the_table_and_falls_back_when_its_endpoint_fails() {
+    let server = MockServer::start().await;
+    Mock::given(path("/down/chat/completions")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    Mock::given(path("/up/chat/completions")).respond_with(sse("Sure.")).mount(&server).await;
+    let endpoint = |name: &str, model: &str| -> Arc<dyn ChatProvider> {
+        let config = OpenAiConfig::new(name, &format!("{}/{name}", server.uri()), model);
+        Arc::new(OpenAiCompatible::new(config).expect("client"))
+    };
+    let chain = vec![endpoint("down", "gpt-4o"), endpoint("up", "gpt-4o-mini")];
+    let s = setup(chain, &["gpt-4o", "gpt-4o-mini"], POLICY, None, Redaction::default());
+    let completion = s.ai.complete(&call(), ask("Mail me at ann@example.com")).await.expect("reply");
+    assert!(completion.fallback);
+    let sent = server.received_requests().await.unwrap_or_default();
+    let bodies: Vec<String> = sent.iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect();
+    assert!(bodies.iter().all(|b| !b.contains("ann@example.com")), "redacted before leaving: {bodies:?}");
+    let a = attrs(&s.kept.wait_for(1).await[0]);
+    assert_eq!(
+        (a["provider"].as_str(), a["model"].as_str(), a["fallback"].as_str()),
+        ("up", "gpt-4o-mini", "true")
+    );
+    assert_eq!(a["redactions"], "1");
+    let models = Models::defaults();
+    let expected = models.cost_micros("gpt-4o-mini", &completion.usage).expect("priced");
+    assert!(expected > 0);
+    assert_eq!(a["cost_micros"], expected.to_string());
+    assert_eq!(
+        (a["tokens_in"].as_str(), a["tokens_out"].as_str(), a["tokens_cached"].as_str()),
+        ("1000", "500", "200")
+    );
+}
