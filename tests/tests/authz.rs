@@ -155,6 +155,8 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         ("/timetravelers.identity.v1.AdminService/ListServiceAccounts", Admin),
         ("/timetravelers.identity.v1.AdminService/DeleteServiceAccount", Admin),
         ("/timetravelers.identity.v1.AdminService/ListAuditEvents", Admin),
+        ("/timetravelers.identity.v1.AdminService/GetAiQuota", AdminOrService),
+        ("/timetravelers.identity.v1.AdminService/SetAiQuota", Admin),
         ("/timetravelers.identity.v1.SettingsService/ListSettings", AdminOrService),
         ("/timetravelers.identity.v1.SettingsService/GetSetting", AdminOrService),
         ("/timetravelers.identity.v1.SettingsService/UpdateSetting", Admin),

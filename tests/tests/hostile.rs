@@ -178,6 +178,13 @@ fn base(method: &str, f: &Fixture) -> Option<(Who, Vec<u8>)> {
             Admin,
             pb::DeleteServiceAccountRequest { service_account_id: tt_common::new_id() }.encode_to_vec(),
         ),
+        ("AdminService", "GetAiQuota") => {
+            (Admin, pb::GetAiQuotaRequest { user_id: f.victim.clone() }.encode_to_vec())
+        }
+        ("AdminService", "SetAiQuota") => (
+            Admin,
+            pb::SetAiQuotaRequest { user_id: f.victim.clone(), daily_tokens: Some(20_000) }.encode_to_vec(),
+        ),
         ("AdminService", "ListAuditEvents") => {
             (Admin, pb::ListAuditEventsRequest { page_size: 10, ..Default::default() }.encode_to_vec())
         }

@@ -36,7 +36,7 @@ pub use http::{KeyError, api_key};
 pub use models::{ModelInfo, Models, Needs, Tier};
 pub use offline::{LexicalEmbedder, OfflineChat};
 pub use openai::{OpenAiCompatible, OpenAiConfig, OpenAiEmbedder, OpenAiModerator};
-pub use quota::{Limits, QuotaError, QuotaPolicy, Quotas, Reservation};
+pub use quota::{IdentityLimits, Limits, QuotaError, QuotaPolicy, Quotas, Reservation};
 pub use reliable::{Breaker, BreakerPolicy, Reliable, RetryPolicy};
 pub use safety::{Moderator, Redacted, Redaction, TermList, Verdict};
 

@@ -18,6 +18,7 @@ use tt_common::{
     clock::SharedClock,
     error::{Domain, Reason},
 };
+use tt_proto::identity::v1::{GetAiQuotaRequest, admin_service_client::AdminServiceClient};
 
 /// The `ErrorInfo` domain of the library's refusals.
 pub const DOMAIN: Domain = Domain::new("ai.timetravelers.dev");
@@ -40,6 +41,47 @@ impl Default for QuotaPolicy {
 pub trait Limits: Send + Sync {
     /// The learner's own daily token quota, if an admin set one.
     fn daily_tokens(&self, user: &str) -> BoxFuture<'_, Result<Option<i64>, Status>>;
+}
+
+/// The quotas identity keeps (a learner's own, else the `default_daily_ai_token_quota`
+/// setting), read with `AdminService.GetAiQuota` under a service token and cached in the
+/// platform cache for `ttl` under [`tt_common::cache::shared::AI_LIMITS`]. Identity
+/// invalidates a learner's entry when an admin changes their quota, so the change applies at
+/// once; the TTL bounds a change of the default setting (and a missed invalidation).
+#[derive(Debug, Clone)]
+pub struct IdentityLimits {
+    identity: tt_common::client::Peer,
+    cache: Cache,
+    ttl: Duration,
+}
+
+impl IdentityLimits {
+    /// `cache`: the platform cache, unscoped (`Platform::cache`), so identity's invalidations
+    /// reach it.
+    pub fn new(identity: tt_common::client::Peer, cache: &Cache, ttl: Duration) -> Self {
+        Self { identity, cache: cache.clone(), ttl }
+    }
+}
+
+impl Limits for IdentityLimits {
+    fn daily_tokens(&self, user: &str) -> BoxFuture<'_, Result<Option<i64>, Status>> {
+        let user = user.to_owned();
+        Box::pin(async move {
+            let key = format!("{}{user}", tt_common::cache::shared::AI_LIMITS);
+            self.cache
+                .get_or_load(&key, self.ttl, || async {
+                    let quota = self
+                        .identity
+                        .call(|ch| {
+                            let request = GetAiQuotaRequest { user_id: user.clone() };
+                            async move { AdminServiceClient::new(ch).get_ai_quota(request).await }
+                        })
+                        .await?;
+                    Ok(quota.quota.map(|q| q.daily_tokens))
+                })
+                .await
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +162,8 @@ impl Reservation {
 }
 
 impl Quotas {
-    /// `cache` is the platform cache (the library keys its counters under `ai:quota:`).
+    /// `cache` is the platform cache, unscoped (`Platform::cache`), so that every service
+    /// counts a learner's calls together (the library keys its counters under `ai:quota:`).
     pub fn new(
         cache: &Cache,
         clock: SharedClock,

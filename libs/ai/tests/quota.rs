@@ -108,3 +108,29 @@ async fn an_unreachable_quota_store_refuses_every_call() {
     assert!(matches!(e, QuotaError::Unavailable(_)), "{e:?}");
     assert_eq!(Status::from(e).code(), Code::Unavailable);
 }
+
+#[tokio::test]
+async fn identity_holds_the_learners_own_quota_and_a_change_applies_at_once() {
+    use tt_proto::identity::v1::{SetAiQuotaRequest, admin_service_client::AdminServiceClient};
+    let kit = tt_testkit::TestPlatform::new().start().await;
+    let identity =
+        kit.platform.service_peer_at("identity", &kit.url(), "missions").expect("peer").expect("credentials");
+    // An hour's cache: only identity's invalidation can make a change visible within the test.
+    let limits = tt_ai::IdentityLimits::new(identity, &kit.cache, Duration::from_secs(3600));
+    let policy = QuotaPolicy { requests_per_minute: 1000, daily_tokens: 1 };
+    let q = Quotas::new(&kit.cache, Arc::new(kit.clock.clone()), policy, Some(Arc::new(limits)));
+    let ann = kit.learner("ann").await;
+    let mut admin = AdminServiceClient::new(kit.authed(&kit.admin_token().await));
+    let set = |tokens: Option<i64>| SetAiQuotaRequest { user_id: ann.id.clone(), daily_tokens: tokens };
+
+    // Identity's default (100,000), not the policy's 1.
+    q.reserve(&ann.id, "UTC", 2_000).await.expect("within the default").settle(2_000).await;
+    admin.set_ai_quota(set(Some(1_000))).await.expect("set");
+    let e = q.reserve(&ann.id, "UTC", 10).await.expect_err("over her own quota");
+    assert!(matches!(e, QuotaError::DailyTokens { limit: 1_000, used: 2_000, .. }), "{e:?}");
+    admin.set_ai_quota(set(Some(5_000))).await.expect("raise");
+    q.reserve(&ann.id, "UTC", 2_000).await.expect("within the raised quota").settle(2_000).await;
+    admin.set_ai_quota(set(None)).await.expect("clear");
+    q.reserve(&ann.id, "UTC", 50_000).await.expect("the default again").settle(0).await;
+    kit.stop().await;
+}

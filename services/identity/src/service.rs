@@ -34,6 +34,8 @@ pub struct Identity {
     pub store: Store,
     /// Identity's own cache namespace (user views, sign-in protection).
     pub cache: Cache,
+    /// The platform cache, for the keys other modules read ([`tt_common::cache::shared`]).
+    pub shared: Cache,
     pub keys: KeyRing,
     pub hasher: Hasher,
     pub guard: Guard,
@@ -112,6 +114,7 @@ impl Identity {
         Ok(Arc::new(Self {
             store,
             cache,
+            shared: platform.cache.clone(),
             keys,
             hasher,
             guard,
@@ -248,6 +251,30 @@ impl Identity {
     }
 
     /// A setting's current value.
+    /// The quota that applies to `user_id`: `own`, else the default setting.
+    pub async fn ai_quota(
+        &self,
+        user_id: &str,
+        own: Option<&crate::store::ai_quotas::AiQuotaRow>,
+    ) -> Result<pb::AiQuota, Status> {
+        let daily_tokens = match own {
+            Some(row) => row.daily_tokens,
+            None => match self.setting(settings::DEFAULT_DAILY_AI_TOKEN_QUOTA).await? {
+                settings::SettingValue::Int(i) => i,
+                settings::SettingValue::Bool(_) => {
+                    return Err(DOMAIN.internal(&"the default quota is not a number"));
+                }
+            },
+        };
+        Ok(pb::AiQuota {
+            user_id: user_id.to_owned(),
+            daily_tokens,
+            overridden: own.is_some(),
+            update_time: own.map(|r| to_timestamp(r.updated_at)),
+            updated_by: own.map(|r| r.updated_by.clone()).unwrap_or_default(),
+        })
+    }
+
     pub async fn setting(&self, key: &str) -> Result<settings::SettingValue, Status> {
         let def = settings::find(key).ok_or_else(|| DOMAIN.internal(&format!("unknown setting {key}")))?;
         let stored = self.store.setting(key).await?;

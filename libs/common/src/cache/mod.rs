@@ -86,6 +86,13 @@ pub fn open(redis_url: &str) -> Result<Cache, CacheError> {
 /// Entries of the in-process near cache in front of Redis.
 pub const NEAR_CAPACITY: u64 = 10_000;
 
+/// Keys more than one module reads or writes, under the platform cache (unscoped).
+pub mod shared {
+    /// `ai:limits:<user id>`: a user's daily AI token quota as libs/ai read it from identity;
+    /// identity invalidates it when an admin changes the quota.
+    pub const AI_LIMITS: &str = "ai:limits:";
+}
+
 impl<T: prost::Message + Default> Codec<T> {
     /// Protobuf messages, encoded as on the wire.
     pub fn protobuf() -> Self {

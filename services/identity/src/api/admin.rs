@@ -4,7 +4,7 @@ use serde_json::json;
 use tonic::{Code, Request, Response, Status};
 use tt_common::error::Reason;
 use tt_common::{
-    auth::{Role, require_admin},
+    auth::{Role, require_admin, require_admin_or_service},
     clock::to_timestamp,
     error::Violations,
     storage::{Page, StorageError},
@@ -17,9 +17,11 @@ use super::Api;
 const MAX_ROLES: usize = 8;
 use crate::{
     DOMAIN,
+    domain::settings::{self, DEFAULT_DAILY_AI_TOKEN_QUOTA, SettingValue},
     domain::{UserStatus, parse_account_name, roles},
     service::{key_to_proto, new_secret, user_to_proto},
     store::{
+        ai_quotas::AiQuotaRow,
         audit::AuditRecord,
         service_accounts::ServiceAccountRow,
         users::{Revoke, UserFilter},
@@ -312,6 +314,61 @@ impl AdminService for Api {
             })
             .collect();
         Ok(Response::new(pb::ListAuditEventsResponse { events, next_page_token: next }))
+    }
+
+    async fn get_ai_quota(
+        &self,
+        request: Request<pb::GetAiQuotaRequest>,
+    ) -> Result<Response<pb::GetAiQuotaResponse>, Status> {
+        require_admin_or_service(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        v.check_id("user_id", &req.user_id);
+        v.into_result()?;
+        let own = self.store.ai_quota(&req.user_id).await?;
+        if own.is_none() {
+            // A NOT_FOUND for users that do not exist, rather than the default.
+            self.user_view(&req.user_id).await?;
+        }
+        let quota = self.ai_quota(&req.user_id, own.as_ref()).await?;
+        Ok(Response::new(pb::GetAiQuotaResponse { quota: Some(quota) }))
+    }
+
+    async fn set_ai_quota(
+        &self,
+        request: Request<pb::SetAiQuotaRequest>,
+    ) -> Result<Response<pb::SetAiQuotaResponse>, Status> {
+        let admin = require_admin(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = Violations::new(DOMAIN);
+        v.check_id("user_id", &req.user_id);
+        if let (Some(tokens), Some(def)) = (req.daily_tokens, settings::find(DEFAULT_DAILY_AI_TOKEN_QUOTA))
+            && let Err(e) = def.check(&SettingValue::Int(tokens))
+        {
+            v.add("daily_tokens", e);
+        }
+        v.into_result()?;
+        let now = self.now();
+        let before = self.store.ai_quota(&req.user_id).await?.map(|r| r.daily_tokens);
+        let row = req.daily_tokens.map(|daily_tokens| AiQuotaRow {
+            user_id: req.user_id.clone(),
+            daily_tokens,
+            updated_at: now,
+            updated_by: admin.clone(),
+        });
+        let audit = AuditRecord::new(
+            "ai_quota.changed",
+            &admin,
+            &req.user_id,
+            json!({ "from": before, "to": req.daily_tokens }),
+            now,
+        );
+        if !self.store.put_ai_quota(&req.user_id, row.as_ref(), &audit).await? {
+            return Err(DOMAIN.not_found("user", &req.user_id));
+        }
+        self.shared.invalidate(&format!("{}{}", tt_common::cache::shared::AI_LIMITS, req.user_id)).await;
+        let quota = self.ai_quota(&req.user_id, row.as_ref()).await?;
+        Ok(Response::new(pb::SetAiQuotaResponse { quota: Some(quota) }))
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! Guarantees that callers rely on are stated on each method; "atomic" means one transaction.
 
+pub mod ai_quotas;
 pub mod audit;
 pub mod keys;
 pub mod revocations;
@@ -31,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         description: "revocations",
         sql: include_str!("../../migrations/0004_identity_revocations.sql"),
+    },
+    Migration {
+        version: 5,
+        description: "ai quotas",
+        sql: include_str!("../../migrations/0005_identity_ai_quotas.sql"),
     },
 ];
 

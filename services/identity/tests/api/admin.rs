@@ -285,3 +285,57 @@ async fn the_audit_log_is_admin_only_and_paginated() {
     assert!(!next.events.is_empty());
     assert!(next.events[0].id < first.events[1].id, "newest first");
 }
+
+#[tokio::test]
+async fn a_learners_own_ai_quota_is_set_read_and_cleared_by_admins_only() {
+    let s = Stack::start().await;
+    let token = s.admin_token().await;
+    let mut admin = s.admin(&token);
+    let (user, learner) = s.register("quota@example.com").await;
+    let get = |user_id: &str| pb::GetAiQuotaRequest { user_id: user_id.into() };
+    let set = |tokens: Option<i64>| pb::SetAiQuotaRequest { user_id: user.id.clone(), daily_tokens: tokens };
+    let default =
+        admin.get_ai_quota(get(&user.id)).await.expect("default").into_inner().quota.expect("quota");
+    assert_eq!((default.daily_tokens, default.overridden), (100_000, false), "the default setting applies");
+
+    let own = admin.set_ai_quota(set(Some(2_500))).await.expect("set").into_inner().quota.expect("quota");
+    assert_eq!((own.daily_tokens, own.overridden), (2_500, true));
+    assert!(!own.updated_by.is_empty() && own.update_time.is_some());
+    let read = admin.get_ai_quota(get(&user.id)).await.expect("read").into_inner().quota.expect("quota");
+    assert_eq!(read, own);
+
+    // Out of the setting's bounds, for a malformed id, for nobody: refused, nothing changed.
+    let err = admin.set_ai_quota(set(Some(-1))).await.expect_err("negative");
+    assert_eq!(fields(&err), ["daily_tokens"]);
+    let err = admin.set_ai_quota(set(Some(10_000_001))).await.expect_err("too big");
+    assert_eq!(fields(&err), ["daily_tokens"]);
+    let err = admin
+        .set_ai_quota(pb::SetAiQuotaRequest { user_id: "not an id".into(), daily_tokens: Some(5) })
+        .await
+        .expect_err("bad id");
+    assert_eq!(fields(&err), ["user_id"]);
+    let nobody = tt_common::new_id();
+    let err = admin
+        .set_ai_quota(pb::SetAiQuotaRequest { user_id: nobody.clone(), daily_tokens: Some(5) })
+        .await
+        .expect_err("nobody");
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(admin.get_ai_quota(get(&nobody)).await.expect_err("nobody").code(), Code::NotFound);
+    let read = admin.get_ai_quota(get(&user.id)).await.expect("read").into_inner().quota.expect("quota");
+    assert_eq!(read.daily_tokens, 2_500);
+
+    // Learners may not read or set it; clearing goes back to the default, and is audited.
+    let err = s.admin(&learner.access_token).get_ai_quota(get(&user.id)).await.expect_err("learner");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let cleared = admin.set_ai_quota(set(None)).await.expect("clear").into_inner().quota.expect("quota");
+    assert_eq!((cleared.daily_tokens, cleared.overridden), (100_000, false));
+    let audit = admin
+        .list_audit_events(pb::ListAuditEventsRequest {
+            r#type: "ai_quota.changed".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("audit")
+        .into_inner();
+    assert_eq!(audit.events.len(), 2, "set and cleared");
+}
