@@ -12,6 +12,7 @@
 //! `tokens.rs` token estimates, `error.rs` what can go wrong and whether a retry may help.
 
 pub mod chat;
+pub mod config;
 pub mod embed;
 pub mod error;
 pub mod governed;
@@ -29,6 +30,7 @@ pub use chat::{
     ChatEvent, ChatProvider, ChatRequest, ChatStream, Completion, FinishReason, Material, Message, Persona,
     Role, Usage, complete,
 };
+pub use config::{AiArgs, Opening};
 pub use embed::{Embedder, cosine};
 pub use error::AiError;
 pub use governed::{Ai, AiCall, AiParts, CALL_ATTRIBUTES, GovernedStream, OutboxReport, Report};
