@@ -14,7 +14,9 @@
 //! miss in the same run), `analytics` (a synthetic month of events: inserted straight into
 //! PostgreSQL with multi-row INSERTs as the baseline, then client-streamed through analytics
 //! into a fresh database; then the 30-day DAU series over them, uncached, and every engagement
-//! figure).
+//! figure), `ai` (libs/ai, one call at a time: a governed chat call over an OpenAI-compatible
+//! mock against the same HTTP request made raw, and the offline provider's time to its first
+//! delta).
 //!
 //! Against running servers: `--target` is the profiles (or all-in-one) URL, `--identity` the
 //! identity URL when it differs, and `--miss-target` a second profiles deployment on the same
@@ -42,7 +44,7 @@ use tt_testkit::Bearer;
     about = "TimeTravelers load generator (ratios against a bare tonic echo baseline)"
 )]
 struct Args {
-    /// echo | getme | login | getme-during-logins
+    /// echo | getme | login | getme-during-logins | profiles | analytics | ai
     #[arg(long, default_value = "getme")]
     scenario: String,
     /// Calls in flight.
@@ -113,6 +115,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.scenario == "analytics" {
         return analytics::run(&args, baseline).await;
+    }
+    if args.scenario == "ai" {
+        return ai::run(&args, baseline).await;
     }
 
     let (_server, url) = match &args.target {
@@ -532,6 +537,210 @@ mod analytics {
         print(args, &reports, &baseline);
         drop(channels);
         server.stop().await;
+        Ok(())
+    }
+}
+
+mod ai {
+    //! Scenario `ai`: what the governed call adds to a model call (redaction, moderation, quota
+    //! reservation and settlement in the in-process cache, model choice, the retry loop, SSE
+    //! parsing, the report written to a SQLite outbox) over the same HTTP request to the same
+    //! mock made with a bare client; and how soon the offline provider's first delta arrives
+    //! through the governed call. One call at a time, so the figures are latencies.
+
+    use std::sync::Arc;
+
+    use clap::Parser as _;
+    use futures::StreamExt;
+    use hdrhistogram::Histogram;
+    use tt_ai::{AiArgs, AiCall, ChatEvent, ChatRequest, Message, Opening, OutboxReport, Tier};
+    use tt_common::{
+        cache::Cache,
+        outbox::{Outbox, Routes},
+        storage::{Database, DatabaseOptions},
+    };
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::path};
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        ai: AiArgs,
+    }
+
+    /// A streamed reply of 24 deltas with its usage, as OpenAI sends it.
+    fn reply() -> String {
+        let mut body = String::new();
+        for i in 0..24 {
+            body.push_str(&format!(
+                "data: {{\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"word{i} \"}},\"finish_reason\":null}}]}}\n\n"
+            ));
+        }
+        body.push_str("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+        body.push_str("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":24}}\n\ndata: [DONE]\n\n");
+        body
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            messages: vec![Message::user("How do I move from support into data engineering?")],
+            max_tokens: Some(256),
+            ..ChatRequest::default()
+        }
+    }
+
+    fn call() -> AiCall {
+        AiCall {
+            user: "load".into(),
+            time_zone: "Europe/Paris".into(),
+            mentor: None,
+            purpose: "loadgen".into(),
+            tier: Tier::Basic,
+            deadline: None,
+        }
+    }
+
+    struct Figures {
+        name: &'static str,
+        histogram: Histogram<u64>,
+        calls: u64,
+    }
+
+    impl Figures {
+        fn new(name: &'static str) -> anyhow::Result<Self> {
+            Ok(Self { name, histogram: Histogram::new_with_bounds(1, 60_000_000, 3)?, calls: 0 })
+        }
+
+        fn record(&mut self, took: Duration) -> anyhow::Result<()> {
+            self.calls += 1;
+            self.histogram.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1))?;
+            Ok(())
+        }
+
+        fn p50(&self) -> f64 {
+            self.histogram.value_at_quantile(0.5) as f64 / 1000.0
+        }
+
+        fn line(&self) -> String {
+            let q = |x: f64| self.histogram.value_at_quantile(x) as f64 / 1000.0;
+            format!(
+                "{:<34} {:>7} calls  p50 {:>7.3} ms  p90 {:>7.3} ms  p99 {:>7.3} ms",
+                self.name,
+                self.calls,
+                q(0.5),
+                q(0.9),
+                q(0.99)
+            )
+        }
+    }
+
+    /// Runs `one` back to back for `time`, recording what each call returned as its latency.
+    async fn measure<F, Fut>(figures: &mut Figures, time: Duration, mut one: F) -> anyhow::Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<Duration>>,
+    {
+        let end = std::time::Instant::now() + time;
+        while std::time::Instant::now() < end {
+            let took = one().await?;
+            figures.record(took)?;
+        }
+        Ok(())
+    }
+
+    pub async fn run(args: &Args, baseline: Report) -> anyhow::Result<()> {
+        let (d, w) = (args.duration.0, args.warmup.0);
+        let server = MockServer::start().await;
+        let sse = ResponseTemplate::new(200)
+            .insert_header("content-type", "text/event-stream")
+            .set_body_string(reply());
+        Mock::given(path("/v1/chat/completions")).respond_with(sse).mount(&server).await;
+        let url = format!("{}/v1/chat/completions", server.uri());
+
+        let dir = tempfile::tempdir()?;
+        let db = Database::connect_lazy(&DatabaseOptions::new(Database::sqlite_url(
+            &dir.path().join("outbox.db"),
+        )))?;
+        db.migrate(&[tt_common::outbox::migration(1)]).await?;
+        let report = Arc::new(OutboxReport { db, outbox: Outbox::new(Routes::new()) });
+        let cache = Cache::memory(100_000, "loadgen:");
+        let clock: tt_common::clock::SharedClock = Arc::new(tt_common::clock::SystemClock);
+        let base = format!("{}/v1", server.uri());
+        let quotas = ["--ai-requests-per-minute", "4000000000", "--ai-daily-tokens", "1000000000000"];
+        let external = Cli::try_parse_from(
+            ["loadgen", "--ai-provider", "openai", "--ai-base-url", &base].iter().chain(quotas.iter()),
+        )?
+        .ai;
+        let offline = Cli::try_parse_from(["loadgen"].iter().chain(quotas.iter()))?.ai;
+        let open = |settings: &AiArgs| {
+            settings.open(Opening {
+                service: "loadgen",
+                cache: &cache,
+                identity: None,
+                report: report.clone(),
+                clock: clock.clone(),
+            })
+        };
+        let (governed, local) = (open(&external)?, open(&offline)?);
+
+        let http = reqwest::Client::new();
+        let body = serde_json::json!({
+            "model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "How do I move from support into data engineering?"}],
+        });
+        let raw = || async {
+            let started = std::time::Instant::now();
+            let response = http.post(&url).json(&body).send().await?.error_for_status()?;
+            response.bytes().await?;
+            Ok(started.elapsed())
+        };
+        let library = || async {
+            let started = std::time::Instant::now();
+            governed.complete(&call(), request()).await.map_err(|s| anyhow::anyhow!("{s}"))?;
+            Ok(started.elapsed())
+        };
+        let first_delta = || async {
+            let started = std::time::Instant::now();
+            let mut stream = local.chat(&call(), request()).await.map_err(|s| anyhow::anyhow!("{s}"))?;
+            let first = stream.next().await;
+            let took = started.elapsed();
+            anyhow::ensure!(matches!(first, Some(Ok(ChatEvent::Delta(_)))), "no first delta: {first:?}");
+            while let Some(event) = stream.next().await {
+                event.map_err(|s| anyhow::anyhow!("{s}"))?;
+            }
+            Ok(took)
+        };
+
+        let mut scratch = Figures::new("warmup")?;
+        measure(&mut scratch, w, raw).await?;
+        measure(&mut scratch, w, library).await?;
+        measure(&mut scratch, w, first_delta).await?;
+        let mut raw_figures = Figures::new("raw HTTP call to the mock")?;
+        let mut library_figures = Figures::new("governed call (libs/ai)")?;
+        // Alternating halves, so a drift of the machine weighs on both alike.
+        for _ in 0..2 {
+            measure(&mut raw_figures, d / 2, raw).await?;
+            measure(&mut library_figures, d / 2, library).await?;
+        }
+        let mut offline_figures = Figures::new("offline: time to first delta")?;
+        measure(&mut offline_figures, d, first_delta).await?;
+
+        println!("{}", baseline.line());
+        for figures in [&raw_figures, &library_figures, &offline_figures] {
+            println!("{}", figures.line());
+        }
+        let added = library_figures.p50() - raw_figures.p50();
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        println!(
+            "library overhead (p50, governed - raw): {added:.3} ms (target <= 1 ms: {})",
+            verdict(added <= 1.0)
+        );
+        let ttfd = offline_figures.p50();
+        println!(
+            "offline time to first delta (p50): {ttfd:.3} ms (target <= 5 ms: {})",
+            verdict(ttfd <= 5.0)
+        );
         Ok(())
     }
 }
