@@ -33,7 +33,7 @@ pub struct QuotaPolicy {
 
 impl Default for QuotaPolicy {
     fn default() -> Self {
-        Self { requests_per_minute: 20, daily_tokens: 50_000 }
+        Self { requests_per_minute: 20, daily_tokens: 100_000 }
     }
 }
 
