@@ -174,18 +174,26 @@ pub trait ChatProvider: Send + Sync {
 
 /// The non-streaming call: the whole reply at once.
 pub async fn complete(provider: &dyn ChatProvider, request: ChatRequest) -> Result<Completion, AiError> {
-    let mut stream = provider.stream(request).await?;
+    let stream = provider.stream(request).await?;
+    collect(stream).await?.ok_or_else(|| AiError::Truncated { provider: provider.name().to_owned() })
+}
+
+/// Reads a reply to its end: its completion with the text of its deltas, or `None` when the
+/// stream ended before the completion.
+pub async fn collect<E>(
+    mut stream: impl futures::Stream<Item = Result<ChatEvent, E>> + Unpin,
+) -> Result<Option<Completion>, E> {
     let mut text = String::new();
     while let Some(event) = stream.next().await {
         match event? {
             ChatEvent::Delta(delta) => text.push_str(&delta),
             ChatEvent::Done(mut completion) => {
                 completion.text = text;
-                return Ok(completion);
+                return Ok(Some(completion));
             }
         }
     }
-    Err(AiError::Truncated { provider: provider.name().to_owned() })
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -207,18 +207,10 @@ impl Ai {
 
     /// The whole reply at once.
     pub async fn complete(&self, call: &AiCall, request: ChatRequest) -> Result<Completion, Status> {
-        let mut stream = self.chat(call, request).await?;
-        let mut text = String::new();
-        while let Some(event) = stream.next().await {
-            match event? {
-                ChatEvent::Delta(delta) => text.push_str(&delta),
-                ChatEvent::Done(mut completion) => {
-                    completion.text = text;
-                    return Ok(completion);
-                }
-            }
-        }
-        Err(DOMAIN.unavailable("the model", &"the reply ended early"))
+        let stream = self.chat(call, request).await?;
+        crate::chat::collect(stream)
+            .await?
+            .ok_or_else(|| DOMAIN.unavailable("the model", &"the reply ended early"))
     }
 
     /// A streamed reply, governed (see the module's steps).
