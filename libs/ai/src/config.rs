@@ -9,7 +9,7 @@ use tt_common::{
     cache::Cache,
     client::Peer,
     clock::SharedClock,
-    config::{ConfigError, HumanDuration, Validate},
+    config::{ConfigError, HumanDuration, Validate, inline_or_file},
 };
 
 use crate::{
@@ -58,7 +58,10 @@ pub struct AiArgs {
     /// The fallback chain after the endpoint, in order: `model@base_url`, same key.
     #[arg(long, env = "TT_AI_FALLBACKS", value_delimiter = ',')]
     pub ai_fallbacks: Vec<String>,
-    /// A file holding the key (first line); else `TT_AI_API_KEY`; none for keyless servers.
+    /// The endpoint's key; empty for keyless servers (vLLM, Ollama).
+    #[arg(long, env = "TT_AI_API_KEY", default_value = "", hide_env_values = true)]
+    pub ai_api_key: String,
+    /// A file holding the key (a mounted Secret); takes the place of the value above.
     #[arg(long, env = "TT_AI_API_KEY_FILE")]
     pub ai_api_key_file: Option<PathBuf>,
     /// Prices, context windows and tiers overriding or adding to the shipped table (TOML).
@@ -95,7 +98,10 @@ pub struct AiArgs {
     /// Manus' API (agent tasks), without the version.
     #[arg(long, env = "TT_MANUS_BASE_URL", default_value = crate::manus::BASE_URL)]
     pub manus_base_url: String,
-    /// A file holding the Manus key (first line); else `TT_MANUS_API_KEY`; no key, no agent tasks.
+    /// Manus' API key; without one there are no agent tasks.
+    #[arg(long, env = "TT_MANUS_API_KEY", default_value = "", hide_env_values = true)]
+    pub manus_api_key: String,
+    /// A file holding the Manus key (a mounted Secret); takes the place of the value above.
     #[arg(long, env = "TT_MANUS_API_KEY_FILE")]
     pub manus_api_key_file: Option<PathBuf>,
     #[arg(long, env = "TT_MANUS_AGENT_PROFILE", default_value = "manus-1.6")]
@@ -170,8 +176,8 @@ pub struct Opening<'a> {
 impl AiArgs {
     /// The governed chat for `opening.service`.
     pub fn open(&self, opening: Opening<'_>) -> Result<Ai, ConfigError> {
-        let key = crate::http::api_key(self.ai_api_key_file.as_deref(), "TT_AI_API_KEY")
-            .map_err(|e| ConfigError::new("TT_AI_API_KEY_FILE", e.to_string()))?;
+        let key = inline_or_file(&self.ai_api_key, self.ai_api_key_file.as_ref(), "TT_AI_API_KEY_FILE")?;
+        let key = (!key.is_empty()).then_some(key);
         let mut models = Models::defaults();
         if let Some(path) = &self.ai_models_file {
             let text = std::fs::read_to_string(path)
@@ -253,9 +259,11 @@ impl AiArgs {
 
     /// The Manus client, when a key is configured.
     pub fn manus(&self, clock: SharedClock) -> Result<Option<Manus>, ConfigError> {
-        let key = Manus::key(self.manus_api_key_file.as_deref())
-            .map_err(|e| ConfigError::new("TT_MANUS_API_KEY_FILE", e.to_string()))?;
-        let Some(key) = key else { return Ok(None) };
+        let key =
+            inline_or_file(&self.manus_api_key, self.manus_api_key_file.as_ref(), "TT_MANUS_API_KEY_FILE")?;
+        if key.is_empty() {
+            return Ok(None);
+        }
         let mut config = ManusConfig::new(&key);
         config.base_url = self.manus_base_url.clone();
         config.agent_profile = self.manus_agent_profile.clone();

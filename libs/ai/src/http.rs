@@ -1,7 +1,7 @@
 //! What the HTTP providers share: one client with timeouts, sending and reading under them,
-//! `Retry-After`, and API keys from a file or the environment.
+//! `Retry-After`.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use crate::error::AiError;
 
@@ -73,27 +73,4 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
     let ms = number("retry-after-ms").map(|ms| ms / 1000.0);
     ms.or_else(|| number("retry-after")).filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
-}
-
-/// Why a key could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {reason}")]
-pub struct KeyError {
-    pub source_name: String,
-    pub reason: String,
-}
-
-/// An API key from a file (its first line; for mounted secrets) or else from the environment
-/// variable `env`; `None` when neither is set.
-pub fn api_key(file: Option<&Path>, env: &str) -> Result<Option<String>, KeyError> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| KeyError { source_name: path.display().to_string(), reason: e.to_string() })?;
-        let key = text.lines().next().unwrap_or("").trim().to_owned();
-        if key.is_empty() {
-            return Err(KeyError { source_name: path.display().to_string(), reason: "is empty".into() });
-        }
-        return Ok(Some(key));
-    }
-    Ok(std::env::var(env).ok().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()))
 }

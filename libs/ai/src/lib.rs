@@ -34,7 +34,6 @@ pub use config::{AiArgs, Opening};
 pub use embed::{Embedder, cosine};
 pub use error::AiError;
 pub use governed::{Ai, AiCall, AiParts, CALL_ATTRIBUTES, GovernedStream, OutboxReport, Report};
-pub use http::{KeyError, api_key};
 pub use models::{ModelInfo, Models, Needs, Tier};
 pub use offline::{LexicalEmbedder, OfflineChat};
 pub use openai::{OpenAiCompatible, OpenAiConfig, OpenAiEmbedder, OpenAiModerator};

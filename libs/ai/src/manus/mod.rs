@@ -16,10 +16,7 @@
 pub mod receiver;
 pub mod webhook;
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -257,11 +254,6 @@ impl Manus {
         let mut config = config;
         config.base_url = config.base_url.trim_end_matches('/').to_owned();
         Ok(Self { http, config, breaker })
-    }
-
-    /// The key from `file` (first line) or else `TT_MANUS_API_KEY`.
-    pub fn key(file: Option<&Path>) -> Result<Option<String>, crate::http::KeyError> {
-        crate::http::api_key(file, "TT_MANUS_API_KEY")
     }
 
     /// Uploads `bytes` as `filename` through the presigned-URL flow: `file.upload` names the

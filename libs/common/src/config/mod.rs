@@ -182,14 +182,17 @@ pub fn check_peer_url(key: &str, url: &str, required: bool) -> Result<(), Config
     Err(ConfigError::new(key, "must be the peer's http:// or https:// URL"))
 }
 
-/// A value given inline or, for secrets, as a file (`<key>_FILE`); the file wins.
+/// A value given inline or, for secrets, as a file (`<key>_FILE`, a mounted Secret); the file
+/// wins, its text trimmed, and an empty file is refused (a secret that was never written).
 pub fn inline_or_file(inline: &str, file: Option<&PathBuf>, file_key: &str) -> Result<String, ConfigError> {
-    match file {
-        Some(path) => std::fs::read_to_string(path)
-            .map(|s| s.trim().to_owned())
-            .map_err(|e| ConfigError::new(file_key, format!("{}: {e}", path.display()))),
-        None => Ok(inline.to_owned()),
+    let Some(path) = file else { return Ok(inline.to_owned()) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(file_key, format!("{}: {e}", path.display())))?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(ConfigError::new(file_key, format!("{} is empty", path.display())));
     }
+    Ok(value.to_owned())
 }
 
 #[cfg(test)]
@@ -262,5 +265,20 @@ mod tests {
         assert_eq!("250ms".parse(), Ok(HumanDuration(Duration::from_millis(250))));
         assert_eq!("15m".parse(), Ok(HumanDuration(Duration::from_secs(900))));
         assert!("5 parsecs".parse::<HumanDuration>().is_err());
+    }
+
+    #[test]
+    fn a_secret_file_wins_trimmed_and_an_empty_or_missing_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("key");
+        std::fs::write(&file, "  sk-from-file\n").expect("write");
+        assert_eq!(inline_or_file("inline", Some(&file), "TT_K_FILE").expect("file"), "sk-from-file");
+        assert_eq!(inline_or_file("inline", None, "TT_K_FILE").expect("inline"), "inline");
+        std::fs::write(&file, "\n").expect("write");
+        let empty = inline_or_file("inline", Some(&file), "TT_K_FILE").expect_err("empty");
+        assert_eq!(empty.key, "TT_K_FILE");
+        assert!(empty.to_string().contains("is empty"), "{empty}");
+        let missing = inline_or_file("", Some(&dir.path().join("absent")), "TT_K_FILE").expect_err("missing");
+        assert_eq!(missing.key, "TT_K_FILE");
     }
 }
