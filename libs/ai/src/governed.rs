@@ -122,11 +122,8 @@ pub struct OutboxReport {
 
 impl OutboxReport {
     async fn write(&self, event: &Event) -> Result<(), tt_common::storage::StorageError> {
-        let mut tx = self.db.pool().begin().await?;
-        self.outbox.enqueue(&mut tx, event).await?;
-        tx.commit().await?;
-        self.outbox.signal().raise();
-        Ok(())
+        let tx = self.db.pool().begin().await?;
+        self.outbox.write(tx, std::slice::from_ref(event)).await
     }
 }
 

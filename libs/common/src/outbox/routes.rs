@@ -74,10 +74,29 @@ impl Outbox {
         &self.signal
     }
 
-    /// Writes `event` for each of its destinations inside the caller's transaction (call
-    /// [`Signal::raise`] after the commit).
+    /// Writes `event` for each of its destinations inside the caller's transaction (then
+    /// [`Outbox::commit`] it).
     pub async fn enqueue(&self, tx: &mut Transaction<'_, Any>, event: &Event) -> Result<(), StorageError> {
         super::enqueue(tx, &self.routes.destinations(&event.r#type), event).await
+    }
+
+    /// Commits `tx`, which enqueued events, and wakes the relays.
+    pub async fn commit(&self, tx: Transaction<'_, Any>) -> Result<(), StorageError> {
+        tx.commit().await?;
+        self.signal.raise();
+        Ok(())
+    }
+
+    /// Enqueues `events` inside `tx`, commits, and wakes the relays when there were any.
+    pub async fn write(&self, mut tx: Transaction<'_, Any>, events: &[Event]) -> Result<(), StorageError> {
+        for event in events {
+            self.enqueue(&mut tx, event).await?;
+        }
+        if events.is_empty() {
+            tx.commit().await?;
+            return Ok(());
+        }
+        self.commit(tx).await
     }
 }
 

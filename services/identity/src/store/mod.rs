@@ -69,9 +69,7 @@ impl Store {
 
     /// Commits and wakes the outbox relays.
     pub(crate) async fn commit(&self, tx: Transaction<'_, Any>) -> Result<(), StorageError> {
-        tx.commit().await?;
-        self.outbox.signal().raise();
-        Ok(())
+        self.outbox.commit(tx).await
     }
 
     /// Applies pending migrations.

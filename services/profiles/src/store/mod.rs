@@ -101,17 +101,10 @@ impl Store {
     /// Writes `events` to the outbox inside `tx`, commits, and wakes the relays.
     pub(crate) async fn commit(
         &self,
-        mut tx: Transaction<'_, Any>,
+        tx: Transaction<'_, Any>,
         events: &[Event],
     ) -> Result<(), StorageError> {
-        for e in events {
-            self.outbox.enqueue(&mut tx, e).await?;
-        }
-        tx.commit().await?;
-        if !events.is_empty() {
-            self.outbox.signal().raise();
-        }
-        Ok(())
+        self.outbox.write(tx, events).await
     }
 
     pub fn db(&self) -> &Database {
