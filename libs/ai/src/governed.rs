@@ -149,34 +149,12 @@ impl Report for OutboxReport {
 /// A governed reply: deltas, then the completion; errors are statuses for the caller.
 pub type GovernedStream = BoxStream<'static, Result<ChatEvent, Status>>;
 
-/// The library's front door.
-pub struct Ai {
-    service: String,
-    chain: Arc<Reliable>,
-    /// The models the chain's first endpoint serves, to choose from.
-    available: Vec<String>,
-    models: Models,
-    quotas: Quotas,
-    redaction: Redaction,
-    moderator: Option<Arc<dyn Moderator>>,
-    report: Arc<dyn Report>,
-    clock: SharedClock,
-}
-
-impl std::fmt::Debug for Ai {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ai")
-            .field("service", &self.service)
-            .field("chain", &self.chain)
-            .finish_non_exhaustive()
-    }
-}
-
 /// What [`Ai`] is made of.
 pub struct AiParts {
     /// The emitting module's name (the event is `<service>.ai.called`).
     pub service: String,
     pub chain: Arc<Reliable>,
+    /// The models the chain's first endpoint serves, to choose from.
     pub available: Vec<String>,
     pub models: Models,
     pub quotas: Quotas,
@@ -187,19 +165,24 @@ pub struct AiParts {
     pub clock: SharedClock,
 }
 
+/// The library's front door; cheap to clone (every call's books share its parts).
+#[derive(Clone)]
+pub struct Ai {
+    parts: Arc<AiParts>,
+}
+
+impl std::fmt::Debug for Ai {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ai")
+            .field("service", &self.parts.service)
+            .field("chain", &self.parts.chain)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Ai {
     pub fn new(parts: AiParts) -> Self {
-        Self {
-            service: parts.service,
-            chain: parts.chain,
-            available: parts.available,
-            models: parts.models,
-            quotas: parts.quotas,
-            redaction: parts.redaction,
-            moderator: parts.moderator,
-            report: parts.report,
-            clock: parts.clock,
-        }
+        Self { parts: Arc::new(parts) }
     }
 
     /// The whole reply at once.
@@ -213,25 +196,25 @@ impl Ai {
     /// A streamed reply, governed (see the module's steps).
     pub async fn chat(&self, call: &AiCall, mut request: ChatRequest) -> Result<GovernedStream, Status> {
         let started = Instant::now();
-        let redactions = self.redaction.request(&mut request).total();
+        let ai = &self.parts;
+        let redactions = ai.redaction.request(&mut request).total();
         let mut ledger = Ledger {
             open: Some(Open {
-                report: Arc::clone(&self.report),
-                models: self.models.clone(),
-                clock: Arc::clone(&self.clock),
-                service: self.service.clone(),
-                call: call.clone(),
+                ai: Arc::clone(ai),
+                user: call.user.clone(),
+                mentor: call.mentor.clone(),
+                purpose: call.purpose.clone(),
                 started,
                 redactions,
                 reservation: None,
                 prompt_estimate: 0,
                 streamed: 0,
-                provider: crate::chat::ChatProvider::name(self.chain.as_ref()).to_owned(),
+                provider: crate::chat::ChatProvider::name(ai.chain.as_ref()).to_owned(),
                 asked: false,
                 model: String::new(),
             }),
         };
-        if let Some(moderator) = &self.moderator {
+        if let Some(moderator) = &ai.moderator {
             let input: Vec<&str> = request
                 .messages
                 .iter()
@@ -256,7 +239,7 @@ impl Ai {
         let cap = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
         let open = ledger.open.as_mut().ok_or_else(|| DOMAIN.internal(&"the ledger closed early"))?;
         open.prompt_estimate = prompt;
-        match self.quotas.reserve(&call.user, &call.time_zone, prompt.saturating_add(cap)).await {
+        match ai.quotas.reserve(&call.user, &call.time_zone, prompt.saturating_add(cap)).await {
             Ok(reservation) => open.reservation = Some(reservation),
             Err(e) => {
                 ledger.close(Outcome::QuotaRefused, None).await;
@@ -264,10 +247,10 @@ impl Ai {
             }
         }
         let needs = Needs { context: prompt.saturating_add(cap), tier: call.tier, json: request.json };
-        let available: Vec<&str> = self.available.iter().map(String::as_str).collect();
-        request.model = self.models.choose(request.model.as_deref(), needs, &available).or(request.model);
+        let available: Vec<&str> = ai.available.iter().map(String::as_str).collect();
+        request.model = ai.models.choose(request.model.as_deref(), needs, &available).or(request.model);
         open.model = request.model.clone().unwrap_or_default();
-        let stream = match self.chain.stream_until(request, call.deadline).await {
+        let stream = match ai.chain.stream_until(request, call.deadline).await {
             Ok(stream) => stream,
             Err(e) => {
                 ledger.close(Outcome::Failed, None).await;
@@ -277,7 +260,7 @@ impl Ai {
         if let Some(open) = &mut ledger.open {
             open.asked = true;
         }
-        Ok(govern(stream, ledger, self.moderator.clone()))
+        Ok(govern(stream, ledger, ai.moderator.clone()))
     }
 }
 
@@ -359,11 +342,10 @@ struct Ledger {
 }
 
 struct Open {
-    report: Arc<dyn Report>,
-    models: Models,
-    clock: SharedClock,
-    service: String,
-    call: AiCall,
+    ai: Arc<AiParts>,
+    user: String,
+    mentor: Option<String>,
+    purpose: String,
     started: Instant,
     redactions: u32,
     reservation: Option<Reservation>,
@@ -422,12 +404,12 @@ impl Open {
             .map_or((self.provider.as_str(), self.model.as_str(), false), |c| {
                 (c.provider.as_str(), c.model.as_str(), c.fallback)
             });
-        let cost = self.models.cost_micros(model, &usage).unwrap_or(0);
+        let ai = &self.ai;
+        let cost = ai.models.cost_micros(model, &usage).unwrap_or(0);
         let latency = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let kind = format!("{}.{CALLED}", self.service);
-        let call = &self.call;
-        let mut event = EventBuilder::new(&self.service, &kind, &call.user, &call.user, self.clock.now_ms())
-            .string("purpose", call.purpose.clone())
+        let kind = format!("{}.{CALLED}", ai.service);
+        let mut event = EventBuilder::new(&ai.service, &kind, &self.user, &self.user, ai.clock.now_ms())
+            .string("purpose", self.purpose.as_str())
             .string("provider", provider)
             .string("model", model)
             .bool("fallback", fallback)
@@ -439,9 +421,9 @@ impl Open {
             .int("latency_ms", latency)
             .string("outcome", outcome.as_str())
             .int("redactions", i64::from(self.redactions));
-        if let Some(mentor) = &call.mentor {
-            event = event.string("mentor", mentor.clone());
+        if let Some(mentor) = &self.mentor {
+            event = event.string("mentor", mentor.as_str());
         }
-        self.report.report(event.build()).await;
+        ai.report.report(event.build()).await;
     }
 }

@@ -15,11 +15,14 @@ use futures::{StreamExt, future::BoxFuture};
 use tonic::Code;
 use tonic_types::StatusExt;
 use tt_ai::{
-    Ai, AiCall, AiError, AiParts, BreakerPolicy, ChatEvent, ChatProvider, ChatRequest, Message, Models,
-    Moderator, OfflineChat, OpenAiCompatible, OpenAiConfig, QuotaPolicy, Quotas, Redaction, Reliable, Report,
-    RetryPolicy, Tier, Verdict,
+    Ai, AiCall, AiError, AiParts, BreakerPolicy, CALL_ATTRIBUTES, ChatEvent, ChatProvider, ChatRequest,
+    Message, Models, Moderator, OfflineChat, OpenAiCompatible, OpenAiConfig, QuotaPolicy, Quotas, Redaction,
+    Reliable, Report, RetryPolicy, Tier, Verdict,
 };
-use tt_common::clock::{ManualClock, SharedClock};
+use tt_common::{
+    clock::{ManualClock, SharedClock},
+    outbox::schema::AttrKind,
+};
 use tt_proto::common::v1::{Event, attribute_value::Kind};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::path};
 
@@ -50,7 +53,29 @@ impl Kept {
             }
         });
         waited.await.expect("the report arrived");
-        self.all()
+        let events = self.all();
+        events.iter().for_each(conforms);
+        events
+    }
+}
+
+/// Every reported attribute is declared in `CALL_ATTRIBUTES` with its kind, and every required
+/// one is there: what analytics' registry checks, so the library and its declaration never drift.
+fn conforms(event: &Event) {
+    for (name, value) in &event.attributes {
+        let declared = CALL_ATTRIBUTES.iter().find(|a| a.name == name);
+        let declared = declared.unwrap_or_else(|| panic!("{name} is reported but not declared"));
+        let kind = match value.kind {
+            Some(Kind::StringValue(_)) => AttrKind::String,
+            Some(Kind::IntValue(_)) => AttrKind::Int,
+            Some(Kind::BoolValue(_)) => AttrKind::Bool,
+            Some(Kind::DoubleValue(_)) => AttrKind::Double,
+            None => panic!("{name} has no value"),
+        };
+        assert_eq!(kind, declared.kind, "{name}");
+    }
+    for required in CALL_ATTRIBUTES.iter().filter(|a| a.required) {
+        assert!(event.attributes.contains_key(required.name), "{} is required", required.name);
     }
 }
 
