@@ -250,7 +250,6 @@ impl Identity {
         self.store.user_by_id(id).await?.ok_or_else(|| DOMAIN.not_found("user", id))
     }
 
-    /// A setting's current value.
     /// The quota that applies to `user_id`: `own`, else the default setting.
     pub async fn ai_quota(
         &self,
@@ -275,6 +274,7 @@ impl Identity {
         })
     }
 
+    /// A setting's current value.
     pub async fn setting(&self, key: &str) -> Result<settings::SettingValue, Status> {
         let def = settings::find(key).ok_or_else(|| DOMAIN.internal(&format!("unknown setting {key}")))?;
         let stored = self.store.setting(key).await?;

@@ -349,21 +349,17 @@ impl AdminService for Api {
         }
         v.into_result()?;
         let now = self.now();
-        let before = self.store.ai_quota(&req.user_id).await?.map(|r| r.daily_tokens);
         let row = req.daily_tokens.map(|daily_tokens| AiQuotaRow {
             user_id: req.user_id.clone(),
             daily_tokens,
             updated_at: now,
             updated_by: admin.clone(),
         });
-        let audit = AuditRecord::new(
-            "ai_quota.changed",
-            &admin,
-            &req.user_id,
-            json!({ "from": before, "to": req.daily_tokens }),
-            now,
-        );
-        if !self.store.put_ai_quota(&req.user_id, row.as_ref(), &audit).await? {
+        let audit = |before: Option<i64>| {
+            let details = json!({ "from": before, "to": req.daily_tokens });
+            AuditRecord::new("ai_quota.changed", &admin, &req.user_id, details, now)
+        };
+        if !self.store.put_ai_quota(&req.user_id, row.as_ref(), audit).await? {
             return Err(DOMAIN.not_found("user", &req.user_id));
         }
         self.shared.invalidate(&format!("{}{}", tt_common::cache::shared::AI_LIMITS, req.user_id)).await;

@@ -32,20 +32,23 @@ impl Store {
         .transpose()
     }
 
-    /// Sets (`Some`) or clears (`None`) the user's own quota with its audit record, atomically;
-    /// false when the user does not exist.
+    /// Sets (`Some`) or clears (`None`) the user's own quota and writes `audit(previous)`, the
+    /// previous own quota read in the same transaction; false when the user does not exist.
     pub async fn put_ai_quota(
         &self,
         user_id: &str,
         row: Option<&AiQuotaRow>,
-        audit: &AuditRecord,
+        audit: impl FnOnce(Option<i64>) -> AuditRecord,
     ) -> Result<bool, StorageError> {
         let mut tx = self.db().pool().begin().await?;
-        let exists =
-            sqlx::query("SELECT id FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut *tx).await?;
-        if exists.is_none() {
-            return Ok(false);
-        }
+        let found = sqlx::query(
+            "SELECT u.id, q.daily_tokens FROM users u LEFT JOIN ai_quotas q ON q.user_id = u.id WHERE u.id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(found) = found else { return Ok(false) };
+        let previous: Option<i64> = col(&found, "daily_tokens")?;
         match row {
             Some(row) => {
                 sqlx::query(
@@ -66,7 +69,7 @@ impl Store {
                     .await?;
             }
         }
-        self.record(&mut tx, audit).await?;
+        self.record(&mut tx, &audit(previous)).await?;
         self.commit(tx).await?;
         Ok(true)
     }

@@ -338,4 +338,12 @@ async fn a_learners_own_ai_quota_is_set_read_and_cleared_by_admins_only() {
         .expect("audit")
         .into_inner();
     assert_eq!(audit.events.len(), 2, "set and cleared");
+    let mut details: Vec<serde_json::Value> =
+        audit.events.iter().map(|e| serde_json::from_str(&e.details_json).expect("details")).collect();
+    details.sort_by_key(|d| d["from"].is_null());
+    assert_eq!(
+        details,
+        [serde_json::json!({ "from": 2_500, "to": null }), serde_json::json!({ "from": null, "to": 2_500 })],
+        "each change records what it replaced"
+    );
 }
