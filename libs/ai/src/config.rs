@@ -67,6 +67,10 @@ pub struct AiArgs {
     /// Prices, context windows and tiers overriding or adding to the shipped table (TOML).
     #[arg(long, env = "TT_AI_MODELS_FILE")]
     pub ai_models_file: Option<PathBuf>,
+    /// Count the tokens of models with a shipped tokenizer exactly (o200k: about 45 MiB, loaded
+    /// at start when the endpoint serves such a model); off, every count is an estimate.
+    #[arg(long, env = "TT_AI_TOKENIZERS", default_value_t = true, action = ArgAction::Set)]
+    pub ai_tokenizers: bool,
     /// One call's whole time, retries and fallbacks included (the caller's deadline may cut it).
     #[arg(long, env = "TT_AI_DEADLINE", default_value = "120s")]
     pub ai_deadline: HumanDuration,
@@ -185,6 +189,9 @@ impl AiArgs {
             models = models
                 .with_overrides(&text)
                 .map_err(|e| ConfigError::new("TT_AI_MODELS_FILE", e.to_string()))?;
+        }
+        if !self.ai_tokenizers {
+            models = models.estimated();
         }
         let endpoint = |name: &str, base: &str, model: &str| -> Result<OpenAiCompatible, ConfigError> {
             let mut config = OpenAiConfig::new(name, base, model);

@@ -4,12 +4,14 @@
 //! 1. **Redaction** of everything that leaves (emails, phones, keys), when the chain leaves
 //!    the process; **moderation** of the learner's input. A flagged input is refused with
 //!    INVALID_ARGUMENT and reaches no model.
-//! 2. **Quota**: one request of the learner's minute and the estimated tokens (prompt plus the
-//!    completion's cap) of their day are reserved, or the call is refused with
+//! 2. **Model**: the one the caller names, else the cheapest of the chain's first endpoint that
+//!    meets the request's context (by the prompt's estimate), tier and JSON needs. A model with
+//!    a tokenizer then has the prompt counted exactly (and is chosen again for that count when
+//!    the estimate ran short).
+//! 3. **Quota**: one request of the learner's minute and the prompt's tokens plus the
+//!    completion's cap of their day are reserved, or the call is refused with
 //!    RESOURCE_EXHAUSTED (QuotaFailure, RetryInfo); the quota store unreachable refuses with
 //!    UNAVAILABLE.
-//! 3. **Model**: the one the caller names, else the cheapest of the chain's first endpoint that
-//!    meets the request's context, tier and JSON needs.
 //! 4. **The call** through [`Reliable`] (retries, breakers, fallbacks), bounded by the caller's
 //!    deadline.
 //! 5. **Settlement**: the reservation replaced by the reported usage; the reply's text is
@@ -181,7 +183,16 @@ impl std::fmt::Debug for Ai {
 }
 
 impl Ai {
+    /// The governed chat over `parts`; the tokenizers of the models it may choose are loaded
+    /// in the background.
     pub fn new(parts: AiParts) -> Self {
+        let mut tokenizers: Vec<_> =
+            parts.available.iter().filter_map(|m| parts.models.get(m).and_then(|m| m.tokenizer)).collect();
+        tokenizers.sort();
+        tokenizers.dedup();
+        for tokenizer in tokenizers {
+            tokenizer.preload();
+        }
         Self { parts: Arc::new(parts) }
     }
 
@@ -207,7 +218,7 @@ impl Ai {
                 started,
                 redactions,
                 reservation: None,
-                prompt_estimate: 0,
+                prompt_tokens: 0,
                 streamed: 0,
                 provider: crate::chat::ChatProvider::name(ai.chain.as_ref()).to_owned(),
                 asked: false,
@@ -235,20 +246,36 @@ impl Ai {
                 }
             }
         }
-        let prompt = estimate_messages(&request.prompt());
         let cap = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+        let available: Vec<&str> = ai.available.iter().map(String::as_str).collect();
+        let prompt = request.prompt();
+        let estimate = estimate_messages(&prompt);
+        let needs =
+            |prompt: u32| Needs { context: prompt.saturating_add(cap), tier: call.tier, json: request.json };
+        let named = request.model.as_deref();
+        let mut model = ai.models.choose(named, needs(estimate), &available);
+        let tokenizer = model.as_deref().and_then(|m| ai.models.get(m)).and_then(|m| m.tokenizer);
+        let prompt_tokens = match tokenizer {
+            Some(tokenizer) => {
+                let exact = tokenizer.count_messages_async(prompt).await;
+                if exact > estimate {
+                    // The estimate ran short (scripts without spaces): choose for the real need.
+                    model = ai.models.choose(named, needs(exact), &available).or(model);
+                }
+                exact
+            }
+            None => estimate,
+        };
         let open = ledger.open.as_mut().ok_or_else(|| DOMAIN.internal(&"the ledger closed early"))?;
-        open.prompt_estimate = prompt;
-        match ai.quotas.reserve(&call.user, &call.time_zone, prompt.saturating_add(cap)).await {
+        open.prompt_tokens = prompt_tokens;
+        match ai.quotas.reserve(&call.user, &call.time_zone, prompt_tokens.saturating_add(cap)).await {
             Ok(reservation) => open.reservation = Some(reservation),
             Err(e) => {
                 ledger.close(Outcome::QuotaRefused, None).await;
                 return Err(e.into());
             }
         }
-        let needs = Needs { context: prompt.saturating_add(cap), tier: call.tier, json: request.json };
-        let available: Vec<&str> = ai.available.iter().map(String::as_str).collect();
-        request.model = ai.models.choose(request.model.as_deref(), needs, &available).or(request.model);
+        request.model = model.or(request.model);
         open.model = request.model.clone().unwrap_or_default();
         let stream = match ai.chain.stream_until(request, call.deadline).await {
             Ok(stream) => stream,
@@ -349,7 +376,8 @@ struct Open {
     started: Instant,
     redactions: u32,
     reservation: Option<Reservation>,
-    prompt_estimate: u32,
+    /// The prompt's tokens, counted before the call (exactly when the model has a tokenizer).
+    prompt_tokens: u32,
     /// Estimated tokens of the deltas passed on so far.
     streamed: u32,
     /// A reply started: its prompt was paid for.
@@ -366,8 +394,8 @@ impl Ledger {
         }
     }
 
-    /// Settles and reports: with the completion's usage, or (no completion) with the prompt
-    /// estimate and what was streamed once a model was asked, else nothing.
+    /// Settles and reports: with the completion's usage, or (no completion) with the prompt's
+    /// count and what was streamed once a model was asked, else nothing.
     async fn close(&mut self, outcome: Outcome, completion: Option<&Completion>) {
         if let Some(open) = self.open.take() {
             open.close(outcome, completion).await;
@@ -393,7 +421,7 @@ impl Open {
             Some(c) => c.usage,
             // Asked but no completion: the prompt went out, and what streamed was produced.
             None if self.asked => {
-                Usage { prompt: self.prompt_estimate, completion: self.streamed, cached: 0, estimated: true }
+                Usage { prompt: self.prompt_tokens, completion: self.streamed, cached: 0, estimated: true }
             }
             None => Usage::default(),
         };

@@ -8,8 +8,9 @@
 //! endpoint (streamed chat completions, embeddings), `reliable.rs` the one retry loop (backoff,
 //! breakers, fallback chain, deadline), `quota.rs` per-user quotas in the shared cache,
 //! `models.rs` prices, context windows and tiers (cost per call, choosing a model), `safety.rs`
-//! redaction and moderation before anything leaves,
-//! `tokens.rs` token estimates, `error.rs` what can go wrong and whether a retry may help.
+//! redaction and moderation before anything leaves, `tokens.rs` token counts (exact for
+//! OpenAI's encodings, else estimated), `error.rs` what can go wrong and whether a retry may
+//! help.
 
 pub mod chat;
 pub mod config;

@@ -1,5 +1,6 @@
 //! What the library knows of each model: its prices (for the cost of every call), its context
-//! window, its quality tier and whether it honours JSON output (for choosing one).
+//! window, its quality tier and whether it honours JSON output (for choosing one), and the
+//! encoding that counts its tokens, when one ships.
 //!
 //! `data/models.toml` ships the defaults; a deployment's own file overrides or adds entries by
 //! name. Costs are integers of micro-dollars, so sums over millions of calls do not drift.
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::chat::Usage;
+use crate::{chat::Usage, tokens::Tokenizer};
 
 const DEFAULTS: &str = include_str!("../data/models.toml");
 
@@ -20,7 +21,7 @@ pub enum Tier {
     Premium,
 }
 
-/// One model: USD per million tokens, context window, tier, JSON support.
+/// One model: USD per million tokens, context window, tier, JSON support, tokenizer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelInfo {
@@ -31,6 +32,9 @@ pub struct ModelInfo {
     pub tier: Tier,
     #[serde(default)]
     pub json: bool,
+    /// The encoding that counts this model's tokens exactly; none: estimated.
+    #[serde(default)]
+    pub tokenizer: Option<Tokenizer>,
 }
 
 /// What a request needs of a model.
@@ -93,6 +97,14 @@ impl Models {
             }
         }
         Ok(file.model)
+    }
+
+    /// The table with every tokenizer removed: all counts are estimates.
+    pub fn estimated(mut self) -> Self {
+        for m in self.models.values_mut() {
+            m.tokenizer = None;
+        }
+        self
     }
 
     pub fn get(&self, name: &str) -> Option<&ModelInfo> {
@@ -161,6 +173,22 @@ mod tests {
         assert!(matches!(Models::defaults().with_overrides(negative), Err(ModelsError::Invalid { .. })));
         let typo = "[model.x]\ninptu = 1.0\n";
         assert!(matches!(Models::defaults().with_overrides(typo), Err(ModelsError::Syntax(_))));
+        let unknown = "[model.x]\ninput = 0.0\ncached_input = 0.0\noutput = 0.0\ncontext = 1\ntier = \"basic\"\n\
+                       tokenizer = \"llama3\"\n";
+        assert!(matches!(Models::defaults().with_overrides(unknown), Err(ModelsError::Syntax(_))));
+    }
+
+    #[test]
+    fn openai_models_count_exactly_and_the_rest_by_estimate() {
+        let models = Models::defaults();
+        let tokenizer = |name| models.get(name).and_then(|m| m.tokenizer);
+        for name in ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1"] {
+            assert_eq!(tokenizer(name), Some(Tokenizer::O200kBase), "{name}");
+        }
+        assert_eq!(tokenizer("text-embedding-3-small"), Some(Tokenizer::Cl100kBase));
+        assert_eq!(tokenizer(crate::offline::MODEL), None);
+        let estimated = Models::defaults().estimated();
+        assert_eq!(estimated.get("gpt-4o").and_then(|m| m.tokenizer), None);
     }
 
     #[test]

@@ -1,9 +1,19 @@
-//! Token estimates for budgets and context windows.
+//! Token counts for budgets and context windows.
 //!
-//! An estimate, not a tokenizer: the larger of one token per four characters and four tokens per
-//! three words, the usual ratios of OpenAI's English tokenizers, so prose and code-like text
-//! (long words, symbols) are both covered from above. Chat formatting adds a few tokens per
-//! message. Quotas reserve by this estimate and settle with the provider's reported usage.
+//! A model marked with a [`Tokenizer`] in the models table (OpenAI's o200k and cl100k encodings,
+//! compiled into the binary by tiktoken-rs, nothing fetched) is counted exactly: its
+//! byte-pair encoding of each message, plus the framing OpenAI documents for chat formats
+//! (about three tokens a message and its role, three that prime the reply). A table is parsed on
+//! first use and kept for the process (see docs/performance.md for its memory), so a process
+//! that never asks such a model never loads one.
+//!
+//! Any other model (the offline one, open models behind vLLM or Ollama, whose tokenizers differ)
+//! gets an estimate: the larger of one token per four characters and four tokens per three
+//! words, the usual ratios of OpenAI's English tokenizers, so prose and code-like text (long
+//! words, symbols) are both covered from above. Quotas reserve by the count and settle with the
+//! provider's reported usage.
+
+use serde::Deserialize;
 
 use crate::chat::Message;
 
@@ -11,6 +21,59 @@ use crate::chat::Message;
 const PER_MESSAGE: u32 = 4;
 /// Tokens that prime the reply.
 const PER_REPLY: u32 = 3;
+/// Prompts longer than this (in bytes) are counted on a blocking thread.
+const INLINE_BYTES: usize = 16 * 1024;
+
+/// An encoding that counts a model's tokens exactly, offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tokenizer {
+    /// GPT-4o, GPT-4.1, GPT-5 and the o-series.
+    O200kBase,
+    /// GPT-4, GPT-3.5 and OpenAI's embedding models.
+    Cl100kBase,
+}
+
+impl Tokenizer {
+    fn bpe(self) -> &'static tiktoken_rs::CoreBPE {
+        match self {
+            Self::O200kBase => tiktoken_rs::o200k_base_singleton(),
+            Self::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+        }
+    }
+
+    /// Parses the encoding's table now on a blocking thread (in a runtime), so the first call
+    /// need not wait for it.
+    pub fn preload(self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn_blocking(move || self.bpe()));
+        }
+    }
+
+    /// The exact tokens of `text` (special-token markers in it count as ordinary text).
+    pub fn count(self, text: &str) -> u32 {
+        u32::try_from(self.bpe().encode_ordinary(text).len()).unwrap_or(u32::MAX)
+    }
+
+    /// The exact prompt tokens of `messages` in a chat format.
+    pub fn count_messages(self, messages: &[Message]) -> u32 {
+        sum_messages(messages, |text| self.count(text))
+    }
+
+    /// [`Self::count_messages`], off the async workers when the prompt is long.
+    pub async fn count_messages_async(self, messages: Vec<Message>) -> u32 {
+        let bytes: usize = messages.iter().map(|m| m.content.len()).sum();
+        if bytes <= INLINE_BYTES {
+            return self.count_messages(&messages);
+        }
+        let fallback = estimate_messages(&messages);
+        tokio::task::spawn_blocking(move || self.count_messages(&messages)).await.unwrap_or(fallback)
+    }
+}
+
+fn sum_messages(messages: &[Message], count: impl Fn(&str) -> u32) -> u32 {
+    messages.iter().fold(PER_REPLY, |n, m| n.saturating_add(PER_MESSAGE).saturating_add(count(&m.content)))
+}
 
 /// The estimated tokens of `text`.
 pub fn estimate(text: &str) -> u32 {
@@ -23,7 +86,7 @@ pub fn estimate(text: &str) -> u32 {
 
 /// The estimated prompt tokens of `messages`.
 pub fn estimate_messages(messages: &[Message]) -> u32 {
-    messages.iter().fold(PER_REPLY, |n, m| n.saturating_add(PER_MESSAGE).saturating_add(estimate(&m.content)))
+    sum_messages(messages, estimate)
 }
 
 #[cfg(test)]
@@ -39,5 +102,36 @@ mod tests {
         assert!(estimate("one two three four") < estimate("one two three four five six"));
         let messages = [Message::system("be brief"), Message::user("hello there")];
         assert_eq!(estimate_messages(&messages), 3 + 4 + 3 + 4 + 3);
+    }
+
+    #[test]
+    fn the_encodings_count_as_openai_publishes() {
+        // Counts from OpenAI's tokenizer for these encodings.
+        assert_eq!(Tokenizer::O200kBase.count("hello world"), 2);
+        assert_eq!(Tokenizer::Cl100kBase.count("hello world"), 2);
+        assert_eq!(Tokenizer::Cl100kBase.count("tiktoken is great!"), 6);
+        assert_eq!(Tokenizer::O200kBase.count(""), 0);
+        // The two encodings differ where their vocabularies do.
+        let text = "Die Lernende möchte von Support zu Data Engineering wechseln.";
+        assert!(Tokenizer::O200kBase.count(text) < Tokenizer::Cl100kBase.count(text));
+        let messages = [Message::system("be brief"), Message::user("hello world")];
+        let content = Tokenizer::O200kBase.count("be brief") + 2;
+        assert_eq!(Tokenizer::O200kBase.count_messages(&messages), 3 + 4 + 4 + content);
+    }
+
+    #[test]
+    fn the_estimate_is_the_safe_side_of_english_prose() {
+        let prose = "A learner who moved from customer support into data engineering asked how \
+                     to plan the first ninety days, which skills to practise and whom to ask.";
+        assert!(estimate(prose) >= Tokenizer::O200kBase.count(prose));
+    }
+
+    #[tokio::test]
+    async fn a_long_prompt_counts_the_same_off_the_workers() {
+        let long = "word ".repeat(10_000);
+        let messages = vec![Message::user(long)];
+        let inline = Tokenizer::O200kBase.count_messages(&messages);
+        assert_eq!(Tokenizer::O200kBase.count_messages_async(messages).await, inline);
+        assert!(inline > 10_000, "each repeated word is a token: {inline}");
     }
 }

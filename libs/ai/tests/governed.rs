@@ -124,6 +124,17 @@ fn setup(
     moderator: Option<Arc<dyn Moderator>>,
     redaction: Redaction,
 ) -> Setup {
+    setup_with(chain, available, Models::defaults(), policy, moderator, redaction)
+}
+
+fn setup_with(
+    chain: Vec<Arc<dyn ChatProvider>>,
+    available: &[&str],
+    models: Models,
+    policy: QuotaPolicy,
+    moderator: Option<Arc<dyn Moderator>>,
+    redaction: Redaction,
+) -> Setup {
     let clock: SharedClock = Arc::new(ManualClock::new());
     let cache = tt_testkit::test_cache();
     let retry = RetryPolicy { attempts: 1, ..RetryPolicy::default() };
@@ -134,7 +145,7 @@ fn setup(
         service: "missions".into(),
         chain: reliable,
         available: available.iter().map(|m| (*m).to_owned()).collect(),
-        models: Models::defaults(),
+        models,
         quotas: quotas.clone(),
         redaction,
         moderator,
@@ -286,4 +297,54 @@ async fn an_external_call_is_redacted_priced_from_the_table_and_falls_back_when_
         (a["tokens_in"].as_str(), a["tokens_out"].as_str(), a["tokens_cached"].as_str()),
         ("1000", "500", "200")
     );
+}
+
+fn openai(server: &MockServer, model: &str) -> Vec<Arc<dyn ChatProvider>> {
+    let config = OpenAiConfig::new("openai", &server.uri(), model);
+    vec![Arc::new(OpenAiCompatible::new(config).expect("client"))]
+}
+
+#[tokio::test]
+async fn a_model_with_a_tokenizer_reserves_its_exact_count() {
+    let server = MockServer::start().await;
+    Mock::given(path("/chat/completions")).respond_with(sse("Sure.")).mount(&server).await;
+    // "hello world" is 2 tokens in o200k, framed as one message: 3 + 4 + 2; the estimate says 3
+    // for the two words. With the 200-token cap, the exact need is 209 and the estimate 210.
+    let day = QuotaPolicy { requests_per_minute: 100, daily_tokens: 209 };
+    let s = setup(openai(&server, "gpt-4o-mini"), &["gpt-4o-mini"], day, None, Redaction::none());
+    let stream = s.ai.chat(&call(), ask("hello world")).await.expect("the exact count fits");
+    assert_eq!(s.quotas.used_today("ann", "Europe/Paris").await.expect("used"), 209, "reserved exactly");
+    drop(stream);
+    // The offline model has no tokenizer: its estimate does not fit the same day.
+    let estimated = offline(day, None);
+    let e = estimated.ai.complete(&call(), ask("hello world")).await.expect_err("the estimate does not fit");
+    assert_eq!(e.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn a_prompt_the_estimate_undercounts_is_sent_to_a_model_whose_window_holds_it() {
+    let server = MockServer::start().await;
+    Mock::given(path("/chat/completions")).respond_with(sse("好的。")).mount(&server).await;
+    let window = |name: &str, context: u32, input: f64| {
+        format!(
+            "[model.{name}]\ninput = {input}\ncached_input = 0.0\noutput = 1.0\ncontext = {context}\n\
+             tier = \"basic\"\ntokenizer = \"o200k_base\"\n"
+        )
+    };
+    let table = format!("{}{}", window("small", 2_000, 0.1), window("large", 100_000, 1.0));
+    let models = Models::defaults().with_overrides(&table).expect("table");
+    let s =
+        setup_with(openai(&server, "small"), &["small", "large"], models, POLICY, None, Redaction::none());
+    // Chinese without spaces: a quarter token per character by the estimate, about one exactly.
+    let text = "我想从客户支持转到数据工程需要学习哪些技能".repeat(200);
+    let tokens = tt_ai::tokens::Tokenizer::O200kBase.count(&text);
+    assert!(
+        tt_ai::tokens::estimate(&text) + 207 < 2_000 && tokens + 207 > 2_000,
+        "the estimate fits the small window, the count does not: {tokens}"
+    );
+    let completion = s.ai.complete(&call(), ask(&text)).await.expect("reply");
+    let sent = server.received_requests().await.unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_slice(&sent[0].body).expect("json");
+    assert_eq!(body["model"], "large", "chosen for the exact count");
+    assert_eq!(completion.text, "好的。");
 }
