@@ -140,6 +140,7 @@ pub fn completion(l: &Learner) -> pb::Completion {
 pub fn learner_view(l: &Learner, taxonomy: &Taxonomy, now: Millis) -> pb::LearnerView {
     let (months, derived) = experience(l, now);
     let scores = l.latest_result.as_ref().map(|r| &r.scores);
+    let leaned = scores.map(leans);
     pb::LearnerView {
         user_id: l.profile.user_id.clone(),
         fields_of_work: l.profile.fields_of_work.clone(),
@@ -168,6 +169,13 @@ pub fn learner_view(l: &Learner, taxonomy: &Taxonomy, now: Millis) -> pb::Learne
             .collect(),
         learning_style: scores.map(weights),
         dominant_style: scores.map_or(0, |s| style(s.dominant).into()),
+        pace: leaned.map_or(0, |l| l.0.into()),
+        structure: leaned.map_or(0, |l| l.1.into()),
+        feedback: leaned.map_or(0, |l| l.2.into()),
+        pace_score: scores.map_or(0.0, |s| s.pace),
+        structure_score: scores.map_or(0.0, |s| s.structure),
+        feedback_score: scores.map_or(0.0, |s| s.feedback),
+        visibility: enum_value(&l.profile.visibility, pb::Visibility::from_str_name),
         career_stage: effective_stage(l, derived).into(),
         timezone: l.profile.timezone.clone(),
         languages: l.profile.languages.clone(),
@@ -268,36 +276,32 @@ fn weights(s: &Scores) -> pb::StyleWeights {
     }
 }
 
+/// Pace, structure and feedback as their enums.
+fn leans(s: &Scores) -> (pb::Pace, pb::StructurePreference, pb::FeedbackPreference) {
+    use pb::{FeedbackPreference as F, Pace as P, StructurePreference as S};
+    let pick = |l: Lean| match l {
+        Lean::Low => 0,
+        Lean::Balanced => 1,
+        Lean::High => 2,
+    };
+    (
+        [P::Steady, P::Moderate, P::Intensive][pick(s.pace_lean())],
+        [S::Autonomous, S::Balanced, S::Structured][pick(s.structure_lean())],
+        [F::Encouraging, F::Balanced, F::Direct][pick(s.feedback_lean())],
+    )
+}
+
 pub fn result(r: &ResultRow) -> pb::AssessmentResult {
     let s = &r.scores;
-    let lean3 = |l: Lean, low: i32, mid: i32, high: i32| match l {
-        Lean::Low => low,
-        Lean::Balanced => mid,
-        Lean::High => high,
-    };
+    let (pace, structure, feedback) = leans(s);
     pb::AssessmentResult {
         id: r.id.clone(),
         version: r.version,
         weights: Some(weights(s)),
         dominant_style: style(s.dominant).into(),
-        pace: lean3(
-            s.pace_lean(),
-            pb::Pace::Steady.into(),
-            pb::Pace::Moderate.into(),
-            pb::Pace::Intensive.into(),
-        ),
-        structure: lean3(
-            s.structure_lean(),
-            pb::StructurePreference::Autonomous.into(),
-            pb::StructurePreference::Balanced.into(),
-            pb::StructurePreference::Structured.into(),
-        ),
-        feedback: lean3(
-            s.feedback_lean(),
-            pb::FeedbackPreference::Encouraging.into(),
-            pb::FeedbackPreference::Balanced.into(),
-            pb::FeedbackPreference::Direct.into(),
-        ),
+        pace: pace.into(),
+        structure: structure.into(),
+        feedback: feedback.into(),
         pace_score: s.pace,
         structure_score: s.structure,
         feedback_score: s.feedback,

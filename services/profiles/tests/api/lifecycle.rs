@@ -133,8 +133,12 @@ async fn cached_and_uncached_views_agree() {
         // A write shows in the next read of every view.
         s.profile(&ada.token)
             .update_profile(pb::UpdateProfileRequest {
-                profile: Some(pb::Profile { timezone: "Asia/Tokyo".into(), ..Default::default() }),
-                update_mask: mask(&["timezone"]),
+                profile: Some(pb::Profile {
+                    timezone: "Asia/Tokyo".into(),
+                    visibility: pb::Visibility::Mentors.into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["timezone", "visibility"]),
             })
             .await
             .expect("update");
@@ -144,7 +148,9 @@ async fn cached_and_uncached_views_agree() {
             .get_learner_view(pb::GetLearnerViewRequest { user_id: ada.id.clone() })
             .await
             .expect("view");
-        assert_eq!(view.get_ref().view.as_ref().map(|v| v.timezone.as_str()), Some("Asia/Tokyo"));
+        let view = view.into_inner().view.expect("view");
+        assert_eq!(view.timezone, "Asia/Tokyo");
+        assert_eq!(view.visibility(), pb::Visibility::Mentors, "consumers see what the learner shares");
         let unknown = s
             .integration(&service)
             .get_learner_view(pb::GetLearnerViewRequest { user_id: tt_common::new_id() })

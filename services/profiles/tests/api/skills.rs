@@ -195,6 +195,21 @@ async fn assessment_validates_scores_and_keeps_history() {
         .expect("view");
     assert_eq!(view.learning_style, second.weights, "the latest result is the one others use");
     assert_eq!(view.dominant_style, second.dominant_style);
+    assert_ne!(second.pace, 0);
+    assert_eq!(
+        (view.pace, view.structure, view.feedback),
+        (second.pace, second.structure, second.feedback),
+        "every dimension, not only the modality"
+    );
+    assert_eq!(
+        (view.pace_score, view.structure_score, view.feedback_score),
+        (second.pace_score, second.structure_score, second.feedback_score)
+    );
+    assert_ne!(
+        (first.pace_score, first.structure_score, first.feedback_score),
+        (second.pace_score, second.structure_score, second.feedback_score),
+        "the two answer sets differ on the other dimensions too"
+    );
 }
 
 /// Bytes a status takes in the trailers (message plus base64 details), roughly.
