@@ -14,13 +14,14 @@ use tt_common::{
 
 use crate::{
     chat::ChatProvider,
+    embed::Embedder,
     governed::{Ai, AiParts, Report},
     manus::{Manus, ManusConfig},
     models::Models,
-    offline::{self, OfflineChat},
+    offline::{self, LexicalEmbedder, OfflineChat},
     openai::{OpenAiCompatible, OpenAiConfig},
     quota::{IdentityLimits, Limits, QuotaPolicy, Quotas},
-    reliable::{BreakerPolicy, Reliable, RetryPolicy},
+    reliable::{BreakerPolicy, Reliable, ReliableEmbedder, RetryPolicy},
     safety::{Moderator, Redaction, TermList},
 };
 
@@ -67,6 +68,12 @@ pub struct AiArgs {
     /// Prices, context windows and tiers overriding or adding to the shipped table (TOML).
     #[arg(long, env = "TT_AI_MODELS_FILE")]
     pub ai_models_file: Option<PathBuf>,
+    /// The endpoint's embedding model (matching by meaning).
+    #[arg(long, env = "TT_AI_EMBEDDING_MODEL", default_value = "text-embedding-3-small")]
+    pub ai_embedding_model: String,
+    /// The length of that model's vectors (checked on every answer).
+    #[arg(long, env = "TT_AI_EMBEDDING_DIMENSIONS", default_value_t = 1536)]
+    pub ai_embedding_dimensions: usize,
     /// Count the tokens of models with a shipped tokenizer exactly (o200k: about 45 MiB, loaded
     /// at start when the endpoint serves such a model); off, every count is an estimate.
     #[arg(long, env = "TT_AI_TOKENIZERS", default_value_t = true, action = ArgAction::Set)]
@@ -134,6 +141,9 @@ impl Validate for AiArgs {
         {
             return Err(ConfigError::new("TT_AI_FALLBACKS", format!("{bad:?} is not model@http(s)://url")));
         }
+        if self.ai_embedding_dimensions == 0 || self.ai_embedding_dimensions > 8192 {
+            return Err(ConfigError::new("TT_AI_EMBEDDING_DIMENSIONS", "must be 1 to 8192"));
+        }
         if self.ai_attempts == 0 || self.ai_attempts > 10 {
             return Err(ConfigError::new("TT_AI_ATTEMPTS", "must be 1 to 10"));
         }
@@ -180,8 +190,6 @@ pub struct Opening<'a> {
 impl AiArgs {
     /// The governed chat for `opening.service`.
     pub fn open(&self, opening: Opening<'_>) -> Result<Ai, ConfigError> {
-        let key = inline_or_file(&self.ai_api_key, self.ai_api_key_file.as_ref(), "TT_AI_API_KEY_FILE")?;
-        let key = (!key.is_empty()).then_some(key);
         let mut models = Models::defaults();
         if let Some(path) = &self.ai_models_file {
             let text = std::fs::read_to_string(path)
@@ -193,12 +201,8 @@ impl AiArgs {
         if !self.ai_tokenizers {
             models = models.estimated();
         }
-        let endpoint = |name: &str, base: &str, model: &str| -> Result<OpenAiCompatible, ConfigError> {
-            let mut config = OpenAiConfig::new(name, base, model);
-            config.api_key = key.clone();
-            config.stall = self.ai_stall.0;
-            OpenAiCompatible::new(config).map_err(|e| ConfigError::new("TT_AI_BASE_URL", e.to_string()))
-        };
+        let key = self.key()?;
+        let endpoint = |name: &str, base: &str, model: &str| self.endpoint(key.clone(), name, base, model);
         let (chain, available, external): (
             Vec<Arc<dyn ChatProvider>>,
             Vec<String>,
@@ -217,12 +221,7 @@ impl AiArgs {
                 (chain, available, Some(first))
             }
         };
-        let retry = RetryPolicy {
-            attempts: self.ai_attempts,
-            deadline: self.ai_deadline.0,
-            ..RetryPolicy::default()
-        };
-        let breaker = BreakerPolicy { failures: self.ai_attempts + 2, ..BreakerPolicy::default() };
+        let (retry, breaker) = self.policies();
         let reliable = Arc::new(Reliable::new(chain, retry, breaker, Arc::clone(&opening.clock)));
         let moderator: Option<Arc<dyn Moderator>> = match (self.ai_moderation, &external) {
             (ModerationKind::Off, _) => None,
@@ -262,6 +261,47 @@ impl AiArgs {
             report: opening.report,
             clock: opening.clock,
         }))
+    }
+
+    /// The embedder: the offline lexical one, or the endpoint's embedding model behind the same
+    /// retry loop and a breaker of its own, its inputs redacted like chat's.
+    pub fn embedder(&self, clock: SharedClock) -> Result<Arc<dyn Embedder>, ConfigError> {
+        if self.ai_provider == ProviderKind::Offline {
+            return Ok(Arc::new(LexicalEmbedder::default()));
+        }
+        let client = self.endpoint(self.key()?, "openai", &self.ai_base_url, &self.ai_model)?;
+        let embedder = client.embedder(&self.ai_embedding_model, self.ai_embedding_dimensions);
+        let (retry, breaker) = self.policies();
+        let redaction = if self.ai_redaction { Redaction::default() } else { Redaction::none() };
+        Ok(Arc::new(ReliableEmbedder::new(Arc::new(embedder), retry, breaker, clock, redaction)))
+    }
+
+    /// The endpoint's key, inline or from its file; none for keyless servers.
+    fn key(&self) -> Result<Option<String>, ConfigError> {
+        let key = inline_or_file(&self.ai_api_key, self.ai_api_key_file.as_ref(), "TT_AI_API_KEY_FILE")?;
+        Ok((!key.is_empty()).then_some(key))
+    }
+
+    fn endpoint(
+        &self,
+        key: Option<String>,
+        name: &str,
+        base: &str,
+        model: &str,
+    ) -> Result<OpenAiCompatible, ConfigError> {
+        let mut config = OpenAiConfig::new(name, base, model);
+        config.api_key = key;
+        config.stall = self.ai_stall.0;
+        OpenAiCompatible::new(config).map_err(|e| ConfigError::new("TT_AI_BASE_URL", e.to_string()))
+    }
+
+    fn policies(&self) -> (RetryPolicy, BreakerPolicy) {
+        let retry = RetryPolicy {
+            attempts: self.ai_attempts,
+            deadline: self.ai_deadline.0,
+            ..RetryPolicy::default()
+        };
+        (retry, BreakerPolicy { failures: self.ai_attempts + 2, ..BreakerPolicy::default() })
     }
 
     /// The Manus client, when a key is configured.
@@ -311,6 +351,43 @@ mod tests {
             report: Arc::new(Nowhere),
             clock: Arc::new(tt_common::clock::SystemClock),
         }
+    }
+
+    #[tokio::test]
+    async fn the_embedder_is_lexical_offline_and_the_endpoints_behind_retries_and_redaction() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::path};
+        let clock: SharedClock = Arc::new(tt_common::clock::SystemClock);
+        let offline = parse(&[]).embedder(Arc::clone(&clock)).expect("offline");
+        assert_eq!((offline.model(), offline.dimension()), ("offline-lexical-1", LexicalEmbedder::DIMENSION));
+        let server = MockServer::start().await;
+        Mock::given(path("/embeddings"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        let vector = r#"{"data":[{"embedding":[0.6,0.8],"index":0}]}"#;
+        Mock::given(path("/embeddings"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(vector))
+            .mount(&server)
+            .await;
+        let uri = server.uri();
+        let args = parse(&[
+            "--ai-provider=openai",
+            &format!("--ai-base-url={uri}"),
+            "--ai-embedding-model=e",
+            "--ai-embedding-dimensions=2",
+        ]);
+        args.validate().expect("valid");
+        let embedder = args.embedder(clock).expect("opens");
+        assert_eq!((embedder.model(), embedder.dimension()), ("e", 2));
+        let vectors = embedder.embed(vec!["write to ann@example.com".into()]).await.expect("retried");
+        assert_eq!(vectors, vec![vec![0.6, 0.8]]);
+        let sent = server.received_requests().await.unwrap_or_default();
+        assert_eq!(sent.len(), 2, "the 503 was retried");
+        let body = String::from_utf8_lossy(&sent[1].body);
+        assert!(!body.contains("ann@example.com") && body.contains("[email removed]"), "{body}");
+        let zero = parse(&["--ai-embedding-dimensions=0"]).validate().expect_err("refused");
+        assert_eq!(zero.key, "TT_AI_EMBEDDING_DIMENSIONS");
     }
 
     #[tokio::test]

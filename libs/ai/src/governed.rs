@@ -277,16 +277,20 @@ impl Ai {
         }
         request.model = model.or(request.model);
         open.model = request.model.clone().unwrap_or_default();
+        // From here the prompt may be out and paid for: a caller who leaves during the wait
+        // is settled with it.
+        open.asked = true;
         let stream = match ai.chain.stream_until(request, call.deadline).await {
             Ok(stream) => stream,
             Err(e) => {
+                // No reply started: nothing was produced, nothing is counted.
+                if let Some(open) = &mut ledger.open {
+                    open.asked = false;
+                }
                 ledger.close(Outcome::Failed, None).await;
                 return Err(to_status(&e));
             }
         };
-        if let Some(open) = &mut ledger.open {
-            open.asked = true;
-        }
         Ok(govern(stream, ledger, ai.moderator.clone()))
     }
 }
@@ -380,7 +384,7 @@ struct Open {
     prompt_tokens: u32,
     /// Estimated tokens of the deltas passed on so far.
     streamed: u32,
-    /// A reply started: its prompt was paid for.
+    /// The prompt went out (or may have): it is counted unless the call failed before a reply.
     asked: bool,
     /// Who was asked, until a completion says who answered.
     provider: String,

@@ -68,9 +68,54 @@ impl Http {
     }
 }
 
-/// `retry-after-ms` (preferred), else `retry-after` in seconds.
+/// `retry-after-ms` (preferred), else `retry-after` in seconds or as an HTTP date.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    let ms = number("retry-after-ms").map(|ms| ms / 1000.0);
-    ms.or_else(|| number("retry-after")).filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    let value = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    let seconds = |v: &str| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
+    if let Some(ms) = value("retry-after-ms").and_then(seconds) {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let after = value("retry-after")?;
+    seconds(after).map(Duration::from_secs_f64).or_else(|| until_date(after, jiff::Timestamp::now()))
+}
+
+/// The wait until an HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`) from `now`; a past date is none.
+fn until_date(date: &str, now: jiff::Timestamp) -> Option<Duration> {
+    static PARSER: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
+    let at = PARSER.parse_timestamp(date).ok()?;
+    let ms = at.as_millisecond().checked_sub(now.as_millisecond())?;
+    u64::try_from(ms).ok().map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, value.parse().expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_reads_milliseconds_seconds_and_http_dates() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "250"), ("retry-after", "9")])),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "2")])), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&headers(&[("retry-after", "-1")])), None);
+        assert_eq!(retry_after(&headers(&[])), None);
+        let now: jiff::Timestamp = "2026-10-21T07:27:30Z".parse().expect("now");
+        assert_eq!(until_date("Wed, 21 Oct 2026 07:28:00 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(until_date("Wed, 21 Oct 2026 07:27:00 GMT", now), None, "a date past is no wait");
+        assert_eq!(until_date("soon", now), None);
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+        let date =
+            jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&later).expect("date");
+        let wait = retry_after(&headers(&[("retry-after", date.as_str())])).expect("a wait");
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60), "{wait:?}");
+    }
 }

@@ -39,7 +39,7 @@ pub use models::{ModelInfo, Models, Needs, Tier};
 pub use offline::{LexicalEmbedder, OfflineChat};
 pub use openai::{OpenAiCompatible, OpenAiConfig, OpenAiEmbedder, OpenAiModerator};
 pub use quota::{IdentityLimits, Limits, QuotaError, QuotaPolicy, Quotas, Reservation};
-pub use reliable::{Breaker, BreakerPolicy, Reliable, RetryPolicy};
+pub use reliable::{Breaker, BreakerPolicy, Reliable, ReliableEmbedder, RetryPolicy};
 pub use safety::{Moderator, Redacted, Redaction, TermList, Verdict};
 
 /// FNV-1a, 64 bits: a hash that is the same in every process and on every machine (the

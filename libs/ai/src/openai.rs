@@ -131,7 +131,7 @@ impl OpenAiCompatible {
         }
         match status {
             429 => AiError::RateLimited { provider, retry_after },
-            408 | 409 | 500..=599 => AiError::Unavailable { provider, detail, retry_after },
+            500..=599 => AiError::Unavailable { provider, detail, retry_after },
             _ => AiError::Refused { provider, detail },
         }
     }

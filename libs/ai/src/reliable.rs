@@ -12,6 +12,7 @@
 //! - **Fallback**: the next endpoint of the chain on an open breaker, retries exhausted, a
 //!   stall, or a prompt too long for the model. The completion names who answered and whether
 //!   it was a fallback.
+//! - [`ReliableEmbedder`] puts an embedder behind the same loop and a breaker of its own.
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
@@ -23,7 +24,9 @@ use tt_common::clock::{Millis, SharedClock};
 
 use crate::{
     chat::{ChatEvent, ChatProvider, ChatRequest, ChatStream},
+    embed::Embedder,
     error::AiError,
+    safety::Redaction,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -241,20 +244,21 @@ impl Reliable {
         deadline: Instant,
     ) -> Result<ChatStream, AiError> {
         let provider = link.provider.as_ref();
-        retrying(provider.name(), &link.breaker, &self.retry, deadline, || {
+        retrying(provider.name(), &link.breaker, &self.retry, deadline, AiError::is_retryable, || {
             first_event(provider, request.clone())
         })
         .await
     }
 }
 
-/// The one retry loop: `call` through `breaker` until it succeeds, fails for good, has had its
-/// attempts, or could not finish a retry before `deadline`.
+/// The one retry loop: `call` through `breaker` until it succeeds, fails for good (not
+/// `retryable`), has had its attempts, or could not finish a retry before `deadline`.
 pub(crate) async fn retrying<T, F, Fut>(
     name: &str,
     breaker: &Breaker,
     retry: &RetryPolicy,
     deadline: Instant,
+    retryable: fn(&AiError) -> bool,
     mut call: F,
 ) -> Result<T, AiError>
 where
@@ -272,12 +276,19 @@ where
                 permit.settle(true);
                 return Ok(value);
             }
-            Ok(Err(e)) => e,
-            Err(_) => AiError::DeadlineExceeded,
+            Ok(Err(e)) => {
+                permit.settle(!is_endpoint_failure(&e));
+                e
+            }
+            // The call's time ran out, which says nothing of the endpoint (its own timeouts
+            // do): the count stands, and a probe lets the next call probe.
+            Err(_) => {
+                drop(permit);
+                AiError::DeadlineExceeded
+            }
         };
-        permit.settle(!is_endpoint_failure(&error));
         attempt += 1;
-        if !error.is_retryable() || attempt >= retry.attempts {
+        if !retryable(&error) || attempt >= retry.attempts {
             return Err(error);
         }
         let wait = error.retry_after().unwrap_or_else(|| {
@@ -327,5 +338,108 @@ impl ChatProvider for Reliable {
 
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ChatStream, AiError>> {
         Box::pin(self.stream_until(request, None))
+    }
+}
+
+/// An embedder behind the retry loop and a breaker of its own, its inputs redacted first.
+pub struct ReliableEmbedder {
+    inner: Arc<dyn Embedder>,
+    retry: RetryPolicy,
+    breaker: Breaker,
+    redaction: Redaction,
+}
+
+impl std::fmt::Debug for ReliableEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReliableEmbedder").field("model", &self.inner.model()).finish_non_exhaustive()
+    }
+}
+
+impl ReliableEmbedder {
+    pub fn new(
+        inner: Arc<dyn Embedder>,
+        retry: RetryPolicy,
+        breaker: BreakerPolicy,
+        clock: SharedClock,
+        redaction: Redaction,
+    ) -> Self {
+        Self { inner, retry, breaker: Breaker::new(breaker, clock), redaction }
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    async fn embed_reliably(&self, inputs: Vec<String>) -> Result<Vec<Vec<f32>>, AiError> {
+        let inputs: Vec<String> = inputs.iter().map(|t| self.redaction.text(t).0).collect();
+        let deadline = Instant::now() + self.retry.deadline;
+        let inner = self.inner.as_ref();
+        retrying(inner.model(), &self.breaker, &self.retry, deadline, AiError::is_retryable, || {
+            inner.embed(inputs.clone())
+        })
+        .await
+    }
+}
+
+impl Embedder for ReliableEmbedder {
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+
+    fn embed(&self, inputs: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, AiError>> {
+        Box::pin(self.embed_reliably(inputs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tt_common::clock::ManualClock;
+
+    use super::*;
+
+    fn down() -> AiError {
+        AiError::Unavailable { provider: "a".into(), detail: "503".into(), retry_after: None }
+    }
+
+    async fn attempt(breaker: &Breaker, within: Duration, outcome: Option<AiError>) -> Result<(), AiError> {
+        let once = RetryPolicy { attempts: 1, ..RetryPolicy::default() };
+        retrying("a", breaker, &once, Instant::now() + within, AiError::is_retryable, || {
+            let outcome = outcome.clone();
+            async move {
+                match outcome {
+                    Some(e) => Err(e),
+                    // Hangs past the deadline.
+                    None => futures::future::pending().await,
+                }
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn an_attempt_cut_by_the_deadline_counts_neither_as_a_failure_nor_as_a_success() {
+        let clock = Arc::new(ManualClock::new());
+        let policy = BreakerPolicy { failures: 2, cool_down: Duration::from_secs(30) };
+        let breaker = Breaker::new(policy, Arc::clone(&clock) as SharedClock);
+        let long = Duration::from_secs(5);
+        assert!(attempt(&breaker, long, Some(down())).await.is_err());
+        let cut = attempt(&breaker, Duration::from_millis(20), None).await;
+        assert!(matches!(cut, Err(AiError::DeadlineExceeded)), "{cut:?}");
+        assert!(!breaker.is_open());
+        assert!(attempt(&breaker, long, Some(down())).await.is_err());
+        assert!(breaker.is_open(), "the first failure still counted: two in a row open it");
+        // After the cool-down, a probe cut by its deadline lets the next call probe.
+        clock.advance(Duration::from_secs(31));
+        let probe = attempt(&breaker, Duration::from_millis(20), None).await;
+        assert!(matches!(probe, Err(AiError::DeadlineExceeded)), "{probe:?}");
+        assert!(
+            matches!(attempt(&breaker, long, Some(down())).await, Err(AiError::Unavailable { .. })),
+            "probed again"
+        );
+        assert!(breaker.is_open());
     }
 }

@@ -348,3 +348,70 @@ async fn a_prompt_the_estimate_undercounts_is_sent_to_a_model_whose_window_holds
     assert_eq!(body["model"], "large", "chosen for the exact count");
     assert_eq!(completion.text, "好的。");
 }
+
+#[tokio::test]
+async fn a_caller_who_leaves_while_the_model_thinks_pays_for_the_prompt_and_a_failure_costs_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(path("/slow/chat/completions"))
+        .respond_with(sse("Late.").set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    Mock::given(path("/down/chat/completions")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let endpoint = |name: &str| -> Vec<Arc<dyn ChatProvider>> {
+        let config = OpenAiConfig::new(name, &format!("{}/{name}", server.uri()), "gpt-4o-mini");
+        vec![Arc::new(OpenAiCompatible::new(config).expect("client"))]
+    };
+    let slow = setup(endpoint("slow"), &["gpt-4o-mini"], POLICY, None, Redaction::none());
+    let left =
+        tokio::time::timeout(Duration::from_millis(200), slow.ai.chat(&call(), ask("hello world"))).await;
+    assert!(left.is_err(), "the caller gave up before the first byte");
+    let a = attrs(&slow.kept.wait_for(1).await[0]);
+    assert_eq!(a["outcome"], "cancelled");
+    assert_eq!(a["tokens_in"], "9", "the prompt went out: 3 + 4 + 2 tokens");
+    assert_eq!(slow.quotas.used_today("ann", "Europe/Paris").await.expect("used"), 9);
+    // A model that failed before replying produced nothing.
+    let down = setup(endpoint("down"), &["gpt-4o-mini"], POLICY, None, Redaction::none());
+    let e = down.ai.complete(&call(), ask("hello world")).await.expect_err("unavailable");
+    assert_eq!(e.code(), Code::Unavailable);
+    let a = attrs(&down.kept.wait_for(1).await[0]);
+    assert_eq!(
+        (a["outcome"].as_str(), a["tokens_in"].as_str(), a["cost_micros"].as_str()),
+        ("failed", "0", "0")
+    );
+    assert_eq!(down.quotas.used_today("ann", "Europe/Paris").await.expect("used"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_parallel_calls_of_one_learner_stay_within_the_quota_and_refusals_cost_nothing() {
+    // Each call reserves its prompt plus the 200-token cap, about 210 (3,000 tokens hold 14 at
+    // once), and settles to what it used, which frees the rest for later calls.
+    let day = QuotaPolicy { requests_per_minute: 1000, daily_tokens: 3000 };
+    let s = Arc::new(offline(day, None));
+    let calls: Vec<_> = (0..64)
+        .map(|i| {
+            let s = Arc::clone(&s);
+            tokio::spawn(
+                async move { s.ai.complete(&call(), ask(&format!("Question {i} on careers"))).await },
+            )
+        })
+        .collect();
+    let mut answered = 0;
+    for call in calls {
+        match call.await.expect("joined") {
+            Ok(_) => answered += 1,
+            Err(e) => assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}"),
+        }
+    }
+    assert!((14..64).contains(&answered), "at least what the day holds at once, not all: {answered}");
+    let events = s.kept.wait_for(64).await;
+    let used = s.quotas.used_today("ann", "Europe/Paris").await.expect("used");
+    let reported: i64 = events
+        .iter()
+        .map(attrs)
+        .map(|a| a["tokens_in"].parse::<i64>().expect("int") + a["tokens_out"].parse::<i64>().expect("int"))
+        .sum();
+    assert!(used <= 3000, "never past the day: {used}");
+    assert_eq!(used, reported, "the count is what the calls reported");
+    let refused = events.iter().map(attrs).filter(|a| a["outcome"] == "quota_refused").count();
+    assert_eq!(refused, 64 - answered);
+}

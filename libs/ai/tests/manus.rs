@@ -265,6 +265,31 @@ async fn an_account_that_stays_rate_limited_fails_as_retryable_after_its_attempt
     assert!(matches!(error, AiError::RateLimited { .. }) && error.is_retryable(), "{error:?}");
 }
 
+#[tokio::test]
+async fn a_create_that_may_have_happened_is_not_sent_again_but_stopping_is() {
+    let server = MockServer::start().await;
+    // A 503 (or a timeout) may come after Manus made the task: a second create would make a
+    // second task and spend its credits.
+    Mock::given(path("/v2/task.create")).respond_with(failed(503, "unavailable")).mount(&server).await;
+    Mock::given(path("/v2/task.sendMessage")).respond_with(failed(502, "unavailable")).mount(&server).await;
+    Mock::given(path("/v2/task.stop"))
+        .respond_with(failed(503, "unavailable"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/task.stop")).respond_with(ok(json!({}))).mount(&server).await;
+    let clock = ManualClock::new();
+    let manus = client(&server, &clock);
+    let error =
+        manus.create(&TaskSpec { prompt: "x".into(), ..TaskSpec::default() }).await.expect_err("an error");
+    assert!(matches!(error, AiError::Unavailable { .. }), "{error:?}");
+    assert_eq!(requests(&server, "/v2/task.create").await.len(), 1, "sent once");
+    manus.answer("t1", "yes", &[]).await.expect_err("an error");
+    assert_eq!(requests(&server, "/v2/task.sendMessage").await.len(), 1, "an answer is not sent twice");
+    manus.stop("t1").await.expect("stopping again is safe");
+    assert_eq!(requests(&server, "/v2/task.stop").await.len(), 2);
+}
+
 /// A locally made Manus key pair: signs like Manus, publishes its key like Manus.
 struct Signer {
     key: KeyPair,

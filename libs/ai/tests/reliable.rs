@@ -175,6 +175,24 @@ async fn the_chain_falls_back_on_exhaustion_and_context_length_but_not_on_refusa
 }
 
 #[tokio::test]
+async fn an_open_breaker_falls_back_without_calling_its_endpoint() {
+    let server = MockServer::start().await;
+    Mock::given(path("/down/chat/completions")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    Mock::given(path("/spare/chat/completions")).respond_with(reply("spare here")).mount(&server).await;
+    let clock = ManualClock::new();
+    let both = chain(&server, &["down", "spare"], retry(1), &clock);
+    // Five failed calls open the first breaker (each fell back and was answered).
+    for _ in 0..5 {
+        assert_eq!(complete(&both, ask()).await.expect("fallback").provider, "spare");
+    }
+    assert!(both.breaker(0).is_some_and(|b| b.is_open()));
+    assert_eq!(requests_to(&server, "down").await, 5);
+    let done = complete(&both, ask()).await.expect("fallback");
+    assert_eq!((done.provider.as_str(), done.fallback), ("spare", true));
+    assert_eq!(requests_to(&server, "down").await, 5, "the open endpoint was not called");
+}
+
+#[tokio::test]
 async fn the_callers_deadline_bounds_the_whole_call() {
     let server = MockServer::start().await;
     Mock::given(path("/stuck/chat/completions"))

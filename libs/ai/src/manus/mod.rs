@@ -312,7 +312,7 @@ impl Manus {
 
     /// Stops a running task.
     pub async fn stop(&self, task_id: &str) -> Result<(), AiError> {
-        self.post::<Value>("task.stop", json!({ "task_id": task_id })).await.map(drop)
+        self.post_again::<Value>("task.stop", json!({ "task_id": task_id })).await.map(drop)
     }
 
     /// A task's status.
@@ -430,8 +430,21 @@ impl Manus {
         format!("{}/v2/{action}", self.config.base_url)
     }
 
+    /// A POST that creates or sends something (a task, a message, an upload, a webhook): retried
+    /// only when rate limited, since a request that timed out or met a 5xx may have been
+    /// carried out, and a second one would create a second task (and spend its credits).
     async fn post<T: serde::de::DeserializeOwned>(&self, action: &str, body: Value) -> Result<T, AiError> {
-        self.call(action, || self.http.client.post(self.url(action)).json(&body)).await
+        let rate_limited = |e: &AiError| matches!(e, AiError::RateLimited { .. });
+        self.call(action, rate_limited, || self.http.client.post(self.url(action)).json(&body)).await
+    }
+
+    /// A POST that may be repeated safely (stopping a task).
+    async fn post_again<T: serde::de::DeserializeOwned>(
+        &self,
+        action: &str,
+        body: Value,
+    ) -> Result<T, AiError> {
+        self.call(action, AiError::is_retryable, || self.http.client.post(self.url(action)).json(&body)).await
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -441,17 +454,17 @@ impl Manus {
     ) -> Result<T, AiError> {
         let url = reqwest::Url::parse_with_params(&self.url(action), query)
             .map_err(|e| AiError::Refused { provider: PROVIDER.into(), detail: format!("{action}: {e}") })?;
-        self.call(action, || self.http.client.get(url.clone())).await
+        self.call(action, AiError::is_retryable, || self.http.client.get(url.clone())).await
     }
 
     /// One API call through the retry loop: the envelope opened, its error classified.
-    async fn call<T, B>(&self, action: &str, build: B) -> Result<T, AiError>
+    async fn call<T, B>(&self, action: &str, retryable: fn(&AiError) -> bool, build: B) -> Result<T, AiError>
     where
         T: serde::de::DeserializeOwned,
         B: Fn() -> reqwest::RequestBuilder,
     {
         let deadline = Instant::now() + self.config.retry.deadline;
-        retrying(PROVIDER, &self.breaker, &self.config.retry, deadline, || async {
+        retrying(PROVIDER, &self.breaker, &self.config.retry, deadline, retryable, || async {
             let request = build().header("x-manus-api-key", &self.config.api_key);
             let response = self.http.send(request).await.map_err(|f| self.failure(f, action))?;
             let envelope: Envelope = self.http.json(response, action).await?;
@@ -489,7 +502,7 @@ fn classify(status: u16, error: &ErrorBody, retry_after: Option<Duration>) -> Ai
     let detail = format!("HTTP {status} {}: {}", error.code, error.message);
     match (status, error.code.as_str()) {
         (429, _) | (_, "rate_limited") => AiError::RateLimited { provider, retry_after },
-        (408 | 500..=599, _) | (_, "internal" | "unavailable") => {
+        (500..=599, _) | (_, "internal" | "unavailable") => {
             AiError::Unavailable { provider, detail, retry_after }
         }
         _ => AiError::Refused { provider, detail },
