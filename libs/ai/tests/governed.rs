@@ -361,10 +361,17 @@ async fn a_caller_who_leaves_while_the_model_thinks_pays_for_the_prompt_and_a_fa
         let config = OpenAiConfig::new(name, &format!("{}/{name}", server.uri()), "gpt-4o-mini");
         vec![Arc::new(OpenAiCompatible::new(config).expect("client"))]
     };
-    let slow = setup(endpoint("slow"), &["gpt-4o-mini"], POLICY, None, Redaction::none());
-    let left =
-        tokio::time::timeout(Duration::from_millis(200), slow.ai.chat(&call(), ask("hello world"))).await;
-    assert!(left.is_err(), "the caller gave up before the first byte");
+    let slow = Arc::new(setup(endpoint("slow"), &["gpt-4o-mini"], POLICY, None, Redaction::none()));
+    let caller = {
+        let slow = Arc::clone(&slow);
+        tokio::spawn(async move { slow.ai.chat(&call(), ask("hello world")).await.map(drop) })
+    };
+    // The caller gives up once the request reached the model, before its first byte.
+    while server.received_requests().await.unwrap_or_default().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    caller.abort();
+    assert!(caller.await.is_err_and(|e| e.is_cancelled()));
     let a = attrs(&slow.kept.wait_for(1).await[0]);
     assert_eq!(a["outcome"], "cancelled");
     assert_eq!(a["tokens_in"], "9", "the prompt went out: 3 + 4 + 2 tokens");
