@@ -123,6 +123,7 @@ fn body(path: &str, f: &Fixture) -> Vec<u8> {
         "SearchSkills" => {
             ppb::SearchSkillsRequest { query: "rust".into(), ..Default::default() }.encode_to_vec()
         }
+        "BatchGetSkills" => ppb::BatchGetSkillsRequest { ids: vec!["rust".into()] }.encode_to_vec(),
         _ => Vec::new(),
     }
 }
@@ -177,6 +178,8 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         ("/timetravelers.profiles.v1.ExperienceService/UpdatePosition", OwnerOnly),
         ("/timetravelers.profiles.v1.ExperienceService/DeletePosition", OwnerOnly),
         ("/timetravelers.profiles.v1.SkillService/SearchSkills", AnyToken),
+        ("/timetravelers.profiles.v1.SkillService/BatchGetSkills", AnyToken),
+        ("/timetravelers.profiles.v1.SkillService/ListTracks", AnyToken),
         ("/timetravelers.profiles.v1.SkillService/ListLearnerSkills", OwnerOrAdmin),
         ("/timetravelers.profiles.v1.SkillService/UpsertLearnerSkill", SignedIn),
         ("/timetravelers.profiles.v1.SkillService/DeleteLearnerSkill", SignedIn),

@@ -308,6 +308,10 @@ fn base(method: &str, f: &Fixture) -> Option<(Who, Vec<u8>)> {
         ("SkillService", "SearchSkills") => {
             (Owner, ppb::SearchSkillsRequest { query: "rust".into(), ..Default::default() }.encode_to_vec())
         }
+        ("SkillService", "BatchGetSkills") => {
+            (Owner, ppb::BatchGetSkillsRequest { ids: vec!["rust".into(), "sql".into()] }.encode_to_vec())
+        }
+        ("SkillService", "ListTracks") => (Owner, ppb::ListTracksRequest {}.encode_to_vec()),
         ("SkillService", "ListLearnerSkills") => (
             Owner,
             ppb::ListLearnerSkillsRequest { user_id: f.owner_id.clone(), ..Default::default() }

@@ -12,6 +12,9 @@ use crate::{
     store::skills::SelfAssessment,
 };
 
+/// Ids one BatchGetSkills may name.
+const MAX_BATCH: usize = 200;
+
 #[tonic::async_trait]
 impl SkillService for Api {
     async fn search_skills(
@@ -40,6 +43,50 @@ impl SkillService for Api {
             skills: hits[start..end].iter().map(|s| convert::skill_def(s)).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
+    }
+
+    async fn batch_get_skills(
+        &self,
+        request: Request<pb::BatchGetSkillsRequest>,
+    ) -> Result<Response<pb::BatchGetSkillsResponse>, Status> {
+        principal(&request)?;
+        let req = request.into_inner();
+        let mut v = violations();
+        v.check(!req.ids.is_empty(), "ids", "must name at least one skill");
+        if v.check_count("ids", req.ids.len(), MAX_BATCH) {
+            for (i, id) in req.ids.iter().enumerate() {
+                v.check(
+                    taxonomy::is_skill_id(id),
+                    &format!("ids[{i}]"),
+                    format!("must be a kebab-case skill id of at most {} characters", taxonomy::MAX_SKILL_ID),
+                );
+            }
+        }
+        v.into_result()?;
+        let mut seen = std::collections::HashSet::new();
+        let (mut skills, mut missing_ids) = (Vec::new(), Vec::new());
+        for id in req.ids.iter().filter(|id| seen.insert(id.as_str())) {
+            match self.taxonomy.get(id) {
+                Some(def) => skills.push(convert::skill_def(def)),
+                None => missing_ids.push(id.clone()),
+            }
+        }
+        Ok(Response::new(pb::BatchGetSkillsResponse { skills, missing_ids }))
+    }
+
+    async fn list_tracks(
+        &self,
+        request: Request<pb::ListTracksRequest>,
+    ) -> Result<Response<pb::ListTracksResponse>, Status> {
+        principal(&request)?;
+        let tracks = taxonomy::TRACKS
+            .iter()
+            .map(|id| pb::Track {
+                id: (*id).to_owned(),
+                skill_count: i32::try_from(self.taxonomy.count_in(id)).unwrap_or(i32::MAX),
+            })
+            .collect();
+        Ok(Response::new(pb::ListTracksResponse { tracks }))
     }
 
     async fn list_learner_skills(

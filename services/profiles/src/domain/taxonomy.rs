@@ -97,6 +97,11 @@ impl Taxonomy {
         self.skills.is_empty()
     }
 
+    /// Skills in `track`.
+    pub fn count_in(&self, track: &str) -> usize {
+        self.skills.iter().filter(|s| s.track == track).count()
+    }
+
     pub fn get(&self, id: &str) -> Option<&SkillDef> {
         self.by_id.get(id).map(|&i| &self.skills[i])
     }

@@ -57,6 +57,30 @@ async fn search_ranks_exact_aliases_first_and_pages() {
 }
 
 #[tokio::test]
+async fn a_batch_lookup_answers_every_id_at_once_and_the_tracks_are_listed() {
+    let s = Stack::start().await;
+    let service = s.service_token().await;
+    let mut skills = s.skills(&service);
+    let ids = ["sql", "no-such-skill", "kubernetes", "sql", "zzz-unknown"].map(String::from).to_vec();
+    let found = skills.batch_get_skills(pb::BatchGetSkillsRequest { ids }).await.expect("batch").into_inner();
+    assert_eq!(found.skills.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["sql", "kubernetes"]);
+    assert_eq!(found.skills[1].track, "software");
+    assert_eq!(found.missing_ids, ["no-such-skill", "zzz-unknown"], "every unknown id, once, in order");
+    let malformed = vec!["ok-id".into(), "Not An Id".into(), "x".repeat(65)];
+    assert_bad_fields(
+        skills.batch_get_skills(pb::BatchGetSkillsRequest { ids: malformed }).await,
+        &["ids[1]", "ids[2]"],
+    );
+    assert_bad_fields(skills.batch_get_skills(pb::BatchGetSkillsRequest { ids: Vec::new() }).await, &["ids"]);
+    let too_many = vec!["sql".to_owned(); 201];
+    assert_bad_fields(skills.batch_get_skills(pb::BatchGetSkillsRequest { ids: too_many }).await, &["ids"]);
+    let tracks = skills.list_tracks(pb::ListTracksRequest {}).await.expect("tracks").into_inner().tracks;
+    assert_eq!(tracks.len(), 9);
+    assert_eq!(tracks[0].id, "software");
+    assert!(tracks.iter().all(|t| t.skill_count > 0), "{tracks:?}");
+}
+
+#[tokio::test]
 async fn unknown_skills_suggest_and_verification_needs_a_service() {
     let s = Stack::start().await;
     let ada = s.learner("ada").await;
