@@ -63,7 +63,13 @@ pub const EMITS: &[EventType] = &[
         "profiles.completion.changed",
         &[Attr::required("percent", Int), Attr::required("previous", Int)],
     ),
+    EventType::notice(LEARNER_CHANGED, &[Attr::required("part", Str)]),
 ];
+
+/// Written with every change to what the learner view shows (`part`: profile, goals,
+/// positions, skills or assessment), in the writing transaction: a service keeping copies of
+/// learner views consumes it to refresh them. A notice: analytics does not hear it.
+pub const LEARNER_CHANGED: &str = "profiles.learner.changed";
 
 impl Module for Profiles {
     type Args = ProfilesArgs;

@@ -13,7 +13,10 @@ use tt_testkit::TestDatabase;
 
 async fn store() -> (Store, TestDatabase) {
     let db = TestDatabase::new().await;
-    let store = Store::new(db.connect());
+    // The platform's routes for profiles' events, with a subscriber to its change notices.
+    let routes = tt_common::platform::routes(&[&tt_profiles::MODULE])
+        .consumer(tt_profiles::LEARNER_CHANGED, "matching");
+    let store = Store::with_outbox(db.connect(), tt_common::outbox::Outbox::new(routes));
     store.migrate().await.expect("migrations apply to an empty database");
     store.migrate().await.expect("and are idempotent");
     (store, db)
@@ -176,7 +179,7 @@ async fn verification_survives_self_assessment_and_retries_are_idempotent() {
     // Verifying a skill the learner never listed adds it.
     let (_, added) = store.verify_skill(&user, "sql", &v).await.expect("verify new");
     assert_eq!((added.proficiency, added.verification.map(|x| x.proficiency)), (4, Some(4)));
-    assert!(matches!(store.delete_skill(&user, "go").await, Err(WriteError::NotFound)));
+    assert!(matches!(store.delete_skill(&user, "go", 11).await, Err(WriteError::NotFound)));
 }
 
 #[tokio::test]
@@ -212,10 +215,11 @@ async fn purging_removes_everything_once_and_blocks_recreation() {
 }
 
 /// The events in the analytics outbox, oldest first: (type, actor, attributes as sorted pairs).
-async fn analytics_events(store: &Store) -> Vec<(String, String, Vec<(String, String)>)> {
+async fn events_to(store: &Store, destination: &str) -> Vec<(String, String, Vec<(String, String)>)> {
     use prost::Message;
     use sqlx::Row;
-    let rows = sqlx::query("SELECT payload FROM outbox WHERE destination = 'analytics' ORDER BY id")
+    let rows = sqlx::query("SELECT payload FROM outbox WHERE destination = $1 ORDER BY id")
+        .bind(destination)
         .fetch_all(store.db().pool())
         .await
         .expect("outbox");
@@ -253,6 +257,10 @@ async fn writes_commit_their_analytics_events_with_them_and_only_real_changes_em
         Verification { proficiency: 4, source: "missions/1".into(), verifier: "svc".into(), verified_at: 7 };
     store.verify_skill(&user, "rust", &v).await.expect("verify");
     store.verify_skill(&user, "rust", &v).await.expect("verify again");
+    let job = store.create_position(&position(&user, (2020, 1))).await.expect("position");
+    store.delete_position(&user, &job.id, 8).await.expect("delete position");
+    store.delete_skill(&user, "rust", 8).await.expect("delete skill");
+    store.delete_goal(&user, &done.id, 8).await.expect("delete goal");
     assert!(store.report_completion(&user, 0, 20, 8).await.expect("report"));
     assert!(!store.report_completion(&user, 0, 30, 9).await.expect("stale report"), "reported once");
 
@@ -262,8 +270,11 @@ async fn writes_commit_their_analytics_events_with_them_and_only_real_changes_em
         pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect::<Vec<_>>()
     };
     let u = user.as_str();
+    let changed = |actor: &str, part: &str| {
+        ("profiles.learner.changed".to_owned(), actor.to_owned(), a(&[("part", s(part))]))
+    };
     assert_eq!(
-        analytics_events(&store).await,
+        events_to(&store, "analytics").await,
         vec![
             ("profiles.profile.created".into(), u.into(), vec![]),
             (
@@ -288,6 +299,21 @@ async fn writes_commit_their_analytics_events_with_them_and_only_real_changes_em
                 String::new(),
                 a(&[("percent", i(20)), ("previous", i(0))])
             ),
+        ]
+    );
+    // Each real change to what the learner view shows, to its subscribers only.
+    assert_eq!(
+        events_to(&store, "matching").await,
+        vec![
+            changed(u, "profile"),
+            changed(u, "profile"),
+            changed(u, "goals"),
+            changed(u, "skills"),
+            changed("svc", "skills"),
+            changed(u, "positions"),
+            changed(u, "positions"),
+            changed(u, "skills"),
+            changed(u, "goals"),
         ]
     );
 }

@@ -1,5 +1,5 @@
-//! Where a module's events go: analytics hears every event, and each module that declared it
-//! consumes a type gets that type too. The platform computes the routes from the manifests of
+//! Where a module's events go: analytics hears every event but notices, and each module that
+//! declared it consumes a type gets that type too. The platform computes the routes from the manifests of
 //! every module it knows, so an emitter never names its receivers.
 
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use crate::storage::StorageError;
 pub struct Routes {
     /// (event type, consuming module), in declaration order.
     consumers: Vec<(String, String)>,
+    /// Notices: types analytics does not hear.
+    notices: Vec<String>,
 }
 
 impl Routes {
@@ -32,9 +34,21 @@ impl Routes {
         self
     }
 
-    /// Where an event of `event_type` goes: analytics first, then its consumers.
+    /// `event_type` is a notice: it goes to its consumers only.
+    pub fn notice(mut self, event_type: &str) -> Self {
+        if !self.notices.iter().any(|t| t == event_type) {
+            self.notices.push(event_type.to_owned());
+        }
+        self
+    }
+
+    /// Where an event of `event_type` goes: analytics first (unless it is a notice), then its
+    /// consumers.
     pub fn destinations(&self, event_type: &str) -> Vec<&str> {
-        let mut out = vec![ANALYTICS];
+        let mut out = Vec::new();
+        if !self.notices.iter().any(|t| t == event_type) {
+            out.push(ANALYTICS);
+        }
         out.extend(self.consumers.iter().filter(|(t, _)| t == event_type).map(|(_, d)| d.as_str()));
         out
     }
@@ -116,5 +130,9 @@ mod tests {
             routes.destinations_of(["identity.user.registered", "identity.user.deleted"]),
             ["analytics", "profiles", "matching"]
         );
+        let routes = routes.notice("profiles.learner.changed");
+        assert!(routes.destinations("profiles.learner.changed").is_empty(), "no consumer yet: nowhere");
+        let routes = routes.consumer("profiles.learner.changed", "matching");
+        assert_eq!(routes.destinations("profiles.learner.changed"), ["matching"], "a notice skips analytics");
     }
 }

@@ -37,12 +37,20 @@ pub struct EventType {
     pub name: &'static str,
     pub version: u32,
     pub attributes: &'static [Attr],
+    /// Whether analytics hears it (every event but a notice).
+    pub analytics: bool,
 }
 
 impl EventType {
     /// Version 1 of `name` with `attributes`.
     pub const fn v1(name: &'static str, attributes: &'static [Attr]) -> Self {
-        Self { name, version: 1, attributes }
+        Self { name, version: 1, attributes, analytics: true }
+    }
+
+    /// Version 1 of a notice: an event for the modules that consume it only (a cache of one
+    /// service's data kept by another told to refresh), not a fact analytics counts.
+    pub const fn notice(name: &'static str, attributes: &'static [Attr]) -> Self {
+        Self { name, version: 1, attributes, analytics: false }
     }
 }
 

@@ -162,6 +162,9 @@ pub fn routes(catalog: &[&'static dyn Definition]) -> Routes {
     let mut routes = Routes::new();
     for definition in catalog {
         let manifest = definition.manifest();
+        for notice in manifest.emits.iter().filter(|t| !t.analytics) {
+            routes = routes.notice(notice.name);
+        }
         if let Some(consumes) = &manifest.consumes {
             for event_type in consumes.types {
                 routes = routes.consumer(event_type, manifest.name);

@@ -164,7 +164,7 @@ impl ExperienceService for Api {
     ) -> Result<Response<pb::DeletePositionResponse>, Status> {
         let me = self.owner(&request).await?;
         let id = checked_id("position_id", request.into_inner().position_id)?;
-        let written = self.store.delete_position(&me, &id).await;
+        let written = self.store.delete_position(&me, &id, self.now()).await;
         self.wrote(&me, Resource::Position, &id, written).await?;
         Ok(Response::new(pb::DeletePositionResponse {}))
     }

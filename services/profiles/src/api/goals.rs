@@ -172,7 +172,7 @@ impl GoalService for Api {
     ) -> Result<Response<pb::DeleteGoalResponse>, Status> {
         let me = self.owner(&request).await?;
         let id = checked_id("goal_id", request.into_inner().goal_id)?;
-        let written = self.store.delete_goal(&me, &id).await;
+        let written = self.store.delete_goal(&me, &id, self.now()).await;
         self.wrote(&me, Resource::Goal, &id, written).await?;
         Ok(Response::new(pb::DeleteGoalResponse {}))
     }

@@ -145,7 +145,7 @@ impl SkillService for Api {
         if !taxonomy::is_skill_id(&id) {
             return Err(DOMAIN.invalid_field("skill_id", "must be a skill id"));
         }
-        let written = self.store.delete_skill(&me, &id).await;
+        let written = self.store.delete_skill(&me, &id, self.now()).await;
         self.wrote(&me, Resource::Skill, &id, written).await?;
         Ok(Response::new(pb::DeleteLearnerSkillResponse {}))
     }

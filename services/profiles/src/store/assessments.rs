@@ -7,7 +7,7 @@ use tt_common::{
     storage::{StorageError, col},
 };
 
-use super::{Store, WriteError, begin_child_write, small};
+use super::{Part, Store, WriteError, begin_child_write, small};
 use crate::domain::assessment::Scores;
 
 /// A stored result.
@@ -82,7 +82,8 @@ impl Store {
         )
         .string("dominant_style", style)
         .build();
-        self.commit(tx, &[event]).await?;
+        let who = (result.user_id.as_str(), result.user_id.as_str(), result.created_at);
+        self.commit_change(tx, who, Part::Assessment, vec![event]).await?;
         Ok(())
     }
 

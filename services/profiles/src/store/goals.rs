@@ -7,7 +7,7 @@ use tt_common::{
     storage::{StorageError, col},
 };
 
-use super::{Store, WriteError, begin_child_write, fetch_all, fetch_one, from_json, small, to_json};
+use super::{Part, Store, WriteError, begin_child_write, fetch_all, fetch_one, from_json, small, to_json};
 use crate::domain::{MAX_ACTIVE_GOALS, MAX_GOALS};
 
 /// The status name of an active goal.
@@ -145,7 +145,8 @@ impl Store {
         if goal.status == ACHIEVED {
             events.push(event("profiles.goal.achieved").build());
         }
-        self.commit(tx, &events).await?;
+        let who = (goal.user_id.as_str(), goal.user_id.as_str(), goal.created_at);
+        self.commit_change(tx, who, Part::Goals, events).await?;
         Ok(created)
     }
 
@@ -206,12 +207,12 @@ impl Store {
                 super::event("profiles.goal.achieved", user_id, user_id, now).string("goal_id", id).build(),
             );
         }
-        self.commit(tx, &events).await?;
+        self.commit_change(tx, (user_id, user_id, now), Part::Goals, events).await?;
         Ok(after)
     }
 
     /// Deletes a goal and closes the gap in the order. NotFound when there is no such goal.
-    pub async fn delete_goal(&self, user_id: &str, id: &str) -> Result<(), WriteError> {
+    pub async fn delete_goal(&self, user_id: &str, id: &str, now: Millis) -> Result<(), WriteError> {
         let mut tx = begin_child_write(self.db(), user_id).await?;
         let goal = one(&mut tx, user_id, id).await?.ok_or(WriteError::NotFound)?;
         sqlx::query("DELETE FROM goals WHERE user_id = $1 AND id = $2")
@@ -224,7 +225,7 @@ impl Store {
             .bind(i64::from(goal.rank))
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit_change(tx, (user_id, user_id, now), Part::Goals, Vec::new()).await?;
         Ok(())
     }
 
@@ -256,7 +257,7 @@ impl Store {
             .await?;
         }
         let reordered = all(&mut tx, user_id).await?;
-        tx.commit().await?;
+        self.commit_change(tx, (user_id, user_id, now), Part::Goals, Vec::new()).await?;
         Ok(reordered)
     }
 }

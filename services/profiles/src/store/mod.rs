@@ -98,6 +98,19 @@ impl Store {
         Self { db, outbox }
     }
 
+    /// Commits a write of `user_id`'s `part` by `actor` with its `events` and the learner's
+    /// change event.
+    pub(crate) async fn commit_change(
+        &self,
+        tx: Transaction<'_, Any>,
+        (user_id, actor, now): (&str, &str, Millis),
+        part: Part,
+        mut events: Vec<Event>,
+    ) -> Result<(), StorageError> {
+        events.push(changed(user_id, actor, now, part));
+        self.commit(tx, &events).await
+    }
+
     /// Writes `events` to the outbox inside `tx`, commits, and wakes the relays.
     pub(crate) async fn commit(
         &self,
@@ -135,6 +148,34 @@ impl Store {
 /// An event about `user_id` caused by `actor`, from profiles.
 pub(crate) fn event(kind: &str, user_id: &str, actor: &str, now: Millis) -> EventBuilder {
     EventBuilder::new("profiles", kind, user_id, actor, now)
+}
+
+/// The part of a learner a write changed, as `profiles.learner.changed` says it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Part {
+    Profile,
+    Goals,
+    Positions,
+    Skills,
+    Assessment,
+}
+
+impl Part {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Profile => "profile",
+            Self::Goals => "goals",
+            Self::Positions => "positions",
+            Self::Skills => "skills",
+            Self::Assessment => "assessment",
+        }
+    }
+}
+
+/// What a write changed of what others see of `user_id` (the learner view), for subscribers
+/// that keep copies of it (matching's features).
+pub(crate) fn changed(user_id: &str, actor: &str, now: Millis, part: Part) -> Event {
+    event(crate::LEARNER_CHANGED, user_id, actor, now).string("part", part.as_str()).build()
 }
 
 /// Begins a learner's child write: takes the per-learner row lock (see the module docs).

@@ -7,7 +7,7 @@ use tt_common::{
     storage::{StorageError, col},
 };
 
-use super::{Store, WriteError, begin_child_write, fetch_all, fetch_one, from_json, small, to_json};
+use super::{Part, Store, WriteError, begin_child_write, fetch_all, fetch_one, from_json, small, to_json};
 use crate::domain::{MAX_POSITIONS, career::MonthIndex};
 
 /// A stored position. Months are month indexes (`year * 12 + month - 1`).
@@ -118,7 +118,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let created = one(&mut tx, &p.user_id, &p.id).await?.ok_or(WriteError::NotFound)?;
-        tx.commit().await?;
+        let who = (p.user_id.as_str(), p.user_id.as_str(), p.created_at);
+        self.commit_change(tx, who, Part::Positions, Vec::new()).await?;
         Ok(created)
     }
 
@@ -165,11 +166,11 @@ impl Store {
             });
         }
         let updated = one(&mut tx, user_id, id).await?.ok_or(WriteError::NotFound)?;
-        tx.commit().await?;
+        self.commit_change(tx, (user_id, user_id, now), Part::Positions, Vec::new()).await?;
         Ok(updated)
     }
 
-    pub async fn delete_position(&self, user_id: &str, id: &str) -> Result<(), WriteError> {
+    pub async fn delete_position(&self, user_id: &str, id: &str, now: Millis) -> Result<(), WriteError> {
         let mut tx = begin_child_write(self.db(), user_id).await?;
         let done = sqlx::query("DELETE FROM positions WHERE user_id = $1 AND id = $2")
             .bind(user_id)
@@ -179,7 +180,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(WriteError::NotFound);
         }
-        tx.commit().await?;
+        self.commit_change(tx, (user_id, user_id, now), Part::Positions, Vec::new()).await?;
         Ok(())
     }
 }

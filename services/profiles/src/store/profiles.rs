@@ -7,7 +7,7 @@ use tt_common::{
     storage::{StorageError, col},
 };
 
-use super::{Store, from_json, to_json};
+use super::{Part, Store, from_json, to_json};
 
 /// A stored profile. Enum-valued fields hold the protobuf value names ("" = unset).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,7 +103,8 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        self.commit(tx, &[super::event("profiles.profile.created", user_id, actor, now).build()]).await?;
+        let created = super::event("profiles.profile.created", user_id, actor, now).build();
+        self.commit_change(tx, (user_id, actor, now), Part::Profile, vec![created]).await?;
         Ok(true)
     }
 
@@ -185,7 +186,8 @@ impl Store {
         if fields.iter().any(|f| f == "timezone") {
             event = event.string("time_zone", profile.timezone.clone());
         }
-        self.commit(tx, &[event.build()]).await?;
+        let who = (profile.user_id.as_str(), profile.user_id.as_str(), now);
+        self.commit_change(tx, who, Part::Profile, vec![event.build()]).await?;
         Ok(Some(row))
     }
 }

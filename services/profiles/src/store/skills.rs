@@ -7,7 +7,7 @@ use tt_common::{
     storage::{StorageError, col},
 };
 
-use super::{Store, WriteError, begin_child_write, fetch_all, fetch_one, small};
+use super::{Part, Store, WriteError, begin_child_write, fetch_all, fetch_one, small};
 use crate::domain::{MAX_SKILLS, career::MonthIndex};
 
 /// A stored learner skill.
@@ -126,7 +126,15 @@ impl Store {
         now: Millis,
     ) -> Result<(bool, SkillRow), WriteError> {
         let mut tx = begin_child_write(self.db(), user_id).await?;
-        let existed = one(&mut tx, user_id, skill_id).await?.is_some();
+        let before = one(&mut tx, user_id, skill_id).await?;
+        let existed = before.is_some();
+        let same = before.is_some_and(|r| {
+            SelfAssessment {
+                proficiency: r.proficiency,
+                years_tenths: r.years_tenths,
+                last_used_month: r.last_used_month,
+            } == stated
+        });
         if !existed && usize::try_from(count(&mut tx, user_id).await?).unwrap_or(usize::MAX) >= MAX_SKILLS {
             return Err(WriteError::Limit("at most 200 skills"));
         }
@@ -155,7 +163,12 @@ impl Store {
                     .build(),
             );
         }
-        self.commit(tx, &events).await?;
+        if same {
+            // The learner said it again: nothing others see changed.
+            self.commit(tx, &events).await?;
+        } else {
+            self.commit_change(tx, (user_id, user_id, now), Part::Skills, events).await?;
+        }
         Ok((!existed, row))
     }
 
@@ -206,11 +219,11 @@ impl Store {
             .int("proficiency", i64::from(verification.proficiency))
             .string("source", &verification.source)
             .build();
-        self.commit(tx, &[event]).await?;
+        self.commit_change(tx, (user_id, &verification.verifier, now), Part::Skills, vec![event]).await?;
         Ok((true, row))
     }
 
-    pub async fn delete_skill(&self, user_id: &str, skill_id: &str) -> Result<(), WriteError> {
+    pub async fn delete_skill(&self, user_id: &str, skill_id: &str, now: Millis) -> Result<(), WriteError> {
         let mut tx = begin_child_write(self.db(), user_id).await?;
         let done = sqlx::query("DELETE FROM learner_skills WHERE user_id = $1 AND skill_id = $2")
             .bind(user_id)
@@ -220,7 +233,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(WriteError::NotFound);
         }
-        tx.commit().await?;
+        self.commit_change(tx, (user_id, user_id, now), Part::Skills, Vec::new()).await?;
         Ok(())
     }
 }
