@@ -15,7 +15,7 @@ use tt_common::{
 
 use crate::Identity;
 
-pub use tt_common::outbox::USER_DELETED;
+pub use tt_common::outbox::{USER_DELETED, USER_NAMED};
 
 /// The subject of the tokens identity signs for its own calls.
 pub const SELF_SUBJECT: &str = "identity";
@@ -27,7 +27,19 @@ pub const EMITS: &[EventType] = &[
     EventType::v1("identity.user.locked_out", &[]),
     EventType::v1("identity.user.suspended", &[]),
     EventType::v1(USER_DELETED, &[]),
+    EventType::notice(USER_NAMED, &[Attr::required("display_name", AttrKind::String)]),
 ];
+
+/// The notice that `user_id` is now called `display_name`.
+pub fn named(
+    user_id: &str,
+    display_name: &str,
+    now: tt_common::clock::Millis,
+) -> tt_proto::common::v1::Event {
+    tt_common::outbox::EventBuilder::new(SELF_SUBJECT, USER_NAMED, user_id, user_id, now)
+        .string("display_name", display_name)
+        .build()
+}
 
 /// Service tokens identity signs for itself (or, in the all-in-one server, for a co-located
 /// service named by `subject`).

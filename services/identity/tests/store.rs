@@ -17,8 +17,11 @@ use tt_testkit::TestDatabase;
 async fn store() -> (Store, TestDatabase) {
     let db = TestDatabase::new().await;
     // Routed as the platform routes identity's events when profiles is known (it consumes
-    // deletions).
-    let routes = tt_common::outbox::Routes::new().consumer(tt_identity::events::USER_DELETED, "profiles");
+    // deletions and names; names are notices, which analytics does not hear).
+    let routes = tt_common::outbox::Routes::new()
+        .notice(tt_identity::events::USER_NAMED)
+        .consumer(tt_identity::events::USER_DELETED, "profiles")
+        .consumer(tt_identity::events::USER_NAMED, "profiles");
     let store = Store::with_outbox(db.connect(), tt_common::outbox::Outbox::new(routes));
     store.migrate().await.expect("migrations apply to an empty database");
     store.migrate().await.expect("and are idempotent");
@@ -149,10 +152,11 @@ async fn deleting_a_user_removes_sessions_and_tokens_and_tells_profiles_and_anal
         async move { backlog(s.db().pool(), dest).await.expect("backlog").pending }
     };
     assert_eq!(pending("analytics").await, 0, "records without events write none");
+    assert_eq!(pending("profiles").await, 1, "the name given at sign-up");
     assert!(s.delete_user(&u.id, &deleted(&u.id)).await.expect("delete"));
     assert!(s.token_by_hash("t0").await.expect("token").is_none());
     assert!(s.session(&sid).await.expect("session").is_none());
-    assert_eq!(pending("profiles").await, 1, "event committed with it");
+    assert_eq!(pending("profiles").await, 2, "event committed with it");
     assert_eq!(pending("analytics").await, 1, "analytics hears of it too");
     assert_eq!(
         s.revocations_since(0).await.expect("marks"),
@@ -161,7 +165,7 @@ async fn deleting_a_user_removes_sessions_and_tokens_and_tells_profiles_and_anal
     );
     assert_eq!(s.prune_revocations(5).await.expect("prune"), 0, "kept until older than asked");
     assert!(!s.delete_user(&u.id, &deleted(&u.id)).await.expect("again"));
-    assert_eq!(pending("profiles").await, 1, "nothing for a no-op");
+    assert_eq!(pending("profiles").await, 2, "nothing for a no-op");
 }
 
 #[tokio::test]
@@ -174,7 +178,17 @@ async fn audited_user_events_reach_the_outbox_only_when_committed() {
     let b = backlog(s.db().pool(), "analytics").await.expect("backlog");
     assert_eq!(b.pending, 1, "one event: the refused duplicate wrote none");
     assert_eq!(b.oldest, Some(5));
-    assert_eq!(backlog(s.db().pool(), "profiles").await.expect("backlog").pending, 0);
+    assert_eq!(
+        backlog(s.db().pool(), "profiles").await.expect("backlog").pending,
+        1,
+        "the name, to profiles only"
+    );
+    // A rename tells profiles too, in the same transaction; a stale one tells nobody.
+    let renamed = s.update_display_name(&u.id, u.version, "Eve", 6).await.expect("rename");
+    assert!(renamed.is_some());
+    assert!(s.update_display_name(&u.id, u.version, "Old", 7).await.expect("stale").is_none());
+    assert_eq!(backlog(s.db().pool(), "profiles").await.expect("backlog").pending, 2);
+    assert_eq!(backlog(s.db().pool(), "analytics").await.expect("backlog").pending, 1);
 }
 
 #[tokio::test]

@@ -176,6 +176,7 @@ pub fn learner_view(l: &Learner, taxonomy: &Taxonomy, now: Millis) -> pb::Learne
         structure_score: scores.map_or(0.0, |s| s.structure),
         feedback_score: scores.map_or(0.0, |s| s.feedback),
         visibility: enum_value(&l.profile.visibility, pb::Visibility::from_str_name),
+        display_name: l.display_name.clone(),
         career_stage: effective_stage(l, derived).into(),
         timezone: l.profile.timezone.clone(),
         languages: l.profile.languages.clone(),

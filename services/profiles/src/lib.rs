@@ -20,7 +20,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tt_common::{
     outbox::{
-        USER_DELETED,
+        USER_DELETED, USER_NAMED,
         schema::{
             Attr,
             AttrKind::{Int, String as Str},
@@ -78,7 +78,7 @@ impl Module for Profiles {
         name: "profiles",
         domain: DOMAIN,
         emits: EMITS,
-        consumes: Some(Consumes { types: &[USER_DELETED], deliver: api::integration::deliver }),
+        consumes: Some(Consumes { types: &[USER_DELETED, USER_NAMED], deliver: api::integration::deliver }),
         peers: &[],
     };
 

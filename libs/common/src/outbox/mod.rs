@@ -46,6 +46,11 @@ use crate::{clock::Millis, storage::Migration, storage::StorageError};
 /// keeps data about users consumes it and forgets the user.
 pub const USER_DELETED: &str = "identity.user.deleted";
 
+/// The notice identity writes when a user is named (at sign-up) or renamed (subject: the user
+/// id; attribute `display_name`). Modules that show the name consume it; analytics never hears
+/// it (it is personal data).
+pub const USER_NAMED: &str = "identity.user.named";
+
 /// The outbox tables. A service lists this among its own migrations under a version of its
 /// choosing (`outbox::migration(2)`), followed by [`dead_letter_migration`].
 pub const fn migration(version: i64) -> Migration {

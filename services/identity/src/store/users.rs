@@ -100,6 +100,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         self.record(&mut tx, audit).await?;
+        let named = crate::events::named(&user.id, &user.display_name, user.created_at);
+        self.outbox.enqueue(&mut tx, &named).await?;
         self.commit(tx).await?;
         Ok(())
     }
@@ -152,8 +154,9 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
-    /// Replaces the mutable profile fields when `version` still matches; returns the new row,
-    /// or `None` when the row changed (or vanished) meanwhile.
+    /// Replaces the mutable profile fields when `version` still matches, with the
+    /// `identity.user.named` notice in the same transaction; returns the new row, or `None` when
+    /// the row changed (or vanished) meanwhile.
     pub async fn update_display_name(
         &self,
         id: &str,
@@ -161,6 +164,7 @@ impl Store {
         display_name: &str,
         now: Millis,
     ) -> Result<Option<UserRow>, StorageError> {
+        let mut tx = self.db().pool().begin().await?;
         let done = sqlx::query(
             "UPDATE users SET display_name = $1, version = version + 1, updated_at = $2 \
              WHERE id = $3 AND version = $4",
@@ -169,11 +173,13 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(version)
-        .execute(self.db().pool())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
+        self.outbox.enqueue(&mut tx, &crate::events::named(id, display_name, now)).await?;
+        self.commit(tx).await?;
         self.user_by_id(id).await
     }
 

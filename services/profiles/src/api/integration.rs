@@ -18,7 +18,18 @@ use crate::convert;
 const MAX_CONSUMED_EVENTS: usize = 1000;
 use crate::{Error, Resource, store::skills::Verification};
 
-pub use tt_common::outbox::USER_DELETED;
+pub use tt_common::outbox::{USER_DELETED, USER_NAMED};
+
+/// The longest display name kept (identity allows 100 characters).
+const MAX_DISPLAY_NAME: usize = 100;
+
+/// The `display_name` of a naming notice.
+fn display_name(e: &Event) -> Option<&str> {
+    match e.attributes.get("display_name")?.kind.as_ref()? {
+        tt_proto::common::v1::attribute_value::Kind::StringValue(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
 
 /// How other modules' outboxes hand profiles the events it consumes (its manifest declares it).
 pub fn deliver(peer: Peer, events: Vec<Event>) -> BoxFuture<'static, Result<(), Status>> {
@@ -93,8 +104,15 @@ impl IntegrationService for Api {
         for (i, e) in events.iter().enumerate().filter(|_| listed) {
             let ok = !e.id.is_empty() && e.id.len() <= 64 && e.id.bytes().all(|b| b.is_ascii_graphic());
             v.check(ok, &format!("events[{i}].id"), "must be an event id");
-            if e.r#type == USER_DELETED {
+            if e.r#type == USER_DELETED || e.r#type == USER_NAMED {
                 v.check_id(&format!("events[{i}].subject"), &e.subject);
+            }
+            if e.r#type == USER_NAMED {
+                v.check(
+                    display_name(e).is_some_and(|n| n.chars().count() <= MAX_DISPLAY_NAME),
+                    &format!("events[{i}].attributes"),
+                    format!("must carry a display_name of at most {MAX_DISPLAY_NAME} characters"),
+                );
             }
         }
         v.into_result()?;
@@ -103,6 +121,10 @@ impl IntegrationService for Api {
             let at = e.time.as_ref().map_or_else(|| self.now(), from_timestamp);
             let fresh = if e.r#type == USER_DELETED {
                 let fresh = self.store.purge_user(&e.id, &e.subject, at).await?;
+                self.changed(&e.subject).await;
+                fresh
+            } else if let (USER_NAMED, Some(name)) = (e.r#type.as_str(), display_name(e)) {
+                let fresh = self.store.name_user(&e.id, &e.subject, name, at).await?;
                 self.changed(&e.subject).await;
                 fresh
             } else {

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0003_profiles_reported_completion.sql"),
     },
     tt_common::outbox::dead_letter_migration(4),
+    Migration {
+        version: 5,
+        description: "display names",
+        sql: include_str!("../../migrations/0005_display_names.sql"),
+    },
 ];
 
 /// The repositories over one database. Writes that analytics hears about commit their events
@@ -61,6 +66,8 @@ pub struct Learner {
     pub skills: Vec<SkillRow>,
     pub latest_result: Option<ResultRow>,
     pub results: i64,
+    /// As identity names the user (empty until its first notice arrives).
+    pub display_name: String,
 }
 
 /// Why a child write was refused.
@@ -140,8 +147,9 @@ impl Store {
         let positions = positions::all(&mut tx, user_id).await?;
         let skills = skills::all(&mut tx, user_id).await?;
         let (latest_result, results) = assessments::latest(&mut tx, user_id).await?;
+        let display_name = purge::display_name(&mut tx, user_id).await?;
         tx.commit().await?;
-        Ok(Some(Learner { profile, goals, positions, skills, latest_result, results }))
+        Ok(Some(Learner { profile, goals, positions, skills, latest_result, results, display_name }))
     }
 }
 

@@ -1,11 +1,26 @@
-//! Applying other services' events: a deleted user's data is purged, once per event id.
+//! Applying other services' events: a deleted user's data is purged and a user's display name
+//! kept, once per event id.
 
+use sqlx::{Any, Row, Transaction};
 use tt_common::{clock::Millis, storage::StorageError};
 
-use super::Store;
+use super::{Part, Store};
 
 /// The tables holding a learner's data, children first.
-const TABLES: &[&str] = &["goals", "assessment_results", "positions", "learner_skills", "profiles"];
+const TABLES: &[&str] =
+    &["goals", "assessment_results", "positions", "learner_skills", "profiles", "display_names"];
+
+/// The user's display name as identity last named them (empty when no notice came yet).
+pub(crate) async fn display_name(
+    tx: &mut Transaction<'_, Any>,
+    user_id: &str,
+) -> Result<String, StorageError> {
+    let row = sqlx::query("SELECT display_name FROM display_names WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| r.try_get("display_name")).transpose()?.unwrap_or_default())
+}
 
 impl Store {
     /// Removes everything about `user_id` and remembers the user as deleted (so no profile is
@@ -29,6 +44,39 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Keeps `display_name` for `user_id` as of `at` (an older name arriving late is ignored; a
+    /// deleted user is not named again), with a change notice, atomically with recording
+    /// `event_id`. Returns false when the event was applied before.
+    pub async fn name_user(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        display_name: &str,
+        at: Millis,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.db().pool().begin().await?;
+        if !record(&mut tx, event_id, at).await? {
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "INSERT INTO display_names (user_id, display_name, named_at) \
+             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM purged_users WHERE user_id = $1) \
+             ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name, \
+             named_at = excluded.named_at WHERE display_names.named_at <= excluded.named_at",
+        )
+        .bind(user_id)
+        .bind(display_name)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.commit().await?;
+        } else {
+            self.commit_change(tx, (user_id, user_id, at), Part::Profile, Vec::new()).await?;
+        }
         Ok(true)
     }
 

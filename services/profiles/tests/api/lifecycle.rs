@@ -7,7 +7,7 @@ use tt_proto::{
     profiles::v1::{self as pb, GoalKind},
 };
 
-use crate::support::{Learner, Stack, code, goal, mask, position};
+use crate::support::{Learner, Stack, assert_bad_fields, code, goal, mask, position};
 
 /// Fills every section of `who`'s profile, checking completion after each step.
 async fn fill(s: &Stack, who: &Learner) {
@@ -196,18 +196,19 @@ async fn deleting_a_user_purges_their_profile_even_when_profiles_was_down() {
     let admin = s.admin_token().await;
     s.admin(&admin).delete_user(ipb::DeleteUserRequest { user_id: ada.id.clone() }).await.expect("delete");
 
-    // Profiles is unreachable: the event waits in identity's outbox, nothing is lost.
+    // Profiles is unreachable: the events (the admin's and Ada's names at sign-up, her
+    // deletion) wait in identity's outbox, nothing is lost.
     let db = s.identity.store.db().clone();
     let dead = relay("http://127.0.0.1:1").expect("profiles consumes deletions");
     assert!(dead.deliver_pending().await.is_err());
-    assert_eq!(backlog(db.pool(), "profiles").await.expect("backlog").pending, 1);
+    assert_eq!(backlog(db.pool(), "profiles").await.expect("backlog").pending, 3);
     assert!(s.profiles.store.rows_about(&ada.id).await.expect("rows") > 0);
 
     // Profiles is back: the failed relay's lease runs out, and the next relay delivers once,
     // the data is gone and the backlog empty.
     s.clock.advance(std::time::Duration::from_secs(16));
     let live = relay(&s.kit.url()).expect("profiles consumes deletions");
-    assert_eq!(live.deliver_pending().await.expect("delivered"), 1);
+    assert_eq!(live.deliver_pending().await.expect("delivered"), 3);
     assert_eq!(backlog(db.pool(), "profiles").await.expect("backlog").pending, 0);
     assert_eq!(s.profiles.store.rows_about(&ada.id).await.expect("rows"), 0);
     let read = s.profile(&admin).get_profile(pb::GetProfileRequest { user_id: ada.id.clone() }).await;
@@ -228,4 +229,87 @@ async fn deleting_a_user_purges_their_profile_even_when_profiles_was_down() {
     let request = || pb::ConsumeEventsRequest { events: vec![replay.clone()] };
     applied(1)(integration.consume_events(request()).await.expect("first"));
     applied(0)(integration.consume_events(request()).await.expect("replay"));
+}
+
+/// The learner view once it carries `name` (the relays deliver identity's notices on their
+/// own; a generous bound catches a hang).
+async fn view_named(s: &Stack, service: &str, user_id: &str, name: &str) -> pb::LearnerView {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let view = s
+            .integration(service)
+            .get_learner_view(pb::GetLearnerViewRequest { user_id: user_id.into() })
+            .await
+            .expect("view")
+            .into_inner()
+            .view
+            .expect("view");
+        if view.display_name == name {
+            return view;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {:?}, not {name:?}", view.display_name);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_learner_view_carries_the_name_identity_gives_and_follows_a_rename() {
+    let s = Stack::start().await;
+    let ada = s.learner("ada").await;
+    let service = s.service_token().await;
+    s.profile(&ada.token).get_profile(pb::GetProfileRequest::default()).await.expect("profile");
+    view_named(&s, &service, &ada.id, "ada").await;
+    let mut account =
+        tt_proto::identity::v1::account_service_client::AccountServiceClient::new(s.kit.authed(&ada.token));
+    account
+        .update_me(ipb::UpdateMeRequest {
+            user: Some(ipb::User { display_name: "Ada Lovelace".into(), ..Default::default() }),
+            update_mask: mask(&["display_name"]),
+        })
+        .await
+        .expect("rename");
+    // The cached view was dropped when the notice arrived.
+    view_named(&s, &service, &ada.id, "Ada Lovelace").await;
+}
+
+#[tokio::test]
+async fn a_late_name_does_not_overwrite_a_newer_one_and_a_deleted_user_is_not_named_again() {
+    let s = Stack::holding_deletions().await;
+    let ada = s.learner("ada").await;
+    let service = s.service_token().await;
+    let named = |id: &str, name: &str, at: i64| tt_proto::common::v1::Event {
+        id: id.into(),
+        r#type: tt_profiles::api::integration::USER_NAMED.into(),
+        subject: ada.id.clone(),
+        time: Some(tt_common::clock::to_timestamp(at)),
+        attributes: [(
+            "display_name".to_owned(),
+            tt_proto::common::v1::AttributeValue {
+                kind: Some(tt_proto::common::v1::attribute_value::Kind::StringValue(name.into())),
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let mut integration = s.integration(&service);
+    let consume = |events| pb::ConsumeEventsRequest { events };
+    integration.consume_events(consume(vec![named("n2", "Ada L.", 2_000)])).await.expect("newer");
+    let late = integration.consume_events(consume(vec![named("n1", "ada", 1_000)])).await.expect("older");
+    assert_eq!(late.into_inner().applied, 1, "taken, and ignored");
+    s.profile(&ada.token).get_profile(pb::GetProfileRequest::default()).await.expect("profile");
+    assert_eq!(view_named(&s, &service, &ada.id, "Ada L.").await.display_name, "Ada L.");
+    // A notice without its name is refused whole.
+    let mut nameless = named("n3", "x", 3_000);
+    nameless.attributes.clear();
+    assert_bad_fields(integration.consume_events(consume(vec![nameless])).await, &["events[0].attributes"]);
+    // After the deletion, a name delivered late does not bring the user back.
+    let deleted = tt_proto::common::v1::Event {
+        id: "d1".into(),
+        r#type: tt_profiles::api::integration::USER_DELETED.into(),
+        subject: ada.id.clone(),
+        ..Default::default()
+    };
+    integration.consume_events(consume(vec![deleted])).await.expect("deleted");
+    integration.consume_events(consume(vec![named("n4", "Ghost", 9_000)])).await.expect("late");
+    assert_eq!(s.profiles.store.rows_about(&ada.id).await.expect("rows"), 0);
 }
