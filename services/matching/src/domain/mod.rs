@@ -1,4 +1,3 @@
 //! Matching's rules, without I/O.
 
 pub mod cohort;
-pub mod score;
