@@ -1,3 +1,0 @@
-//! Matching's rules, without I/O.
-
-pub mod cohort;
