@@ -1,0 +1,3 @@
+//! Matching's rules, without I/O.
+
+pub mod cohort;

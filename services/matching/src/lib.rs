@@ -1,0 +1,4 @@
+//! Matching: learners and AI mentors. Built in steps (issue 13); so far its domain rules:
+//! [`domain::cohort`], the optimal assignment of a cohort of learners to mentors with seats.
+
+pub mod domain;
