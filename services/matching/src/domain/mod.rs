@@ -1,3 +1,4 @@
 //! Matching's rules, without I/O.
 
 pub mod cohort;
+pub mod score;

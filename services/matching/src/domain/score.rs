@@ -1,0 +1,517 @@
+//! Compatibility: how well a mentor suits a learner, as a total and a breakdown per criterion,
+//! each with a one-line reason the learner can read.
+//!
+//! Every criterion scores 0 to 1:
+//! - **focus**: the mentor's fields and specializations against what the learner is heading for.
+//!   Fields count against the fields of their active goals (weighted by priority) and their
+//!   fields of work; specializations against their skill gaps: the skills their goals name that
+//!   they have below level 3 or not at all, weighted by the goal's priority. 40 % fields, 60 %
+//!   gaps (when the goals name no skills, fields alone).
+//! - **style**: the mentor's teaching style against the learner's assessed learning style: the
+//!   learner's weight for the mentor's modality (relative to their strongest), and closeness on
+//!   pace, structure and feedback (1 minus half the distance on each -1..1 scale), averaged.
+//!   Without an assessment: 0.5, said so.
+//! - **stage**: 1 when the mentor serves the learner's career stage, 0.5 for a neighbouring
+//!   stage, else 0.
+//! - **language**: 1 when they share a language, else 0.
+//! - **meaning**: the cosine similarity of the learner's goals and the mentor's persona as
+//!   embedded (0 below, 1 at identical direction).
+//! - **capacity**: the share of the mentor's seats still free.
+//!
+//! The total is the weighted mean (weights are matching's settings). A mentor the learner ended
+//! or declined before is halved, and says why.
+
+/// The criteria, in the order breakdowns list them.
+pub const CRITERIA: [Criterion; 6] = [
+    Criterion::Focus,
+    Criterion::Style,
+    Criterion::Stage,
+    Criterion::Language,
+    Criterion::Meaning,
+    Criterion::Capacity,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Criterion {
+    Focus,
+    Style,
+    Stage,
+    Language,
+    Meaning,
+    Capacity,
+}
+
+impl Criterion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Focus => "focus",
+            Self::Style => "style",
+            Self::Stage => "stage",
+            Self::Language => "language",
+            Self::Meaning => "meaning",
+            Self::Capacity => "capacity",
+        }
+    }
+}
+
+/// How much each criterion counts (any non-negative numbers; they need not add up to 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights {
+    pub focus: f64,
+    pub style: f64,
+    pub stage: f64,
+    pub language: f64,
+    pub meaning: f64,
+    pub capacity: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self { focus: 0.35, style: 0.15, stage: 0.15, language: 0.10, meaning: 0.20, capacity: 0.05 }
+    }
+}
+
+impl Weights {
+    fn of(&self, c: Criterion) -> f64 {
+        match c {
+            Criterion::Focus => self.focus,
+            Criterion::Style => self.style,
+            Criterion::Stage => self.stage,
+            Criterion::Language => self.language,
+            Criterion::Meaning => self.meaning,
+            Criterion::Capacity => self.capacity,
+        }
+    }
+}
+
+/// The four modalities, in the assessment's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Modality {
+    Visual,
+    Auditory,
+    ReadingWriting,
+    Kinesthetic,
+}
+
+impl Modality {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Visual => "visual",
+            Self::Auditory => "spoken",
+            Self::ReadingWriting => "written",
+            Self::Kinesthetic => "hands-on",
+        }
+    }
+}
+
+/// A learner's assessed style: modality weights (adding up to 1) and three -1..1 leanings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LearnerStyle {
+    pub modalities: [f64; 4],
+    pub pace: f64,
+    pub structure: f64,
+    pub feedback: f64,
+}
+
+/// A mentor's teaching style.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TeachingStyle {
+    pub modality: Modality,
+    pub pace: f64,
+    pub structure: f64,
+    pub feedback: f64,
+}
+
+/// Career stages in their natural order (neighbours are one apart); a career changer is next
+/// to every working stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Student,
+    EarlyCareer,
+    MidLevel,
+    Senior,
+    Leader,
+    CareerChanger,
+}
+
+impl Stage {
+    fn neighbours(self, other: Stage) -> bool {
+        use Stage::*;
+        match (self, other) {
+            (CareerChanger, Student) | (Student, CareerChanger) => false,
+            (CareerChanger, _) | (_, CareerChanger) => true,
+            (a, b) => (a as i32 - b as i32).abs() == 1,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Student => "students",
+            Self::EarlyCareer => "early-career professionals",
+            Self::MidLevel => "mid-level professionals",
+            Self::Senior => "senior professionals",
+            Self::Leader => "leaders",
+            Self::CareerChanger => "career changers",
+        }
+    }
+}
+
+/// An active goal, as far as matching uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Goal {
+    pub field: String,
+    pub skills: Vec<String>,
+    /// 1 (highest) to 5.
+    pub priority: i32,
+}
+
+/// What matching knows of a learner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learner {
+    pub fields: Vec<String>,
+    pub goals: Vec<Goal>,
+    /// Skill id and level (1 to 5, verified when verified).
+    pub skills: Vec<(String, i32)>,
+    pub style: Option<LearnerStyle>,
+    pub stage: Option<Stage>,
+    pub languages: Vec<String>,
+    /// The learner's goals embedded (empty: no goals to embed).
+    pub goals_vector: Vec<f32>,
+}
+
+/// What matching knows of a mentor (one version).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mentor {
+    pub name: String,
+    pub fields: Vec<String>,
+    pub specializations: Vec<String>,
+    pub stages: Vec<Stage>,
+    pub languages: Vec<String>,
+    pub style: TeachingStyle,
+    pub persona_vector: Vec<f32>,
+    pub capacity: u32,
+    pub active_mentees: u32,
+}
+
+/// One criterion's score and reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub criterion: Criterion,
+    pub score: f64,
+    pub reason: String,
+}
+
+/// A mentor's compatibility with a learner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compatibility {
+    pub total: f64,
+    pub parts: Vec<Part>,
+    /// Set when the learner ended or declined this mentor before: why it was ranked down.
+    pub demoted: Option<String>,
+}
+
+/// Below this level a skill a goal names is a gap.
+const GAP_BELOW: i32 = 3;
+/// What a mentor the learner ended or declined keeps of its total.
+const DEMOTED: f64 = 0.5;
+
+/// How `mentor` suits `learner` under `weights`; `history`: why the learner ended or declined
+/// this mentor before, if they did.
+pub fn compatibility(
+    learner: &Learner,
+    mentor: &Mentor,
+    weights: &Weights,
+    history: Option<&str>,
+) -> Compatibility {
+    let parts = vec![
+        focus(learner, mentor),
+        style(learner, mentor),
+        stage(learner, mentor),
+        language(learner, mentor),
+        meaning(learner, mentor),
+        capacity(mentor),
+    ];
+    let sum: f64 = CRITERIA.iter().map(|c| weights.of(*c)).sum();
+    let mut total = if sum > 0.0 {
+        parts.iter().map(|p| weights.of(p.criterion) * p.score).sum::<f64>() / sum
+    } else {
+        0.0
+    };
+    let demoted =
+        history.map(|why| format!("ranked down: you ended or declined {} before ({why})", mentor.name));
+    if demoted.is_some() {
+        total *= DEMOTED;
+    }
+    Compatibility { total, parts, demoted }
+}
+
+fn part(criterion: Criterion, score: f64, reason: String) -> Part {
+    Part { criterion, score: score.clamp(0.0, 1.0), reason }
+}
+
+/// Goal priority 1 counts 5, priority 5 counts 1.
+fn priority_weight(priority: i32) -> f64 {
+    f64::from(6 - priority.clamp(1, 5))
+}
+
+fn focus(learner: &Learner, mentor: &Mentor) -> Part {
+    let shares = |field: &str| mentor.fields.iter().any(|f| f == field);
+    // Fields: the goals' (by priority) and the fields of work (as one priority-3 goal).
+    let mut weighted =
+        learner.goals.iter().map(|g| (g.field.as_str(), priority_weight(g.priority))).collect::<Vec<_>>();
+    weighted.extend(learner.fields.iter().map(|f| (f.as_str(), priority_weight(3))));
+    weighted.retain(|(f, _)| !f.is_empty());
+    let all: f64 = weighted.iter().map(|(_, w)| w).sum();
+    let fields = if all > 0.0 {
+        weighted.iter().filter(|(f, _)| shares(f)).map(|(_, w)| w).sum::<f64>() / all
+    } else {
+        0.0
+    };
+    // Gaps: skills the goals name that the learner has below the gap level.
+    let level = |skill: &str| learner.skills.iter().find(|(s, _)| s == skill).map_or(0, |(_, l)| *l);
+    let mut gaps: Vec<(&str, f64)> = Vec::new();
+    for goal in &learner.goals {
+        for skill in goal.skills.iter().filter(|s| level(s) < GAP_BELOW) {
+            let w = priority_weight(goal.priority);
+            match gaps.iter_mut().find(|(s, _)| s == skill) {
+                Some(entry) => entry.1 = entry.1.max(w),
+                None => gaps.push((skill.as_str(), w)),
+            }
+        }
+    }
+    let covered: Vec<&str> =
+        gaps.iter().filter(|(s, _)| mentor.specializations.iter().any(|m| m == s)).map(|(s, _)| *s).collect();
+    let gap_total: f64 = gaps.iter().map(|(_, w)| w).sum();
+    let (score, reason) = if gap_total > 0.0 {
+        let gap_score =
+            gaps.iter().filter(|(s, _)| covered.contains(s)).map(|(_, w)| w).sum::<f64>() / gap_total;
+        let reason = if covered.is_empty() {
+            format!("covers none of the {} skills your goals need", gaps.len())
+        } else {
+            format!(
+                "covers {} of the {} skills your goals need ({})",
+                covered.len(),
+                gaps.len(),
+                covered.join(", ")
+            )
+        };
+        (0.4 * fields + 0.6 * gap_score, reason)
+    } else {
+        let reason = match mentor.fields.iter().find(|f| shares_any(&weighted, f)) {
+            Some(f) => format!("works in {f}, where you are heading"),
+            None => "works outside the fields you are heading for".to_owned(),
+        };
+        (fields, reason)
+    };
+    part(Criterion::Focus, score, reason)
+}
+
+fn shares_any(weighted: &[(&str, f64)], field: &str) -> bool {
+    weighted.iter().any(|(f, _)| *f == field)
+}
+
+fn style(learner: &Learner, mentor: &Mentor) -> Part {
+    let Some(l) = &learner.style else {
+        return part(
+            Criterion::Style,
+            0.5,
+            "take the learning-style assessment to compare styles".to_owned(),
+        );
+    };
+    let m = &mentor.style;
+    let strongest = l.modalities.iter().copied().fold(0.0_f64, f64::max);
+    let modality = if strongest > 0.0 { l.modalities[m.modality.index()] / strongest } else { 0.5 };
+    let close = |a: f64, b: f64| 1.0 - (a.clamp(-1.0, 1.0) - b.clamp(-1.0, 1.0)).abs() / 2.0;
+    let pace = close(l.pace, m.pace);
+    let structure = close(l.structure, m.structure);
+    let feedback = close(l.feedback, m.feedback);
+    let score = (modality + pace + structure + feedback) / 4.0;
+    let mut notes = vec![format!("teaches in a {} way", m.modality.describe())];
+    let worst = [(pace, "pace"), (structure, "structure"), (feedback, "feedback")]
+        .into_iter()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(v, _)| *v < 0.5);
+    match worst {
+        Some((_, what)) => notes.push(format!("differs from you most on {what}")),
+        None => notes.push("close to you on pace, structure and feedback".to_owned()),
+    }
+    part(Criterion::Style, score, notes.join("; "))
+}
+
+fn stage(learner: &Learner, mentor: &Mentor) -> Part {
+    let Some(s) = learner.stage else {
+        return part(Criterion::Stage, 0.5, "your career stage is not known yet".to_owned());
+    };
+    if mentor.stages.contains(&s) {
+        part(Criterion::Stage, 1.0, format!("mentors {}, like you", s.describe()))
+    } else if mentor.stages.iter().any(|m| m.neighbours(s)) {
+        part(Criterion::Stage, 0.5, format!("mentors stages next to yours ({})", s.describe()))
+    } else {
+        part(Criterion::Stage, 0.0, format!("does not usually mentor {}", s.describe()))
+    }
+}
+
+fn language(learner: &Learner, mentor: &Mentor) -> Part {
+    let base = |tag: &str| tag.split('-').next().unwrap_or(tag).to_ascii_lowercase();
+    let shared: Vec<&String> =
+        mentor.languages.iter().filter(|m| learner.languages.iter().any(|l| base(l) == base(m))).collect();
+    match shared.as_slice() {
+        [] => part(Criterion::Language, 0.0, "shares none of your languages".to_owned()),
+        some => part(
+            Criterion::Language,
+            1.0,
+            format!("speaks {}", some.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+        ),
+    }
+}
+
+fn meaning(learner: &Learner, mentor: &Mentor) -> Part {
+    if learner.goals_vector.is_empty() {
+        return part(Criterion::Meaning, 0.0, "add a goal to compare it with the mentor's story".to_owned());
+    }
+    // Vectors of another embedder (a model change not re-embedded yet) are not compared.
+    let same = learner.goals_vector.len() == mentor.persona_vector.len();
+    let cosine = if same { tt_ai::cosine(&learner.goals_vector, &mentor.persona_vector) } else { 0.0 };
+    let similarity = f64::from(cosine).max(0.0);
+    let reason = match similarity {
+        s if s >= 0.5 => "their story is close to your goals",
+        s if s >= 0.2 => "their story touches on your goals",
+        _ => "their story is far from your goals",
+    };
+    part(Criterion::Meaning, similarity, reason.to_owned())
+}
+
+fn capacity(mentor: &Mentor) -> Part {
+    let free = mentor.capacity.saturating_sub(mentor.active_mentees);
+    let score = if mentor.capacity == 0 { 0.0 } else { f64::from(free) / f64::from(mentor.capacity) };
+    let reason = match free {
+        0 => "has no free seat now".to_owned(),
+        1 => "has one free seat".to_owned(),
+        n => format!("has {n} free seats"),
+    };
+    part(Criterion::Capacity, score, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn learner() -> Learner {
+        Learner {
+            fields: vec!["software".into()],
+            goals: vec![Goal {
+                field: "security-defender".into(),
+                skills: vec!["threat-hunting".into(), "siem".into(), "python".into()],
+                priority: 1,
+            }],
+            skills: vec![("python".into(), 4), ("siem".into(), 1)],
+            style: Some(LearnerStyle {
+                modalities: [0.1, 0.1, 0.2, 0.6],
+                pace: 0.5,
+                structure: 0.8,
+                feedback: 0.9,
+            }),
+            stage: Some(Stage::CareerChanger),
+            languages: vec!["en".into(), "pt-BR".into()],
+            goals_vector: vec![1.0, 0.0, 0.0],
+        }
+    }
+
+    fn mentor() -> Mentor {
+        Mentor {
+            name: "Inês".into(),
+            fields: vec!["security-defender".into()],
+            specializations: vec!["threat-hunting".into(), "siem".into(), "incident-response".into()],
+            stages: vec![Stage::CareerChanger, Stage::MidLevel],
+            languages: vec!["pt".into(), "en".into()],
+            style: TeachingStyle {
+                modality: Modality::Kinesthetic,
+                pace: 0.5,
+                structure: 0.8,
+                feedback: 0.9,
+            },
+            persona_vector: vec![1.0, 0.0, 0.0],
+            capacity: 10,
+            active_mentees: 5,
+        }
+    }
+
+    fn score_of(c: &Compatibility, criterion: Criterion) -> f64 {
+        c.parts.iter().find(|p| p.criterion == criterion).map_or(-1.0, |p| p.score)
+    }
+
+    #[test]
+    fn a_mentor_that_fits_in_every_way_scores_high_and_says_why() {
+        let c = compatibility(&learner(), &mentor(), &Weights::default(), None);
+        assert_eq!(c.parts.iter().map(|p| p.criterion).collect::<Vec<_>>(), CRITERIA.to_vec());
+        // Fields: the goal (weight 5) matches, the field of work (3) does not; both gaps covered.
+        assert!((score_of(&c, Criterion::Focus) - (0.4 * 5.0 / 8.0 + 0.6)).abs() < 1e-9);
+        assert!(c.parts[0].reason.contains("covers 2 of the 2 skills"), "{}", c.parts[0].reason);
+        assert_eq!(score_of(&c, Criterion::Style), 1.0);
+        assert_eq!(score_of(&c, Criterion::Stage), 1.0);
+        assert_eq!(score_of(&c, Criterion::Language), 1.0, "pt-BR and pt share a language");
+        assert!((score_of(&c, Criterion::Meaning) - 1.0).abs() < 1e-6);
+        assert_eq!(score_of(&c, Criterion::Capacity), 0.5);
+        assert!(c.total > 0.8 && c.total <= 1.0, "{}", c.total);
+        assert!(c.parts.iter().all(|p| !p.reason.is_empty()));
+    }
+
+    #[test]
+    fn each_criterion_falls_with_its_own_mismatch() {
+        let weights = Weights::default();
+        let base = compatibility(&learner(), &mentor(), &weights, None);
+        let mut other = mentor();
+        other.fields = vec!["design".into()];
+        other.specializations = vec!["figma".into()];
+        other.stages = vec![Stage::Student];
+        other.languages = vec!["ja".into()];
+        other.style =
+            TeachingStyle { modality: Modality::Auditory, pace: -1.0, structure: -1.0, feedback: -1.0 };
+        other.persona_vector = vec![0.0, 1.0, 0.0];
+        other.active_mentees = 10;
+        let worse = compatibility(&learner(), &other, &weights, None);
+        for criterion in CRITERIA {
+            assert!(score_of(&worse, criterion) < score_of(&base, criterion), "{criterion:?}");
+        }
+        assert_eq!(score_of(&worse, Criterion::Stage), 0.0, "a career changer is not next to a student");
+        assert!(worse.parts.iter().any(|p| p.reason == "has no free seat now"));
+        assert!(worse.parts.iter().any(|p| p.reason.contains("differs from you most")));
+    }
+
+    #[test]
+    fn weights_change_the_total_and_history_ranks_down() {
+        let (l, m) = (learner(), mentor());
+        let only_capacity =
+            Weights { focus: 0.0, style: 0.0, stage: 0.0, language: 0.0, meaning: 0.0, capacity: 1.0 };
+        assert_eq!(compatibility(&l, &m, &only_capacity, None).total, 0.5);
+        let nothing = Weights { capacity: 0.0, ..only_capacity };
+        assert_eq!(compatibility(&l, &m, &nothing, None).total, 0.0);
+        let fresh = compatibility(&l, &m, &Weights::default(), None);
+        let ended = compatibility(&l, &m, &Weights::default(), Some("we did not click"));
+        assert!((ended.total - fresh.total * 0.5).abs() < 1e-12);
+        assert!(ended.demoted.as_deref().is_some_and(|d| d.contains("we did not click")));
+    }
+
+    #[test]
+    fn what_is_not_known_yet_is_neutral_and_said() {
+        let mut l = learner();
+        l.style = None;
+        l.stage = None;
+        l.goals.clear();
+        l.goals_vector.clear();
+        let c = compatibility(&l, &mentor(), &Weights::default(), None);
+        assert_eq!(score_of(&c, Criterion::Style), 0.5);
+        assert_eq!(score_of(&c, Criterion::Stage), 0.5);
+        assert_eq!(score_of(&c, Criterion::Meaning), 0.0);
+        assert!(
+            c.parts[0].reason.contains("outside the fields"),
+            "only software, and the mentor is not: {}",
+            c.parts[0].reason
+        );
+        assert!(c.parts[1].reason.contains("assessment"));
+    }
+}
