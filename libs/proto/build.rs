@@ -9,7 +9,7 @@ use prost::Message;
 const PACKAGES: &[(&str, &[&str])] = &[
     (
         "timetravelers.common.v1",
-        &["timetravelers/common/v1/event.proto", "timetravelers/common/v1/outbox.proto"],
+        &["timetravelers/common/v1/event.proto", "timetravelers/common/v1/outbox.proto", "timetravelers/common/v1/usage.proto"],
     ),
     (
         "timetravelers.identity.v1",
@@ -32,6 +32,16 @@ const PACKAGES: &[(&str, &[&str])] = &[
             "timetravelers/profiles/v1/experience.proto",
             "timetravelers/profiles/v1/skills.proto",
             "timetravelers/profiles/v1/integration.proto",
+        ],
+    ),
+    (
+        "timetravelers.matching.v1",
+        &[
+            "timetravelers/matching/v1/mentors.proto",
+            "timetravelers/matching/v1/matches.proto",
+            "timetravelers/matching/v1/mentorships.proto",
+            "timetravelers/matching/v1/admin.proto",
+            "timetravelers/matching/v1/integration.proto",
         ],
     ),
     (

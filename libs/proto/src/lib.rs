@@ -26,6 +26,16 @@ pub mod profiles {
     }
 }
 
+pub mod matching {
+    pub mod v1 {
+        tonic::include_proto!("timetravelers.matching.v1");
+
+        /// Encoded `FileDescriptorSet` of this package and its imports.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/timetravelers.matching.v1.descriptor.bin"));
+    }
+}
+
 pub mod identity {
     pub mod v1 {
         tonic::include_proto!("timetravelers.identity.v1");

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tt_common::{
     outbox::{
-        USER_DELETED, USER_NAMED,
+        USER_DELETED, USER_NAMED, consumed,
         schema::{
             Attr,
             AttrKind::{Int, String as Str},
@@ -103,20 +103,9 @@ impl Module for Profiles {
             .grpc(ExperienceServiceServer::new(api.clone()), fds)
             .grpc(SkillServiceServer::new(api.clone()), fds)
             .grpc(IntegrationServiceServer::new(api), fds)
-            .job("profiles.prune_consumed_events", Box::pin(prune_consumed(self.clone())));
-    }
-}
-
-/// Forgets consumed event ids after 30 days, hourly (redelivery happens within minutes).
-async fn prune_consumed(profiles: Arc<Profiles>) {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-    const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
-    loop {
-        tokio::time::sleep(EVERY).await;
-        match profiles.store.prune_consumed(profiles.now() - KEEP_MS).await {
-            Ok(n) if n > 0 => tracing::info!(events = n, "pruned consumed event ids"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning consumed event ids failed"),
-        }
+            .job(
+                "profiles.prune_consumed_events",
+                Box::pin(consumed::prune_forever(self.store.db().clone(), self.clock.clone())),
+            );
     }
 }

@@ -22,6 +22,7 @@
 
 pub mod admin;
 mod analytics;
+pub mod consumed;
 mod relay;
 mod routes;
 pub mod schema;

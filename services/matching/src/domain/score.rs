@@ -72,7 +72,7 @@ impl Default for Weights {
 }
 
 impl Weights {
-    fn of(&self, c: Criterion) -> f64 {
+    pub fn of(&self, c: Criterion) -> f64 {
         match c {
             Criterion::Focus => self.focus,
             Criterion::Style => self.style,
@@ -126,37 +126,32 @@ pub struct TeachingStyle {
     pub feedback: f64,
 }
 
-/// Career stages in their natural order (neighbours are one apart); a career changer is next
-/// to every working stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Student,
-    EarlyCareer,
-    MidLevel,
-    Senior,
-    Leader,
-    CareerChanger,
+/// Career stages, as profiles names them.
+pub use tt_proto::profiles::v1::CareerStage as Stage;
+
+/// Whether two stages are next to each other: working stages one apart in their natural order
+/// (student, early career, mid-level, senior, leader); a career changer is next to every
+/// working stage.
+fn neighbours(a: Stage, b: Stage) -> bool {
+    use Stage::*;
+    match (a, b) {
+        (Unspecified, _) | (_, Unspecified) => false,
+        (CareerChanger, Student) | (Student, CareerChanger) => false,
+        (CareerChanger, _) | (_, CareerChanger) => true,
+        (a, b) => (a as i32 - b as i32).abs() == 1,
+    }
 }
 
-impl Stage {
-    fn neighbours(self, other: Stage) -> bool {
-        use Stage::*;
-        match (self, other) {
-            (CareerChanger, Student) | (Student, CareerChanger) => false,
-            (CareerChanger, _) | (_, CareerChanger) => true,
-            (a, b) => (a as i32 - b as i32).abs() == 1,
-        }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Self::Student => "students",
-            Self::EarlyCareer => "early-career professionals",
-            Self::MidLevel => "mid-level professionals",
-            Self::Senior => "senior professionals",
-            Self::Leader => "leaders",
-            Self::CareerChanger => "career changers",
-        }
+/// The people at a stage, as reasons name them.
+pub fn describe_stage(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Unspecified => "learners",
+        Stage::Student => "students",
+        Stage::EarlyCareer => "early-career professionals",
+        Stage::MidLevel => "mid-level professionals",
+        Stage::Senior => "senior professionals",
+        Stage::Leader => "leaders",
+        Stage::CareerChanger => "career changers",
     }
 }
 
@@ -347,11 +342,11 @@ fn stage(learner: &Learner, mentor: &Mentor) -> Part {
         return part(Criterion::Stage, 0.5, "your career stage is not known yet".to_owned());
     };
     if mentor.stages.contains(&s) {
-        part(Criterion::Stage, 1.0, format!("mentors {}, like you", s.describe()))
-    } else if mentor.stages.iter().any(|m| m.neighbours(s)) {
-        part(Criterion::Stage, 0.5, format!("mentors stages next to yours ({})", s.describe()))
+        part(Criterion::Stage, 1.0, format!("mentors {}, like you", describe_stage(s)))
+    } else if mentor.stages.iter().any(|m| neighbours(*m, s)) {
+        part(Criterion::Stage, 0.5, format!("mentors stages next to yours ({})", describe_stage(s)))
     } else {
-        part(Criterion::Stage, 0.0, format!("does not usually mentor {}", s.describe()))
+        part(Criterion::Stage, 0.0, format!("does not usually mentor {}", describe_stage(s)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! kept, once per event id.
 
 use sqlx::{Any, Row, Transaction};
-use tt_common::{clock::Millis, storage::StorageError};
+use tt_common::{clock::Millis, outbox::consumed, storage::StorageError};
 
 use super::{Part, Store};
 
@@ -28,7 +28,7 @@ impl Store {
     /// event was applied before (nothing is done again).
     pub async fn purge_user(&self, event_id: &str, user_id: &str, now: Millis) -> Result<bool, StorageError> {
         let mut tx = self.db().pool().begin().await?;
-        if !record(&mut tx, event_id, now).await? {
+        if !consumed::record(&mut tx, event_id, now).await? {
             return Ok(false);
         }
         for table in TABLES {
@@ -58,7 +58,7 @@ impl Store {
         at: Millis,
     ) -> Result<bool, StorageError> {
         let mut tx = self.db().pool().begin().await?;
-        if !record(&mut tx, event_id, at).await? {
+        if !consumed::record(&mut tx, event_id, at).await? {
             return Ok(false);
         }
         let done = sqlx::query(
@@ -82,20 +82,12 @@ impl Store {
 
     /// Records an event that needs no action; false when it was seen before.
     pub async fn acknowledge_event(&self, event_id: &str, now: Millis) -> Result<bool, StorageError> {
-        let mut tx = self.db().pool().begin().await?;
-        let fresh = record(&mut tx, event_id, now).await?;
-        tx.commit().await?;
-        Ok(fresh)
+        consumed::acknowledge(self.db(), event_id, now).await
     }
 
-    /// Forgets event ids consumed before `before`. Safe: applying an old event again changes
-    /// nothing (a purge of a purged user is empty), so the ids only need to outlive redelivery.
+    /// Forgets event ids consumed before `before` ([`consumed::prune`]).
     pub async fn prune_consumed(&self, before: Millis) -> Result<u64, StorageError> {
-        let done = sqlx::query("DELETE FROM consumed_events WHERE consumed_at < $1")
-            .bind(before)
-            .execute(self.db().pool())
-            .await?;
-        Ok(done.rows_affected())
+        consumed::prune(self.db(), before).await
     }
 
     /// True when the user was deleted in identity.
@@ -118,17 +110,4 @@ impl Store {
         }
         Ok(total)
     }
-}
-
-async fn record(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    event_id: &str,
-    now: Millis,
-) -> Result<bool, StorageError> {
-    let done = sqlx::query("INSERT INTO consumed_events (event_id, consumed_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING")
-        .bind(event_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() == 1)
 }

@@ -1,0 +1,99 @@
+//! MentorService: browsing the catalog.
+
+use tonic::{Request, Response, Status};
+use tt_common::auth::principal;
+use tt_proto::matching::v1::{self as pb, mentor_service_server::MentorService};
+
+use super::{Api, check_filters, check_mentor_id, violations};
+use crate::{
+    DOMAIN,
+    catalog::passes,
+    convert,
+    domain::catalog::fold,
+};
+
+/// The longest search query.
+const MAX_QUERY: usize = 200;
+
+#[tonic::async_trait]
+impl MentorService for Api {
+    async fn list_mentors(
+        &self,
+        request: Request<pb::ListMentorsRequest>,
+    ) -> Result<Response<pb::ListMentorsResponse>, Status> {
+        let who = principal(&request)?;
+        let privileged = who.is_admin() || who.is_service();
+        let req = request.into_inner();
+        let mut v = violations();
+        let stage = check_filters(&mut v, &req.field, &req.language, req.stage);
+        v.check_text("query", &req.query, MAX_QUERY);
+        let status = pb::MentorStatus::try_from(req.status);
+        v.check(status.is_ok(), "status", "must be a MENTOR_STATUS_ value");
+        let status = status.unwrap_or_default();
+        v.check(
+            privileged || status == pb::MentorStatus::Unspecified,
+            "status",
+            "only admins filter by status",
+        );
+        let scope = format!("ListMentors:{}:{}:{}:{}:{}:{}", privileged, req.field, req.language, req.stage, req.status, req.query);
+        let page = self.pages.page::<(String, String)>(&mut v, scope, req.page_size, &req.page_token);
+        v.into_result()?;
+        let words: Vec<String> = fold(&req.query).split_whitespace().map(str::to_owned).collect();
+        let catalog = self.catalog();
+        let mut found: Vec<(String, pb::Mentor)> = Vec::new();
+        for e in catalog.entries() {
+            let listed = if privileged {
+                status == pb::MentorStatus::Unspecified || e.row.status == status.as_str_name()
+            } else {
+                e.is_active()
+            };
+            let Some(version) = e.shown(privileged).filter(|_| listed) else { continue };
+            if !passes(&version.content, &req.field, &req.language, stage)
+                || !words.iter().all(|w| e.search.contains(w.as_str()))
+            {
+                continue;
+            }
+            let key = (version.content.name.clone(), e.id().to_owned());
+            if page.after.as_ref().is_some_and(|after| &key <= after) {
+                continue;
+            }
+            found.push((key.1, convert::mentor(e, version, privileged)));
+            if found.len() as i64 >= page.limit() {
+                break;
+            }
+        }
+        let next_page_token = page.next(&mut found, |(id, m)| (m.name.clone(), id.clone()));
+        Ok(Response::new(pb::ListMentorsResponse {
+            mentors: found.into_iter().map(|(_, m)| m).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_mentor(
+        &self,
+        request: Request<pb::GetMentorRequest>,
+    ) -> Result<Response<pb::GetMentorResponse>, Status> {
+        let who = principal(&request)?;
+        let privileged = who.is_admin() || who.is_service();
+        let req = request.into_inner();
+        let mut v = violations();
+        check_mentor_id(&mut v, "mentor_id", &req.mentor_id);
+        v.check(req.version >= 0, "version", "must not be negative");
+        v.check(privileged || req.version == 0, "version", "only admins and services ask for a version");
+        v.into_result()?;
+        let catalog = self.catalog();
+        let not_found = || DOMAIN.not_found("mentor", &req.mentor_id);
+        let entry = catalog.get(&req.mentor_id).ok_or_else(not_found)?;
+        let mentor = if req.version > 0 {
+            let version = self.store.version(&req.mentor_id, i64::from(req.version)).await?.ok_or_else(|| {
+                DOMAIN.not_found("mentor version", &format!("{}@{}", req.mentor_id, req.version))
+            })?;
+            convert::mentor(entry, &version, true)
+        } else {
+            // Learners see published mentors, retired ones included (their running mentorships go on).
+            let version = entry.shown(privileged).ok_or_else(not_found)?;
+            convert::mentor(entry, version, privileged)
+        };
+        Ok(Response::new(pb::GetMentorResponse { mentor: Some(mentor) }))
+    }
+}

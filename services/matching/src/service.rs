@@ -1,0 +1,201 @@
+//! The core the handlers share: the catalog in memory, the learner's features (profiles' view
+//! over gRPC with the goals embedded, cached and dropped on profiles' change notices), and the
+//! weights.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use tonic::{Code, Status};
+use tt_ai::Embedder;
+use tt_common::{
+    cache::{Cache, Codec},
+    client::Peer,
+    clock::{Millis, SharedClock},
+    storage::PageTokens,
+};
+use tt_proto::profiles::v1::{
+    GetLearnerViewRequest, LearnerView, integration_service_client::IntegrationServiceClient,
+};
+
+use crate::{
+    DOMAIN, Error,
+    catalog::Catalog,
+    convert,
+    domain::{catalog, score},
+    store::Store,
+};
+
+/// Texts embedded per call when warming the catalog.
+const EMBED_BATCH: usize = 64;
+
+/// The matching service core.
+pub struct Matching {
+    pub store: Store,
+    pub cache: Cache,
+    pub clock: SharedClock,
+    pub pages: PageTokens,
+    pub embedder: Arc<dyn Embedder>,
+    /// Profiles' IntegrationService (None while its URL or matching's service account is not
+    /// configured: matches then answer UNAVAILABLE).
+    profiles: Option<Peer>,
+    catalog: RwLock<Arc<Catalog>>,
+    weights: RwLock<score::Weights>,
+    /// Lifetime of cached learner features; zero turns caching off.
+    pub view_ttl: Duration,
+    pub seats_refresh: Duration,
+}
+
+impl std::fmt::Debug for Matching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Matching").field("store", &self.store).field("embedder", &self.embedder.model()).finish()
+    }
+}
+
+/// What matching keeps of a learner between calls: profiles' view and its goals embedded.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LearnerCopy {
+    #[prost(message, optional, tag = "1")]
+    pub view: Option<LearnerView>,
+    #[prost(float, repeated, tag = "2")]
+    pub goals_vector: Vec<f32>,
+    /// The embedder's model (a change of model re-embeds).
+    #[prost(string, tag = "3")]
+    pub model: String,
+}
+
+fn learner_key(user_id: &str) -> String {
+    format!("learner:{user_id}")
+}
+
+/// The parts [`Matching::new`] takes.
+pub struct Parts {
+    pub store: Store,
+    pub cache: Cache,
+    pub clock: SharedClock,
+    pub pages: PageTokens,
+    pub embedder: Arc<dyn Embedder>,
+    pub profiles: Option<Peer>,
+    pub view_ttl: Duration,
+    pub seats_refresh: Duration,
+}
+
+impl Matching {
+    pub fn new(p: Parts) -> Self {
+        Self {
+            store: p.store,
+            cache: p.cache,
+            clock: p.clock,
+            pages: p.pages,
+            embedder: p.embedder,
+            profiles: p.profiles,
+            catalog: RwLock::new(Arc::new(Catalog::default())),
+            weights: RwLock::new(score::Weights::default()),
+            view_ttl: p.view_ttl,
+            seats_refresh: p.seats_refresh,
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// The catalog as it is now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn weights(&self) -> score::Weights {
+        *self.weights.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Migrations, the demo mentors, then the catalog warmed (personas embedded).
+    pub async fn prepare(&self) -> Result<(), tt_common::error::BoxError> {
+        self.store.migrate().await?;
+        let demo = catalog::demo().map_err(|e| e.to_string())?;
+        let changed = self.store.seed_demo(&demo, self.now()).await?;
+        if changed > 0 {
+            tracing::info!(mentors = changed, "demo mentors loaded");
+        }
+        self.reload().await
+    }
+
+    /// Reads the catalog again and swaps it in.
+    pub async fn reload(&self) -> Result<(), tt_common::error::BoxError> {
+        let records = self.store.catalog().await?;
+        let texts = Catalog::persona_texts(&records);
+        let mut vectors = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(EMBED_BATCH) {
+            vectors.extend(self.embedder.embed(chunk.to_vec()).await?);
+        }
+        let catalog = Arc::new(Catalog::build(records, vectors));
+        tracing::debug!(mentors = catalog.len(), "catalog loaded");
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
+        Ok(())
+    }
+
+    /// Reads every mentor's seats again, forever (a job): other replicas' writes show up within
+    /// `seats_refresh`.
+    pub async fn refresh_seats(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.seats_refresh).await;
+            match self.store.seats().await {
+                Ok(seats) => self.catalog().set_seats(&seats),
+                Err(e) => tracing::warn!(error = %e, "reading the seats failed"),
+            }
+        }
+    }
+
+    /// The learner's features: profiles' view (an empty one when they have no profile yet) and
+    /// their goals embedded, from the cache when there.
+    pub async fn learner(&self, user_id: &str) -> Result<score::Learner, Status> {
+        let load = || async {
+            let view = self.learner_view(user_id).await?;
+            let text = convert::goals_text(&view);
+            let goals_vector = if text.is_empty() {
+                Vec::new()
+            } else {
+                self.embedder.embed(vec![text]).await.map_err(Error::from)?.pop().unwrap_or_default()
+            };
+            Ok::<_, Status>(LearnerCopy { view: Some(view), goals_vector, model: self.embedder.model().to_owned() })
+        };
+        let copy = if self.view_ttl.is_zero() {
+            load().await?
+        } else {
+            let copy: LearnerCopy =
+                self.cache.get_or_load_with(&learner_key(user_id), self.view_ttl, Codec::protobuf(), load).await?;
+            if copy.model == self.embedder.model() {
+                copy
+            } else {
+                self.forget_learner(user_id).await;
+                load().await?
+            }
+        };
+        Ok(convert::learner(copy.view.as_ref(), copy.goals_vector))
+    }
+
+    async fn learner_view(&self, user_id: &str) -> Result<LearnerView, Status> {
+        let Some(peer) = &self.profiles else {
+            return Err(DOMAIN.unavailable("profiles", &"TT_PROFILES_URL or matching's service account is not set"));
+        };
+        let request = GetLearnerViewRequest { user_id: user_id.to_owned() };
+        let answer = peer
+            .call(|ch| {
+                let request = request.clone();
+                async move { IntegrationServiceClient::new(ch).get_learner_view(request).await }
+            })
+            .await;
+        match answer {
+            Ok(r) => Ok(r.view.unwrap_or_default()),
+            // No profile yet: matched on nothing but the catalog.
+            Err(s) if s.code() == Code::NotFound => Ok(LearnerView { user_id: user_id.to_owned(), ..Default::default() }),
+            Err(s) => Err(Error::Profiles(s).into()),
+        }
+    }
+
+    /// Drops the copy of a learner's view (profiles told us it changed, or the user is gone).
+    pub async fn forget_learner(&self, user_id: &str) {
+        self.cache.invalidate(&learner_key(user_id)).await;
+    }
+}
