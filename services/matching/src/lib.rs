@@ -90,14 +90,13 @@ impl Module for Matching {
         Box::pin(async move {
             let clock = cx.platform.clock.clone();
             let embedder = args.ai.embedder(clock.clone())?;
-            let profiles = cx.platform.service_peer("profiles", "matching")?;
             Ok(Arc::new(Matching::new(Parts {
                 store: Store::with_outbox(cx.db, cx.outbox),
                 cache: cx.cache,
                 clock,
                 pages: cx.pages,
                 embedder,
-                profiles,
+                platform: cx.platform.clone(),
                 view_ttl: args.matching_view_ttl.0,
                 seats_refresh: args.matching_seats_refresh.0,
             })))

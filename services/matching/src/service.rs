@@ -3,7 +3,7 @@
 //! weights.
 
 use std::{
-    sync::{Arc, RwLock},
+    sync::{Arc, OnceLock, RwLock},
     time::Duration,
 };
 
@@ -13,6 +13,7 @@ use tt_common::{
     cache::{Cache, Codec},
     client::Peer,
     clock::{Millis, SharedClock},
+    platform::Platform,
     storage::PageTokens,
 };
 use tt_proto::profiles::v1::{
@@ -37,9 +38,11 @@ pub struct Matching {
     pub clock: SharedClock,
     pub pages: PageTokens,
     pub embedder: Arc<dyn Embedder>,
-    /// Profiles' IntegrationService (None while its URL or matching's service account is not
-    /// configured: matches then answer UNAVAILABLE).
-    profiles: Option<Peer>,
+    platform: Arc<Platform>,
+    /// Profiles' IntegrationService, resolved on first use (identity's in-process token issuer
+    /// exists once the platform mounted it); None while its URL or matching's service account is
+    /// not configured: matches then answer UNAVAILABLE.
+    profiles: OnceLock<Option<Peer>>,
     catalog: RwLock<Arc<Catalog>>,
     weights: RwLock<score::Weights>,
     /// Lifetime of cached learner features; zero turns caching off.
@@ -76,7 +79,7 @@ pub struct Parts {
     pub clock: SharedClock,
     pub pages: PageTokens,
     pub embedder: Arc<dyn Embedder>,
-    pub profiles: Option<Peer>,
+    pub platform: Arc<Platform>,
     pub view_ttl: Duration,
     pub seats_refresh: Duration,
 }
@@ -89,7 +92,8 @@ impl Matching {
             clock: p.clock,
             pages: p.pages,
             embedder: p.embedder,
-            profiles: p.profiles,
+            platform: p.platform,
+            profiles: OnceLock::new(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             weights: RwLock::new(score::Weights::default()),
             view_ttl: p.view_ttl,
@@ -176,7 +180,13 @@ impl Matching {
     }
 
     async fn learner_view(&self, user_id: &str) -> Result<LearnerView, Status> {
-        let Some(peer) = &self.profiles else {
+        let peer = self.profiles.get_or_init(|| {
+            self.platform.service_peer("profiles", "matching").unwrap_or_else(|e| {
+                tracing::error!(error = %e, "profiles cannot be reached");
+                None
+            })
+        });
+        let Some(peer) = peer else {
             return Err(DOMAIN.unavailable("profiles", &"TT_PROFILES_URL or matching's service account is not set"));
         };
         let request = GetLearnerViewRequest { user_id: user_id.to_owned() };

@@ -20,7 +20,8 @@ use tt_identity::{Bootstrap, Identity};
 
 /// Every module of this build, in mount order (identity first: it signs the service tokens of
 /// the modules beside it). Adding a module to the platform is one line here.
-pub static MODULES: &[&dyn Definition] = &[&tt_identity::MODULE, &tt_profiles::MODULE, &tt_analytics::MODULE];
+pub static MODULES: &[&dyn Definition] =
+    &[&tt_identity::MODULE, &tt_profiles::MODULE, &tt_analytics::MODULE, &tt_matching::MODULE];
 
 /// Configuration of the all-in-one server: the platform's settings here, every module's own
 /// beside them (added to the command line at run time).

@@ -78,8 +78,11 @@ impl MentorService for Api {
         let req = request.into_inner();
         let mut v = violations();
         check_mentor_id(&mut v, "mentor_id", &req.mentor_id);
-        v.check(req.version >= 0, "version", "must not be negative");
-        v.check(privileged || req.version == 0, "version", "only admins and services ask for a version");
+        if req.version < 0 {
+            v.add("version", "must not be negative");
+        } else {
+            v.check(privileged || req.version == 0, "version", "only admins and services ask for a version");
+        }
         v.into_result()?;
         let catalog = self.catalog();
         let not_found = || DOMAIN.not_found("mentor", &req.mentor_id);
