@@ -9,7 +9,11 @@ use prost::Message;
 const PACKAGES: &[(&str, &[&str])] = &[
     (
         "timetravelers.common.v1",
-        &["timetravelers/common/v1/event.proto", "timetravelers/common/v1/outbox.proto", "timetravelers/common/v1/usage.proto"],
+        &[
+            "timetravelers/common/v1/event.proto",
+            "timetravelers/common/v1/outbox.proto",
+            "timetravelers/common/v1/usage.proto",
+        ],
     ),
     (
         "timetravelers.identity.v1",

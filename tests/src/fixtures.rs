@@ -123,3 +123,20 @@ pub async fn goal_and_position(ch: &Channel, owner: &str) -> anyhow::Result<(Str
         ppb::CreatePositionResponse::decode(position.as_slice())?.position.map(|p| p.id).unwrap_or_default();
     Ok((goal, position))
 }
+
+/// A running mentorship of `owner`'s (with the demo mentor Odessa Tan): its id.
+pub async fn mentorship(ch: &Channel, owner: &str) -> anyhow::Result<String> {
+    use tt_proto::matching::v1 as mpb;
+    let chosen = raw::call(
+        ch.clone(),
+        "/timetravelers.matching.v1.MentorshipService/ChooseMentor",
+        mpb::ChooseMentorRequest { mentor_id: "odessa-tan".into(), request_id: String::new() }
+            .encode_to_vec(),
+        Some(owner),
+    )
+    .await?;
+    Ok(mpb::ChooseMentorResponse::decode(chosen.as_slice())?
+        .mentorship
+        .map(|m| m.mentorship_id)
+        .unwrap_or_default())
+}

@@ -10,6 +10,7 @@ use tt_e2e::{ADMIN_EMAIL, ADMIN_PASSWORD, AllInOne, raw};
 use tt_proto::{
     analytics::v1 as apb,
     identity::v1::{self as pb, auth_service_client::AuthServiceClient},
+    matching::v1 as mpb,
     profiles::v1 as ppb,
 };
 
@@ -72,6 +73,7 @@ struct Fixture {
     owner_id: String,
     owner_goal: String,
     owner_position: String,
+    owner_mentorship: String,
 }
 
 fn body(path: &str, f: &Fixture) -> Vec<u8> {
@@ -124,6 +126,38 @@ fn body(path: &str, f: &Fixture) -> Vec<u8> {
             ppb::SearchSkillsRequest { query: "rust".into(), ..Default::default() }.encode_to_vec()
         }
         "BatchGetSkills" => ppb::BatchGetSkillsRequest { ids: vec!["rust".into()] }.encode_to_vec(),
+        "GetMentor" => mpb::GetMentorRequest { mentor_id: "odessa-tan".into(), version: 0 }.encode_to_vec(),
+        "FindMatches" => mpb::FindMatchesRequest { user_id: owner, ..Default::default() }.encode_to_vec(),
+        "ChooseMentor" => {
+            mpb::ChooseMentorRequest { mentor_id: "kofi-mensah-larbi".into(), request_id: String::new() }
+                .encode_to_vec()
+        }
+        "EndMentorship" => mpb::EndMentorshipRequest {
+            mentorship_id: f.owner_mentorship.clone(),
+            reason: mpb::EndReason::NoTime.into(),
+            note: String::new(),
+        }
+        .encode_to_vec(),
+        "Rematch" => mpb::RematchRequest {
+            mentorship_id: f.owner_mentorship.clone(),
+            reason: mpb::EndReason::NotAFit.into(),
+            mentor_id: "yusuf-demirtas".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "GetMentorship" => {
+            mpb::GetMentorshipRequest { mentorship_id: f.owner_mentorship.clone() }.encode_to_vec()
+        }
+        "ListMentorships" => {
+            mpb::ListMentorshipsRequest { user_id: owner, ..Default::default() }.encode_to_vec()
+        }
+        "SubmitFeedback" => mpb::SubmitFeedbackRequest {
+            mentorship_id: f.owner_mentorship.clone(),
+            rating: 4,
+            reason: "clear".into(),
+        }
+        .encode_to_vec(),
+        "ExportMatchingData" => mpb::ExportMatchingDataRequest { user_id: owner }.encode_to_vec(),
         _ => Vec::new(),
     }
 }
@@ -198,6 +232,18 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         ("/timetravelers.analytics.v1.AdminService/GetUsageStats", Admin),
         ("/timetravelers.analytics.v1.AdminService/ListDeadLetters", Admin),
         ("/timetravelers.analytics.v1.AdminService/ReplayDeadLetters", Admin),
+        ("/timetravelers.matching.v1.MentorService/ListMentors", AnyToken),
+        ("/timetravelers.matching.v1.MentorService/GetMentor", AnyToken),
+        ("/timetravelers.matching.v1.MatchService/FindMatches", OwnerOrAdmin),
+        ("/timetravelers.matching.v1.MentorshipService/ChooseMentor", SignedIn),
+        ("/timetravelers.matching.v1.MentorshipService/EndMentorship", OwnerOnly),
+        ("/timetravelers.matching.v1.MentorshipService/Rematch", OwnerOnly),
+        ("/timetravelers.matching.v1.MentorshipService/GetMentorship", OwnerOnly),
+        ("/timetravelers.matching.v1.MentorshipService/ListMentorships", OwnerOrAdmin),
+        ("/timetravelers.matching.v1.MentorshipService/SubmitFeedback", OwnerOnly),
+        ("/timetravelers.matching.v1.MentorshipService/ExportMatchingData", OwnerOrAdmin),
+        ("/timetravelers.matching.v1.AdminService/GetUsage", Admin),
+        ("/timetravelers.matching.v1.IntegrationService/ConsumeEvents", ServiceOnly),
         ("/timetravelers.common.v1.OutboxAdminService/ListOutboxes", Admin),
         ("/timetravelers.common.v1.OutboxAdminService/ListOutboxDeadLetters", Admin),
         ("/timetravelers.common.v1.OutboxAdminService/ReplayOutboxDeadLetters", Admin),
@@ -243,7 +289,8 @@ async fn fixture(ch: &Channel) -> anyhow::Result<Fixture> {
     tokens.insert(Who::Service, service);
     let owner = tokens.get(&Who::Owner).cloned().unwrap_or_default();
     let (owner_goal, owner_position) = tt_e2e::fixtures::goal_and_position(ch, &owner).await?;
-    Ok(Fixture { tokens, owner_session, owner_id, owner_goal, owner_position })
+    let owner_mentorship = tt_e2e::fixtures::mentorship(ch, &owner).await?;
+    Ok(Fixture { tokens, owner_session, owner_id, owner_goal, owner_position, owner_mentorship })
 }
 
 #[tokio::test]

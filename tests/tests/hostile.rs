@@ -21,6 +21,7 @@ use tt_proto::{
     analytics::v1 as apb,
     common::v1 as cpb,
     identity::v1::{self as pb, auth_service_client::AuthServiceClient},
+    matching::v1 as mpb,
     profiles::v1 as ppb,
 };
 use tt_testkit::hostile::{Case, Class, Schema};
@@ -49,6 +50,8 @@ struct Fixture {
     owner_refresh: String,
     goal: String,
     position: String,
+    /// The owner's running mentorship.
+    mentorship: String,
     victim: String,
     admin: String,
     service: String,
@@ -396,7 +399,82 @@ fn base(method: &str, f: &Fixture) -> Option<(Who, Vec<u8>)> {
             }
             .encode_to_vec(),
         ),
-        ("AdminService", "GetUsageStats") => (Admin, Vec::new()),
+        ("AdminService", "GetUsageStats" | "GetUsage") => (Admin, Vec::new()),
+        ("MentorService", "ListMentors") => (
+            Owner,
+            mpb::ListMentorsRequest {
+                page_size: 5,
+                field: "software".into(),
+                language: "en".into(),
+                query: "code".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        ("MentorService", "GetMentor") => {
+            (Admin, mpb::GetMentorRequest { mentor_id: "odessa-tan".into(), version: 1 }.encode_to_vec())
+        }
+        ("MatchService", "FindMatches") => (
+            Owner,
+            mpb::FindMatchesRequest {
+                user_id: f.owner_id.clone(),
+                page_size: 5,
+                field: "product".into(),
+                language: "en".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        ("MentorshipService", "ChooseMentor") => (
+            Owner,
+            mpb::ChooseMentorRequest { mentor_id: "walter-pruitt".into(), request_id: "hostile-1".into() }
+                .encode_to_vec(),
+        ),
+        ("MentorshipService", "EndMentorship") => (
+            Owner,
+            mpb::EndMentorshipRequest {
+                mentorship_id: f.mentorship.clone(),
+                reason: mpb::EndReason::Other.into(),
+                note: "hostile suite".into(),
+            }
+            .encode_to_vec(),
+        ),
+        ("MentorshipService", "Rematch") => (
+            Owner,
+            mpb::RematchRequest {
+                mentorship_id: f.mentorship.clone(),
+                reason: mpb::EndReason::NotAFit.into(),
+                note: "hostile suite".into(),
+                mentor_id: "walter-pruitt".into(),
+                request_id: "hostile-2".into(),
+            }
+            .encode_to_vec(),
+        ),
+        ("MentorshipService", "GetMentorship") => {
+            (Owner, mpb::GetMentorshipRequest { mentorship_id: f.mentorship.clone() }.encode_to_vec())
+        }
+        ("MentorshipService", "ListMentorships") => (
+            Owner,
+            mpb::ListMentorshipsRequest {
+                user_id: f.owner_id.clone(),
+                page_size: 5,
+                state: mpb::MentorshipState::Active.into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        ("MentorshipService", "SubmitFeedback") => (
+            Owner,
+            mpb::SubmitFeedbackRequest {
+                mentorship_id: f.mentorship.clone(),
+                rating: 4,
+                reason: "clear".into(),
+            }
+            .encode_to_vec(),
+        ),
+        ("MentorshipService", "ExportMatchingData") => {
+            (Owner, mpb::ExportMatchingDataRequest { user_id: f.owner_id.clone() }.encode_to_vec())
+        }
         ("AdminService", "ListDeadLetters") => {
             (Admin, apb::ListDeadLettersRequest { page_size: 10, ..Default::default() }.encode_to_vec())
         }
@@ -472,12 +550,14 @@ async fn fixture(ch: &Channel, methods: &[tt_e2e::fixtures::Method]) -> anyhow::
         .access_token;
     let (service_id, service) = tt_e2e::fixtures::service_account(ch, &admin, "hostile-suite").await?;
     let (goal, position) = tt_e2e::fixtures::goal_and_position(ch, &owner_tokens.access_token).await?;
+    let mentorship = tt_e2e::fixtures::mentorship(ch, &owner_tokens.access_token).await?;
     Ok(Fixture {
         owner: owner_tokens.access_token,
         owner_id,
         owner_refresh: owner_tokens.refresh_token,
         goal,
         position,
+        mentorship,
         victim,
         admin,
         service,

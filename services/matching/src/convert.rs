@@ -41,7 +41,11 @@ pub fn learner(view: Option<&LearnerView>, goals_vector: Vec<f32>) -> score::Lea
         goals: v
             .goals
             .iter()
-            .map(|g| score::Goal { field: g.target_field.clone(), skills: g.skill_ids.clone(), priority: g.priority })
+            .map(|g| score::Goal {
+                field: g.target_field.clone(),
+                skills: g.skill_ids.clone(),
+                priority: g.priority,
+            })
             .collect(),
         skills: v.skills.iter().map(|s| (s.skill_id.clone(), s.level)).collect(),
         style,
@@ -76,12 +80,7 @@ pub fn mentor(entry: &Entry, version: &VersionRow, privileged: bool) -> pb::Ment
         voice: c.voice.clone(),
         fields: c.fields.clone(),
         specializations: c.specializations.clone(),
-        stages: c
-            .stages
-            .iter()
-            .filter_map(|s| CareerStage::from_str_name(s))
-            .map(|s| s as i32)
-            .collect(),
+        stages: c.stages.iter().filter_map(|s| CareerStage::from_str_name(s)).map(|s| s as i32).collect(),
         teaching_style: Some(pb::TeachingStyle {
             modality: modality(&c.style.modality) as i32,
             pace: c.style.pace,

@@ -33,8 +33,12 @@ impl From<Error> for Status {
             Error::Mentorship(e) => match e {
                 MentorshipError::Storage(e) => e.to_status(DOMAIN),
                 MentorshipError::MentorNotFound => DOMAIN.not_found("mentor", ""),
-                MentorshipError::MentorNotActive => failed("MENTOR_NOT_ACTIVE", "the mentor takes no new mentees"),
-                MentorshipError::MentorFull => failed("MENTOR_FULL", "the mentor has no free seat; choose another"),
+                MentorshipError::MentorNotActive => {
+                    failed("MENTOR_NOT_ACTIVE", "the mentor takes no new mentees")
+                }
+                MentorshipError::MentorFull => {
+                    failed("MENTOR_FULL", "the mentor has no free seat; choose another")
+                }
                 MentorshipError::Exists(id) => failed(
                     "MENTORSHIP_EXISTS",
                     match id {
@@ -45,7 +49,10 @@ impl From<Error> for Status {
                 MentorshipError::NotFound => DOMAIN.not_found("mentorship", ""),
                 MentorshipError::WrongState(state) => failed(
                     "MENTORSHIP_NOT_ACTIVE",
-                    format!("the mentorship is {}", state.trim_start_matches("MENTORSHIP_STATE_").to_ascii_lowercase()),
+                    format!(
+                        "the mentorship is {}",
+                        state.trim_start_matches("MENTORSHIP_STATE_").to_ascii_lowercase()
+                    ),
                 ),
                 MentorshipError::SameMentor => {
                     DOMAIN.invalid_field("mentor_id", "must be another mentor than the one being left")

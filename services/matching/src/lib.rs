@@ -32,16 +32,16 @@ use tt_common::{
     platform::{BoxError, Consumes, Context, Def, Manifest, Module, Mount},
 };
 use tt_proto::matching::v1::{
-    self as pb, admin_service_server::AdminServiceServer, integration_service_server::IntegrationServiceServer,
-    match_service_server::MatchServiceServer, mentor_service_server::MentorServiceServer,
-    mentorship_service_server::MentorshipServiceServer,
+    self as pb, admin_service_server::AdminServiceServer,
+    integration_service_server::IntegrationServiceServer, match_service_server::MatchServiceServer,
+    mentor_service_server::MentorServiceServer, mentorship_service_server::MentorshipServiceServer,
 };
 
+use crate::{api::Api, config::MatchingArgs, service::Parts, store::Store};
 pub use crate::{
     error::{DOMAIN, Error},
     service::Matching,
 };
-use crate::{api::Api, config::MatchingArgs, service::Parts, store::Store};
 
 /// Matching, as the platform mounts it.
 pub static MODULE: Def<Matching> = Def::new();
@@ -68,7 +68,11 @@ pub const EMITS: &[EventType] = &[
     ),
     EventType::v1(
         "matching.feedback.submitted",
-        &[Attr::required("mentorship_id", Str), Attr::required("mentor_id", Str), Attr::required("rating", Int)],
+        &[
+            Attr::required("mentorship_id", Str),
+            Attr::required("mentor_id", Str),
+            Attr::required("rating", Int),
+        ],
     ),
 ];
 

@@ -52,7 +52,10 @@ pub struct Matching {
 
 impl std::fmt::Debug for Matching {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Matching").field("store", &self.store).field("embedder", &self.embedder.model()).finish()
+        f.debug_struct("Matching")
+            .field("store", &self.store)
+            .field("embedder", &self.embedder.model())
+            .finish()
     }
 }
 
@@ -162,13 +165,19 @@ impl Matching {
             } else {
                 self.embedder.embed(vec![text]).await.map_err(Error::from)?.pop().unwrap_or_default()
             };
-            Ok::<_, Status>(LearnerCopy { view: Some(view), goals_vector, model: self.embedder.model().to_owned() })
+            Ok::<_, Status>(LearnerCopy {
+                view: Some(view),
+                goals_vector,
+                model: self.embedder.model().to_owned(),
+            })
         };
         let copy = if self.view_ttl.is_zero() {
             load().await?
         } else {
-            let copy: LearnerCopy =
-                self.cache.get_or_load_with(&learner_key(user_id), self.view_ttl, Codec::protobuf(), load).await?;
+            let copy: LearnerCopy = self
+                .cache
+                .get_or_load_with(&learner_key(user_id), self.view_ttl, Codec::protobuf(), load)
+                .await?;
             if copy.model == self.embedder.model() {
                 copy
             } else {
@@ -187,7 +196,9 @@ impl Matching {
             })
         });
         let Some(peer) = peer else {
-            return Err(DOMAIN.unavailable("profiles", &"TT_PROFILES_URL or matching's service account is not set"));
+            return Err(
+                DOMAIN.unavailable("profiles", &"TT_PROFILES_URL or matching's service account is not set")
+            );
         };
         let request = GetLearnerViewRequest { user_id: user_id.to_owned() };
         let answer = peer
@@ -199,7 +210,9 @@ impl Matching {
         match answer {
             Ok(r) => Ok(r.view.unwrap_or_default()),
             // No profile yet: matched on nothing but the catalog.
-            Err(s) if s.code() == Code::NotFound => Ok(LearnerView { user_id: user_id.to_owned(), ..Default::default() }),
+            Err(s) if s.code() == Code::NotFound => {
+                Ok(LearnerView { user_id: user_id.to_owned(), ..Default::default() })
+            }
             Err(s) => Err(Error::Profiles(s).into()),
         }
     }

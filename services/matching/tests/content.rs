@@ -31,9 +31,17 @@ fn every_shipped_mentor_is_publishable_and_distinct() {
         assert!(names.insert(m.content.name.clone()) && voices.insert(m.content.voice.clone()), "{}", m.id);
         assert!(prompts.insert(m.content.model.system_prompt.clone()), "{} shares a prompt", m.id);
         assert!(m.content.languages.iter().any(|l| l == "en"), "{} speaks English", m.id);
-        let values = PromptValues { learner_name: "Ann", learner_goals: "a first security role", learner_stage: "students" };
+        let values = PromptValues {
+            learner_name: "Ann",
+            learner_goals: "a first security role",
+            learner_stage: "students",
+        };
         let prompt = catalog::render(&m.content, &values).expect("renders");
-        assert!(prompt.contains(&m.content.name) && prompt.contains("Ann") && !prompt.contains("{{"), "{}", m.id);
+        assert!(
+            prompt.contains(&m.content.name) && prompt.contains("Ann") && !prompt.contains("{{"),
+            "{}",
+            m.id
+        );
     }
     for track in TRACKS {
         let n = mentors.iter().filter(|m| m.content.fields.iter().any(|f| f == track)).count();

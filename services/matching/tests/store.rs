@@ -49,14 +49,28 @@ async fn seats(store: &Store, mentor: &str) -> i64 {
 
 /// The types of the events in the outbox, in the order they were written.
 async fn events(store: &Store) -> Vec<String> {
-    let rows = sqlx::query("SELECT payload FROM outbox ORDER BY id").fetch_all(store.db().pool()).await.expect("outbox");
+    let rows = sqlx::query("SELECT payload FROM outbox ORDER BY id")
+        .fetch_all(store.db().pool())
+        .await
+        .expect("outbox");
     rows.iter()
-        .map(|r| Event::decode(r.try_get::<Vec<u8>, _>("payload").expect("payload").as_slice()).expect("event").r#type)
+        .map(|r| {
+            Event::decode(r.try_get::<Vec<u8>, _>("payload").expect("payload").as_slice())
+                .expect("event")
+                .r#type
+        })
         .collect()
 }
 
 fn choice<'a>(user: &'a str, mentor: &'a str, request_id: Option<&'a str>) -> NewMentorship<'a> {
-    NewMentorship { user_id: user, mentor_id: mentor, origin: MentorshipOrigin::Chosen, request_id, actor: user, now: 5_000 }
+    NewMentorship {
+        user_id: user,
+        mentor_id: mentor,
+        origin: MentorshipOrigin::Chosen,
+        request_id,
+        actor: user,
+        now: 5_000,
+    }
 }
 
 fn ending<'a>(user: &'a str, id: &'a str, reason: EndReason) -> Ending<'a> {
@@ -73,7 +87,13 @@ async fn the_demo_mentors_load_once_and_follow_the_data_file() {
 
     mentors[0].content.capacity += 1;
     assert_eq!(store.seed_demo(&mentors, 3_000).await.expect("edited"), 1);
-    let record = store.catalog().await.expect("catalog").into_iter().find(|m| m.row.mentor_id == mentors[0].id).expect("mentor");
+    let record = store
+        .catalog()
+        .await
+        .expect("catalog")
+        .into_iter()
+        .find(|m| m.row.mentor_id == mentors[0].id)
+        .expect("mentor");
     assert_eq!((record.row.latest_version, record.row.published_version), (2, 2));
     assert_eq!(record.latest.content, mentors[0].content);
     assert_eq!(record.row.capacity, i64::from(mentors[0].content.capacity));
@@ -87,7 +107,10 @@ async fn choosing_takes_a_seat_and_one_running_mentorship_per_learner() {
     let (a, b) = (&mentors[0].id, &mentors[1].id);
     let (row, fresh) = store.choose(&choice("u1", a, Some("r1"))).await.expect("chosen");
     assert!(fresh);
-    assert_eq!((row.state(), row.mentor_version, row.mentor_name.as_str()), (MentorshipState::Active, 1, mentors[0].content.name.as_str()));
+    assert_eq!(
+        (row.state(), row.mentor_version, row.mentor_name.as_str()),
+        (MentorshipState::Active, 1, mentors[0].content.name.as_str())
+    );
     assert_eq!(seats(&store, a).await, 1);
 
     let (again, fresh) = store.choose(&choice("u1", a, Some("r1"))).await.expect("retried");
@@ -97,7 +120,10 @@ async fn choosing_takes_a_seat_and_one_running_mentorship_per_learner() {
     let second = store.choose(&choice("u1", b, None)).await;
     assert!(matches!(second, Err(MentorshipError::Exists(Some(ref id))) if *id == row.id), "{second:?}");
     assert_eq!(seats(&store, b).await, 0, "the refused choice took no seat");
-    assert!(matches!(store.choose(&choice("u2", "nobody", None)).await, Err(MentorshipError::MentorNotFound)));
+    assert!(matches!(
+        store.choose(&choice("u2", "nobody", None)).await,
+        Err(MentorshipError::MentorNotFound)
+    ));
 
     set_capacity(&store, b, 1).await;
     store.choose(&choice("u2", b, None)).await.expect("the last seat");
@@ -146,8 +172,17 @@ async fn ending_frees_the_seat_and_keeps_the_history() {
     let ended = store.end(&ending("u1", &first.id, EndReason::StyleMismatch)).await.expect("ended");
     assert_eq!((ended.state(), ended.end_note.as_str()), (MentorshipState::Ended, "too fast for me"));
     assert_eq!(seats(&store, a).await, 0);
-    assert!(matches!(store.end(&ending("u1", &first.id, EndReason::NoTime)).await, Err(MentorshipError::WrongState(_))));
-    assert!(matches!(store.end(&ending("u2", &first.id, EndReason::NoTime)).await, Err(MentorshipError::NotFound)), "another learner's");
+    assert!(matches!(
+        store.end(&ending("u1", &first.id, EndReason::NoTime)).await,
+        Err(MentorshipError::WrongState(_))
+    ));
+    assert!(
+        matches!(
+            store.end(&ending("u2", &first.id, EndReason::NoTime)).await,
+            Err(MentorshipError::NotFound)
+        ),
+        "another learner's"
+    );
 
     let (second, _) = store.choose(&choice("u1", b, None)).await.expect("another");
     let done = store.end(&ending("u1", &second.id, EndReason::GoalsReached)).await.expect("completed");
@@ -156,10 +191,17 @@ async fn ending_frees_the_seat_and_keeps_the_history() {
     assert_eq!(history.len(), 1, "a completed mentorship ranks nobody down");
     assert_eq!((history[0].0.as_str(), history[0].1), (a.as_str(), EndReason::StyleMismatch));
     let listed = store.list("u1", None, None, 10).await.expect("list");
-    assert_eq!(listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [second.id.as_str(), first.id.as_str()]);
-    let page = store.list("u1", None, Some(&(listed[0].created_at, listed[0].id.clone())), 10).await.expect("next");
+    assert_eq!(
+        listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [second.id.as_str(), first.id.as_str()]
+    );
+    let page =
+        store.list("u1", None, Some(&(listed[0].created_at, listed[0].id.clone())), 10).await.expect("next");
     assert_eq!(page.len(), 1);
-    assert_eq!(store.list("u1", Some(MentorshipState::Completed), None, 10).await.expect("by state").len(), 1);
+    assert_eq!(
+        store.list("u1", Some(MentorshipState::Completed), None, 10).await.expect("by state").len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -180,13 +222,20 @@ async fn a_rematch_changes_both_or_neither() {
     assert_eq!(still.state(), MentorshipState::Active, "the refused rematch ended nothing");
     assert_eq!(seats(&store, a).await, 1);
 
-    let (ended, next, fresh) =
-        store.rematch(&ending("u1", &first.id, EndReason::NotAFit), &choice("u1", c, Some("rm"))).await.expect("rematched");
+    let (ended, next, fresh) = store
+        .rematch(&ending("u1", &first.id, EndReason::NotAFit), &choice("u1", c, Some("rm")))
+        .await
+        .expect("rematched");
     assert!(fresh);
-    assert_eq!((ended.state(), next.state(), next.mentor_id.as_str()), (MentorshipState::Ended, MentorshipState::Active, c.as_str()));
+    assert_eq!(
+        (ended.state(), next.state(), next.mentor_id.as_str()),
+        (MentorshipState::Ended, MentorshipState::Active, c.as_str())
+    );
     assert_eq!((seats(&store, a).await, seats(&store, c).await), (0, 1));
-    let (_, again, fresh) =
-        store.rematch(&ending("u1", &first.id, EndReason::NotAFit), &choice("u1", c, Some("rm"))).await.expect("retried");
+    let (_, again, fresh) = store
+        .rematch(&ending("u1", &first.id, EndReason::NotAFit), &choice("u1", c, Some("rm")))
+        .await
+        .expect("retried");
     assert!(!fresh && again.id == next.id);
     assert_eq!(
         events(&store).await,
@@ -205,8 +254,13 @@ async fn feedback_is_kept_on_started_mentorships_and_reported() {
     assert!(matches!(store.feedback("u2", &row.id, 5, "x", 7_000).await, Err(MentorshipError::NotFound)));
     assert_eq!(events(&store).await.iter().filter(|t| *t == "matching.feedback.submitted").count(), 2);
     let usage = store.usage().await.expect("usage");
-    assert!(usage.contains(&("mentors.active".to_owned(), i64::try_from(mentors.len()).expect("n"))), "{usage:?}");
-    assert!(usage.contains(&("mentorships.active".to_owned(), 1)) && usage.contains(&("feedback".to_owned(), 1)));
+    assert!(
+        usage.contains(&("mentors.active".to_owned(), i64::try_from(mentors.len()).expect("n"))),
+        "{usage:?}"
+    );
+    assert!(
+        usage.contains(&("mentorships.active".to_owned(), 1)) && usage.contains(&("feedback".to_owned(), 1))
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,11 @@ pub const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// Records `event_id` as applied inside `tx`: false when it was applied before (the caller then
 /// does nothing again).
-pub async fn record(tx: &mut Transaction<'_, Any>, event_id: &str, now: Millis) -> Result<bool, StorageError> {
+pub async fn record(
+    tx: &mut Transaction<'_, Any>,
+    event_id: &str,
+    now: Millis,
+) -> Result<bool, StorageError> {
     let done = sqlx::query(
         "INSERT INTO consumed_events (event_id, consumed_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING",
     )

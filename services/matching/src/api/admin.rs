@@ -11,7 +11,10 @@ use super::Api;
 
 #[tonic::async_trait]
 impl AdminService for Api {
-    async fn get_usage(&self, request: Request<pb::GetUsageRequest>) -> Result<Response<pb::GetUsageResponse>, Status> {
+    async fn get_usage(
+        &self,
+        request: Request<pb::GetUsageRequest>,
+    ) -> Result<Response<pb::GetUsageResponse>, Status> {
         require_admin(&request)?;
         let counts = self.store.usage().await?;
         let outbox = consumed::outbox_figures(self.store.db()).await?;

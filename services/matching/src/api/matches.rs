@@ -60,7 +60,8 @@ impl MatchService for Api {
             {
                 continue;
             }
-            let c = score::compatibility(&learner, &features, &weights, history.get(e.id()).map(String::as_str));
+            let c =
+                score::compatibility(&learner, &features, &weights, history.get(e.id()).map(String::as_str));
             ranked.push((c.total, i, c));
         }
         let entries = catalog.entries();

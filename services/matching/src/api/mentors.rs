@@ -5,12 +5,7 @@ use tt_common::auth::principal;
 use tt_proto::matching::v1::{self as pb, mentor_service_server::MentorService};
 
 use super::{Api, check_filters, check_mentor_id, violations};
-use crate::{
-    DOMAIN,
-    catalog::passes,
-    convert,
-    domain::catalog::fold,
-};
+use crate::{DOMAIN, catalog::passes, convert, domain::catalog::fold};
 
 /// The longest search query.
 const MAX_QUERY: usize = 200;
@@ -35,7 +30,10 @@ impl MentorService for Api {
             "status",
             "only admins filter by status",
         );
-        let scope = format!("ListMentors:{}:{}:{}:{}:{}:{}", privileged, req.field, req.language, req.stage, req.status, req.query);
+        let scope = format!(
+            "ListMentors:{}:{}:{}:{}:{}:{}",
+            privileged, req.field, req.language, req.stage, req.status, req.query
+        );
         let page = self.pages.page::<(String, String)>(&mut v, scope, req.page_size, &req.page_token);
         v.into_result()?;
         let words: Vec<String> = fold(&req.query).split_whitespace().map(str::to_owned).collect();
@@ -88,9 +86,10 @@ impl MentorService for Api {
         let not_found = || DOMAIN.not_found("mentor", &req.mentor_id);
         let entry = catalog.get(&req.mentor_id).ok_or_else(not_found)?;
         let mentor = if req.version > 0 {
-            let version = self.store.version(&req.mentor_id, i64::from(req.version)).await?.ok_or_else(|| {
-                DOMAIN.not_found("mentor version", &format!("{}@{}", req.mentor_id, req.version))
-            })?;
+            let version =
+                self.store.version(&req.mentor_id, i64::from(req.version)).await?.ok_or_else(|| {
+                    DOMAIN.not_found("mentor version", &format!("{}@{}", req.mentor_id, req.version))
+                })?;
             convert::mentor(entry, &version, true)
         } else {
             // Learners see published mentors, retired ones included (their running mentorships go on).

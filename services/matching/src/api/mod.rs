@@ -58,7 +58,11 @@ pub fn check_filters(
 ) -> Option<crate::domain::score::Stage> {
     use tt_proto::profiles::v1::CareerStage;
     v.check(field.is_empty() || catalog::is_mentor_id(field), "field", "must be a track id, e.g. software");
-    v.check(language.is_empty() || catalog::is_language(language), "language", "must be a BCP 47 language tag");
+    v.check(
+        language.is_empty() || catalog::is_language(language),
+        "language",
+        "must be a BCP 47 language tag",
+    );
     match CareerStage::try_from(stage) {
         Ok(CareerStage::Unspecified) => None,
         Ok(s) => Some(s),

@@ -82,7 +82,8 @@ struct DemoFile {
 
 /// Parses the shipped mentors (the shape only; [`problems`] checks each).
 pub fn demo() -> Result<Vec<DemoMentor>, Invalid> {
-    let file: DemoFile = toml::from_str(DEMO).map_err(|e| Invalid::from(format!("data/mentors.toml: {e}")))?;
+    let file: DemoFile =
+        toml::from_str(DEMO).map_err(|e| Invalid::from(format!("data/mentors.toml: {e}")))?;
     Ok(file.mentor)
 }
 
@@ -98,7 +99,9 @@ pub struct Problem {
 pub fn is_mentor_id(id: &str) -> bool {
     id.len() <= MAX_ID
         && !id.is_empty()
-        && id.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && id
+            .split('-')
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 /// Parses a modality name of the catalog.
@@ -406,13 +409,21 @@ mod tests {
     #[test]
     fn templates_render_their_placeholders_and_refuse_others() {
         let mut c = sample();
-        c.model.system_prompt = "I am {{name}} from {{ era }}; hello {{learner_name}} ({{learner_stage}}): {{learner_goals}}.".into();
-        let values = PromptValues { learner_name: "Ann", learner_goals: "ship Rust", learner_stage: "students" };
+        c.model.system_prompt =
+            "I am {{name}} from {{ era }}; hello {{learner_name}} ({{learner_stage}}): {{learner_goals}}."
+                .into();
+        let values =
+            PromptValues { learner_name: "Ann", learner_goals: "ship Rust", learner_stage: "students" };
         assert_eq!(
             render(&c, &values).expect("renders"),
             format!("I am {} from {}; hello Ann (students): ship Rust.", c.name, c.era)
         );
-        for bad in ["{{name}}", "{{name}} {{learner_name", "{{name}} {{learner_name}} }}", "{{name}}{{learner_name}}{{x}}"] {
+        for bad in [
+            "{{name}}",
+            "{{name}} {{learner_name",
+            "{{name}} {{learner_name}} }}",
+            "{{name}}{{learner_name}}{{x}}",
+        ] {
             assert!(check_template(bad).is_err(), "{bad}");
         }
     }

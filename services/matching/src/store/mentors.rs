@@ -107,11 +107,13 @@ impl Store {
                 }
                 Some(row) if row.try_get::<i64, _>("demo")? != 0 => {
                     let latest: i64 = row.try_get("latest_version")?;
-                    let current = sqlx::query("SELECT content FROM mentor_versions WHERE mentor_id = $1 AND version = $2")
-                        .bind(&m.id)
-                        .bind(latest)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                    let current = sqlx::query(
+                        "SELECT content FROM mentor_versions WHERE mentor_id = $1 AND version = $2",
+                    )
+                    .bind(&m.id)
+                    .bind(latest)
+                    .fetch_one(&mut *tx)
+                    .await?;
                     let same = serde_json::from_str::<Content>(&current.try_get::<String, _>("content")?)
                         .is_ok_and(|c| c == m.content);
                     if same {
@@ -166,9 +168,11 @@ impl Store {
         let mut out = Vec::with_capacity(mentors.len());
         for row in mentors.iter().map(decode_mentor) {
             let row = row?;
-            let find = |v: i64| versions.iter().find(|x| x.mentor_id == row.mentor_id && x.version == v).cloned();
-            let latest = find(row.latest_version)
-                .ok_or_else(|| StorageError::Other(format!("mentor {} has no latest version", row.mentor_id).into()))?;
+            let find =
+                |v: i64| versions.iter().find(|x| x.mentor_id == row.mentor_id && x.version == v).cloned();
+            let latest = find(row.latest_version).ok_or_else(|| {
+                StorageError::Other(format!("mentor {} has no latest version", row.mentor_id).into())
+            })?;
             let published = (row.published_version > 0 && row.published_version != row.latest_version)
                 .then(|| find(row.published_version))
                 .flatten();
@@ -192,7 +196,8 @@ impl Store {
 
     /// Seats taken per mentor, now.
     pub async fn seats(&self) -> Result<Vec<(String, i64)>, StorageError> {
-        let rows = sqlx::query("SELECT mentor_id, seats_taken FROM mentors").fetch_all(self.db().pool()).await?;
+        let rows =
+            sqlx::query("SELECT mentor_id, seats_taken FROM mentors").fetch_all(self.db().pool()).await?;
         rows.iter().map(|r| Ok((col(r, "mentor_id")?, col(r, "seats_taken")?))).collect()
     }
 }

@@ -125,13 +125,20 @@ pub struct Ending<'a> {
     pub now: Millis,
 }
 
-async fn one(tx: &mut Transaction<'_, Any>, sql: &'static str, binds: &[&str]) -> Result<Option<MentorshipRow>, StorageError> {
+async fn one(
+    tx: &mut Transaction<'_, Any>,
+    sql: &'static str,
+    binds: &[&str],
+) -> Result<Option<MentorshipRow>, StorageError> {
     tt_common::storage::query::fetch_one(tx, sql, binds, decode).await
 }
 
 /// Takes a seat of `mentor_id` (the transaction's first write) and creates the active
 /// mentorship with its event.
-async fn start(tx: &mut Transaction<'_, Any>, new: &NewMentorship<'_>) -> Result<(MentorshipRow, Event), MentorshipError> {
+async fn start(
+    tx: &mut Transaction<'_, Any>,
+    new: &NewMentorship<'_>,
+) -> Result<(MentorshipRow, Event), MentorshipError> {
     let taken = sqlx::query(
         "UPDATE mentors SET seats_taken = seats_taken + 1 \
          WHERE mentor_id = $1 AND status = $2 AND seats_taken < capacity",
@@ -152,7 +159,8 @@ async fn start(tx: &mut Transaction<'_, Any>, new: &NewMentorship<'_>) -> Result
         });
     }
     let running = format!("SELECT * FROM mentorships WHERE user_id = $1 AND state IN {RUNNING}");
-    let existing = sqlx::query(sqlx::AssertSqlSafe(running)).bind(new.user_id).fetch_optional(&mut **tx).await?;
+    let existing =
+        sqlx::query(sqlx::AssertSqlSafe(running)).bind(new.user_id).fetch_optional(&mut **tx).await?;
     if let Some(row) = existing {
         return Err(MentorshipError::Exists(Some(col(&row, "id")?)));
     }
@@ -184,7 +192,8 @@ async fn start(tx: &mut Transaction<'_, Any>, new: &NewMentorship<'_>) -> Result
     .bind(new.request_id)
     .execute(&mut **tx)
     .await?;
-    let row = one(tx, "SELECT * FROM mentorships WHERE id = $1", &[&id]).await?.ok_or(MentorshipError::NotFound)?;
+    let row =
+        one(tx, "SELECT * FROM mentorships WHERE id = $1", &[&id]).await?.ok_or(MentorshipError::NotFound)?;
     let started = event("matching.mentorship.started", new.user_id, new.actor, new.now)
         .string("mentorship_id", &id)
         .string("mentor_id", new.mentor_id)
@@ -200,7 +209,10 @@ fn origin_name(origin: MentorshipOrigin) -> String {
 }
 
 /// Ends the learner's active mentorship (the transaction's first write) and frees its seat.
-async fn finish(tx: &mut Transaction<'_, Any>, end: &Ending<'_>) -> Result<(MentorshipRow, Event), MentorshipError> {
+async fn finish(
+    tx: &mut Transaction<'_, Any>,
+    end: &Ending<'_>,
+) -> Result<(MentorshipRow, Event), MentorshipError> {
     let state = ended_state(end.reason);
     let done = sqlx::query(
         "UPDATE mentorships SET state = $3, ended_at = $4, end_reason = $5, end_note = $6 \
@@ -215,9 +227,13 @@ async fn finish(tx: &mut Transaction<'_, Any>, end: &Ending<'_>) -> Result<(Ment
     .bind(ACTIVE_STATE)
     .execute(&mut **tx)
     .await?;
-    let row = one(tx, "SELECT * FROM mentorships WHERE id = $1 AND user_id = $2", &[end.mentorship_id, end.user_id])
-        .await?
-        .ok_or(MentorshipError::NotFound)?;
+    let row = one(
+        tx,
+        "SELECT * FROM mentorships WHERE id = $1 AND user_id = $2",
+        &[end.mentorship_id, end.user_id],
+    )
+    .await?
+    .ok_or(MentorshipError::NotFound)?;
     if done.rows_affected() == 0 {
         return Err(MentorshipError::WrongState(row.state));
     }
@@ -236,9 +252,18 @@ async fn finish(tx: &mut Transaction<'_, Any>, end: &Ending<'_>) -> Result<(Ment
 
 impl Store {
     /// The learner's mentorship created with `request_id`, if any.
-    pub async fn by_request(&self, user_id: &str, request_id: &str) -> Result<Option<MentorshipRow>, StorageError> {
+    pub async fn by_request(
+        &self,
+        user_id: &str,
+        request_id: &str,
+    ) -> Result<Option<MentorshipRow>, StorageError> {
         let mut tx = self.db().pool().begin().await?;
-        let row = one(&mut tx, "SELECT * FROM mentorships WHERE user_id = $1 AND request_id = $2", &[user_id, request_id]).await?;
+        let row = one(
+            &mut tx,
+            "SELECT * FROM mentorships WHERE user_id = $1 AND request_id = $2",
+            &[user_id, request_id],
+        )
+        .await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -259,7 +284,12 @@ impl Store {
 
     /// Commits, turning a lost race (the unique indexes) into its answer: the first result of
     /// the same request, or the running mentorship.
-    async fn settle(&self, tx: Transaction<'_, Any>, events: &[Event], new: &NewMentorship<'_>) -> Result<(), MentorshipError> {
+    async fn settle(
+        &self,
+        tx: Transaction<'_, Any>,
+        events: &[Event],
+        new: &NewMentorship<'_>,
+    ) -> Result<(), MentorshipError> {
         match self.outbox.write(tx, events).await {
             Ok(()) => Ok(()),
             Err(StorageError::Conflict(_)) => Err(MentorshipError::Exists(None)),
@@ -288,7 +318,8 @@ impl Store {
         if let Some(rid) = new.request_id
             && let Some(row) = self.by_request(new.user_id, rid).await?
         {
-            let ended = self.mentorship(new.user_id, end.mentorship_id).await?.ok_or(MentorshipError::NotFound)?;
+            let ended =
+                self.mentorship(new.user_id, end.mentorship_id).await?.ok_or(MentorshipError::NotFound)?;
             return Ok((ended, row, false));
         }
         let mut tx = self.db().pool().begin().await?;
@@ -322,9 +353,13 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let row = one(&mut tx, "SELECT * FROM mentorships WHERE id = $1 AND user_id = $2", &[mentorship_id, user_id])
-            .await?
-            .ok_or(MentorshipError::NotFound)?;
+        let row = one(
+            &mut tx,
+            "SELECT * FROM mentorships WHERE id = $1 AND user_id = $2",
+            &[mentorship_id, user_id],
+        )
+        .await?
+        .ok_or(MentorshipError::NotFound)?;
         if done.rows_affected() == 0 {
             return Err(MentorshipError::WrongState(row.state));
         }
@@ -340,15 +375,8 @@ impl Store {
     /// One mentorship of the learner's.
     pub async fn mentorship(&self, user_id: &str, id: &str) -> Result<Option<MentorshipRow>, StorageError> {
         let mut tx = self.db().pool().begin().await?;
-        let row = one(&mut tx, "SELECT * FROM mentorships WHERE id = $1 AND user_id = $2", &[id, user_id]).await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    /// Any mentorship (admins).
-    pub async fn mentorship_by_id(&self, id: &str) -> Result<Option<MentorshipRow>, StorageError> {
-        let mut tx = self.db().pool().begin().await?;
-        let row = one(&mut tx, "SELECT * FROM mentorships WHERE id = $1", &[id]).await?;
+        let row =
+            one(&mut tx, "SELECT * FROM mentorships WHERE id = $1 AND user_id = $2", &[id, user_id]).await?;
         tx.commit().await?;
         Ok(row)
     }

@@ -23,7 +23,11 @@ pub use self::{
 
 /// Matching's migrations, embedded in the binary.
 pub const MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, description: "matching", sql: include_str!("../../migrations/0001_matching.sql") },
+    Migration {
+        version: 1,
+        description: "matching",
+        sql: include_str!("../../migrations/0001_matching.sql"),
+    },
     tt_common::outbox::migration(2),
     tt_common::outbox::dead_letter_migration(3),
 ];
@@ -67,11 +71,17 @@ impl Store {
         let mut out = Vec::new();
         for (prefix, sql) in [
             ("mentors", "SELECT status AS k, COUNT(*) AS n FROM mentors GROUP BY status ORDER BY status"),
-            ("mentorships", "SELECT state AS k, COUNT(*) AS n FROM mentorships GROUP BY state ORDER BY state"),
+            (
+                "mentorships",
+                "SELECT state AS k, COUNT(*) AS n FROM mentorships GROUP BY state ORDER BY state",
+            ),
         ] {
             for row in sqlx::query(sql).fetch_all(self.db.pool()).await? {
                 let k: String = row.try_get("k")?;
-                let short = k.rsplit_once("_STATUS_").or_else(|| k.rsplit_once("_STATE_")).map_or(k.as_str(), |p| p.1);
+                let short = k
+                    .rsplit_once("_STATUS_")
+                    .or_else(|| k.rsplit_once("_STATE_"))
+                    .map_or(k.as_str(), |p| p.1);
                 out.push((format!("{prefix}.{}", short.to_ascii_lowercase()), row.try_get("n")?));
             }
         }

@@ -14,11 +14,17 @@ async fn learners_browse_active_mentors_by_name_filter_and_text() {
     loop {
         let page = s
             .mentors(&ann.token)
-            .list_mentors(pb::ListMentorsRequest { page_size: 10, page_token: token.clone(), ..Default::default() })
+            .list_mentors(pb::ListMentorsRequest {
+                page_size: 10,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
             .expect("list")
             .into_inner();
-        assert!(page.mentors.iter().all(|m| m.model.is_none() && m.status == pb::MentorStatus::Active as i32));
+        assert!(
+            page.mentors.iter().all(|m| m.model.is_none() && m.status == pb::MentorStatus::Active as i32)
+        );
         names.extend(page.mentors.into_iter().map(|m| m.name));
         token = page.next_page_token;
         if token.is_empty() {
@@ -34,9 +40,15 @@ async fn learners_browse_active_mentors_by_name_filter_and_text() {
         let mut client = s.mentors(&ann.token);
         async move { client.list_mentors(r).await.expect("list").into_inner().mentors }
     };
-    let found = list(pb::ListMentorsRequest { query: "MAINFRAME hartford".into(), ..Default::default() }).await;
+    let found =
+        list(pb::ListMentorsRequest { query: "MAINFRAME hartford".into(), ..Default::default() }).await;
     assert_eq!(found.iter().map(|m| m.mentor_id.as_str()).collect::<Vec<_>>(), ["dorothea-wilmarth"]);
-    let french = list(pb::ListMentorsRequest { language: "fr".into(), field: "security-defender".into(), ..Default::default() }).await;
+    let french = list(pb::ListMentorsRequest {
+        language: "fr".into(),
+        field: "security-defender".into(),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(french.iter().map(|m| m.mentor_id.as_str()).collect::<Vec<_>>(), ["mireille-dautremont"]);
 
     let bad = s
@@ -70,9 +82,15 @@ async fn a_mentor_shows_its_model_only_to_admins_and_services() {
     assert_eq!(code(get(admin, 2).await), Code::NotFound);
     let service = s.service_token().await;
     assert!(get(service, 0).await.expect("services").into_inner().mentor.expect("m").model.is_some());
-    let missing = s.mentors(&ann.token).get_mentor(pb::GetMentorRequest { mentor_id: "nobody-here".into(), version: 0 }).await;
+    let missing = s
+        .mentors(&ann.token)
+        .get_mentor(pb::GetMentorRequest { mentor_id: "nobody-here".into(), version: 0 })
+        .await;
     assert_eq!(code(missing), Code::NotFound);
-    let bad = s.mentors(&ann.token).get_mentor(pb::GetMentorRequest { mentor_id: "Not An Id".into(), version: -1 }).await;
+    let bad = s
+        .mentors(&ann.token)
+        .get_mentor(pb::GetMentorRequest { mentor_id: "Not An Id".into(), version: -1 })
+        .await;
     assert_bad_fields(bad, &["mentor_id", "version"]);
 }
 
@@ -83,7 +101,14 @@ async fn admins_get_the_usage_figures() {
     s.choose(&ann, "odessa-tan").await;
     assert_eq!(code(s.admin(&ann.token).get_usage(pb::GetUsageRequest {}).await), Code::PermissionDenied);
     let admin = s.admin_token().await;
-    let usage = s.admin(&admin).get_usage(pb::GetUsageRequest {}).await.expect("usage").into_inner().usage.expect("usage");
+    let usage = s
+        .admin(&admin)
+        .get_usage(pb::GetUsageRequest {})
+        .await
+        .expect("usage")
+        .into_inner()
+        .usage
+        .expect("usage");
     assert_eq!(usage.service, "matching");
     let count = |name: &str| usage.resources.iter().find(|r| r.name == name).map_or(0, |r| r.count);
     assert_eq!((count("mentors.active"), count("mentorships.active")), (24, 1));

@@ -15,23 +15,51 @@ async fn matches_are_explained_and_follow_the_profile_once_profiles_says_it_chan
     assert!(before.matches.windows(2).all(|w| w[0].score >= w[1].score), "best first");
     for m in &before.matches {
         let criteria: Vec<i32> = m.breakdown.iter().map(|c| c.criterion).collect();
-        let all = [Criterion::Focus, Criterion::Style, Criterion::Stage, Criterion::Language, Criterion::Meaning, Criterion::Capacity];
+        let all = [
+            Criterion::Focus,
+            Criterion::Style,
+            Criterion::Stage,
+            Criterion::Language,
+            Criterion::Meaning,
+            Criterion::Capacity,
+        ];
         assert_eq!(criteria, all.map(|c| c as i32));
-        assert!(m.breakdown.iter().all(|c| !c.reason.is_empty() && (0.0..=1.0).contains(&c.score) && c.weight > 0.0));
-        assert!(m.mentor.as_ref().is_some_and(|x| x.model.is_none()), "learners never see the model configuration");
+        assert!(
+            m.breakdown
+                .iter()
+                .all(|c| !c.reason.is_empty() && (0.0..=1.0).contains(&c.score) && c.weight > 0.0)
+        );
+        assert!(
+            m.mentor.as_ref().is_some_and(|x| x.model.is_none()),
+            "learners never see the model configuration"
+        );
     }
 
     // A goal in incident response: profiles writes its change notice, which waits for delivery.
-    s.add_goal(&ann, "security-defender", &["incident-response", "digital-forensics", "memory-forensics"]).await;
+    s.add_goal(&ann, "security-defender", &["incident-response", "digital-forensics", "memory-forensics"])
+        .await;
     let cached = s.find(&ann, pb::FindMatchesRequest::default()).await;
     assert_eq!(ids(&cached.matches), ids(&before.matches), "matching still has its copy of the view");
     assert!(s.deliver_profiles_notices().await >= 1);
     let after = s.find(&ann, pb::FindMatchesRequest::default()).await;
     let top = &after.matches[0];
-    assert_eq!(top.mentor.as_ref().expect("mentor").mentor_id, "mireille-dautremont", "{:?}", ids(&after.matches));
+    assert_eq!(
+        top.mentor.as_ref().expect("mentor").mentor_id,
+        "mireille-dautremont",
+        "{:?}",
+        ids(&after.matches)
+    );
     let focus = &top.breakdown[0];
     assert!(focus.reason.contains("covers 3 of the 3 skills"), "{}", focus.reason);
-    assert!(top.score > before.matches.iter().find(|m| m.mentor.as_ref().expect("m").mentor_id == "mireille-dautremont").expect("there").score);
+    assert!(
+        top.score
+            > before
+                .matches
+                .iter()
+                .find(|m| m.mentor.as_ref().expect("m").mentor_id == "mireille-dautremont")
+                .expect("there")
+                .score
+    );
 }
 
 #[tokio::test]
@@ -45,7 +73,11 @@ async fn filters_and_pages_cut_the_same_ranking() {
     loop {
         let page = s
             .matches(&ann.token)
-            .find_matches(pb::FindMatchesRequest { page_size: 5, page_token: token.clone(), ..Default::default() })
+            .find_matches(pb::FindMatchesRequest {
+                page_size: 5,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
             .expect("page")
             .into_inner();
@@ -60,11 +92,19 @@ async fn filters_and_pages_cut_the_same_ranking() {
 
     let design = s.find(&ann, pb::FindMatchesRequest { field: "design".into(), ..Default::default() }).await;
     assert_eq!(design.total_size, 3);
-    assert!(design.matches.iter().all(|m| m.mentor.as_ref().expect("m").fields.contains(&"design".to_owned())));
+    assert!(
+        design.matches.iter().all(|m| m.mentor.as_ref().expect("m").fields.contains(&"design".to_owned()))
+    );
     let polish = s.find(&ann, pb::FindMatchesRequest { language: "pl".into(), ..Default::default() }).await;
     assert_eq!(ids(&polish.matches), ["tomasz-wierzbicki"]);
     let leaders = s
-        .find(&ann, pb::FindMatchesRequest { stage: tt_proto::profiles::v1::CareerStage::Leader.into(), ..Default::default() })
+        .find(
+            &ann,
+            pb::FindMatchesRequest {
+                stage: tt_proto::profiles::v1::CareerStage::Leader.into(),
+                ..Default::default()
+            },
+        )
         .await;
     assert!(leaders.total_size > 0 && leaders.total_size < 24);
 
@@ -76,7 +116,12 @@ async fn filters_and_pages_cut_the_same_ranking() {
         .into_inner();
     let other_query = s
         .matches(&ann.token)
-        .find_matches(pb::FindMatchesRequest { page_size: 5, page_token: first.next_page_token, field: "data".into(), ..Default::default() })
+        .find_matches(pb::FindMatchesRequest {
+            page_size: 5,
+            page_token: first.next_page_token,
+            field: "data".into(),
+            ..Default::default()
+        })
         .await;
     assert_bad_fields(other_query, &["page_token"]);
     let bad = s
@@ -110,5 +155,8 @@ async fn a_learner_sees_only_their_own_matches() {
         .into_inner();
     assert_eq!(for_ann.total_size, 24);
     let service = s.service_token().await;
-    assert_eq!(code(s.matches(&service).find_matches(pb::FindMatchesRequest::default()).await), Code::PermissionDenied);
+    assert_eq!(
+        code(s.matches(&service).find_matches(pb::FindMatchesRequest::default()).await),
+        Code::PermissionDenied
+    );
 }

@@ -8,7 +8,12 @@ use tt_proto::{identity::v1 as ipb, matching::v1 as pb};
 use crate::support::{Stack, assert_bad_fields, code};
 
 fn seats_of(matches: &pb::FindMatchesResponse, mentor_id: &str) -> Option<i32> {
-    matches.matches.iter().filter_map(|m| m.mentor.as_ref()).find(|m| m.mentor_id == mentor_id).map(|m| m.seats_taken)
+    matches
+        .matches
+        .iter()
+        .filter_map(|m| m.mentor.as_ref())
+        .find(|m| m.mentor_id == mentor_id)
+        .map(|m| m.seats_taken)
 }
 
 #[tokio::test]
@@ -42,18 +47,29 @@ async fn a_learner_chooses_ends_with_a_reason_rematches_and_rates() {
         .expect("rematched")
         .into_inner();
     let ended = rematched.ended.expect("ended");
-    assert_eq!((ended.state, ended.end_reason), (pb::MentorshipState::Ended as i32, pb::EndReason::StyleMismatch as i32));
+    assert_eq!(
+        (ended.state, ended.end_reason),
+        (pb::MentorshipState::Ended as i32, pb::EndReason::StyleMismatch as i32)
+    );
     let current = rematched.mentorship.expect("new");
     assert_eq!(current.mentor_id, "odessa-tan");
 
     let matches = s.find(&ann, pb::FindMatchesRequest::default()).await;
-    let helga = matches.matches.iter().find(|m| m.mentor.as_ref().is_some_and(|x| x.mentor_id == "helga-brandvold")).expect("still listed");
+    let helga = matches
+        .matches
+        .iter()
+        .find(|m| m.mentor.as_ref().is_some_and(|x| x.mentor_id == "helga-brandvold"))
+        .expect("still listed");
     assert!(helga.demotion.contains("style mismatch: too much theory for me"), "{}", helga.demotion);
     assert_eq!(seats_of(&matches, "helga-brandvold"), Some(0), "the seat came back");
 
     let rated = s
         .mentorships(&ann.token)
-        .submit_feedback(pb::SubmitFeedbackRequest { mentorship_id: current.mentorship_id.clone(), rating: 5, reason: "sharp and kind".into() })
+        .submit_feedback(pb::SubmitFeedbackRequest {
+            mentorship_id: current.mentorship_id.clone(),
+            rating: 5,
+            reason: "sharp and kind".into(),
+        })
         .await
         .expect("rated")
         .into_inner()
@@ -81,7 +97,10 @@ async fn a_learner_chooses_ends_with_a_reason_rematches_and_rates() {
         .expect("list")
         .into_inner()
         .mentorships;
-    assert_eq!(history.iter().map(|m| m.mentor_id.as_str()).collect::<Vec<_>>(), ["odessa-tan", "helga-brandvold"]);
+    assert_eq!(
+        history.iter().map(|m| m.mentor_id.as_str()).collect::<Vec<_>>(),
+        ["odessa-tan", "helga-brandvold"]
+    );
     let export = s
         .mentorships(&ann.token)
         .export_matching_data(pb::ExportMatchingDataRequest::default())
@@ -103,21 +122,39 @@ async fn bad_requests_name_every_field_and_others_mentorships_are_not_found() {
     let mine = s.choose(&ann, "samuel-oduya").await;
     let mut client = s.mentorships(&ann.token);
     assert_bad_fields(
-        client.choose_mentor(pb::ChooseMentorRequest { mentor_id: "-bad-".into(), request_id: "x".repeat(65) }).await,
+        client
+            .choose_mentor(pb::ChooseMentorRequest { mentor_id: "-bad-".into(), request_id: "x".repeat(65) })
+            .await,
         &["mentor_id", "request_id"],
     );
     assert_bad_fields(
-        client.end_mentorship(pb::EndMentorshipRequest { mentorship_id: "nope".into(), reason: 0, note: "y".repeat(1001) }).await,
+        client
+            .end_mentorship(pb::EndMentorshipRequest {
+                mentorship_id: "nope".into(),
+                reason: 0,
+                note: "y".repeat(1001),
+            })
+            .await,
         &["mentorship_id", "note", "reason"],
     );
     assert_bad_fields(
         client
-            .end_mentorship(pb::EndMentorshipRequest { mentorship_id: mine.mentorship_id.clone(), reason: pb::EndReason::Other.into(), note: " ".into() })
+            .end_mentorship(pb::EndMentorshipRequest {
+                mentorship_id: mine.mentorship_id.clone(),
+                reason: pb::EndReason::Other.into(),
+                note: " ".into(),
+            })
             .await,
         &["note"],
     );
     assert_bad_fields(
-        client.submit_feedback(pb::SubmitFeedbackRequest { mentorship_id: mine.mentorship_id.clone(), rating: 9, reason: String::new() }).await,
+        client
+            .submit_feedback(pb::SubmitFeedbackRequest {
+                mentorship_id: mine.mentorship_id.clone(),
+                rating: 9,
+                reason: String::new(),
+            })
+            .await,
         &["rating", "reason"],
     );
     assert_bad_fields(
@@ -131,20 +168,36 @@ async fn bad_requests_name_every_field_and_others_mentorships_are_not_found() {
             .await,
         &["mentor_id"],
     );
-    let unknown = client.choose_mentor(pb::ChooseMentorRequest { mentor_id: "nobody-here".into(), request_id: String::new() }).await;
+    let unknown = client
+        .choose_mentor(pb::ChooseMentorRequest { mentor_id: "nobody-here".into(), request_id: String::new() })
+        .await;
     assert_eq!(code(unknown), Code::NotFound);
 
     let mut theirs = s.mentorships(&bob.token);
-    let get = theirs.get_mentorship(pb::GetMentorshipRequest { mentorship_id: mine.mentorship_id.clone() }).await;
+    let get =
+        theirs.get_mentorship(pb::GetMentorshipRequest { mentorship_id: mine.mentorship_id.clone() }).await;
     assert_eq!(code(get), Code::NotFound, "someone else's mentorship");
     let end = theirs
-        .end_mentorship(pb::EndMentorshipRequest { mentorship_id: mine.mentorship_id.clone(), reason: pb::EndReason::NoTime.into(), note: String::new() })
+        .end_mentorship(pb::EndMentorshipRequest {
+            mentorship_id: mine.mentorship_id.clone(),
+            reason: pb::EndReason::NoTime.into(),
+            note: String::new(),
+        })
         .await;
     assert_eq!(code(end), Code::NotFound);
-    let list = theirs.list_mentorships(pb::ListMentorshipsRequest { user_id: ann.id.clone(), ..Default::default() }).await;
+    let list = theirs
+        .list_mentorships(pb::ListMentorshipsRequest { user_id: ann.id.clone(), ..Default::default() })
+        .await;
     assert_eq!(code(list), Code::PermissionDenied);
-    let still = client.get_mentorship(pb::GetMentorshipRequest { mentorship_id: mine.mentorship_id.clone() }).await.expect("mine");
-    assert_eq!(still.into_inner().mentorship.expect("m").state, pb::MentorshipState::Active as i32, "nothing changed");
+    let still = client
+        .get_mentorship(pb::GetMentorshipRequest { mentorship_id: mine.mentorship_id.clone() })
+        .await
+        .expect("mine");
+    assert_eq!(
+        still.into_inner().mentorship.expect("m").state,
+        pb::MentorshipState::Active as i32,
+        "nothing changed"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +206,10 @@ async fn a_deleted_learner_is_forgotten_and_their_seat_freed() {
     let ann = s.learner("ann").await;
     s.choose(&ann, "beatrix-lindqvist").await;
     let admin = s.admin_token().await;
-    s.identity_admin(&admin).delete_user(ipb::DeleteUserRequest { user_id: ann.id.clone() }).await.expect("deleted");
+    s.identity_admin(&admin)
+        .delete_user(ipb::DeleteUserRequest { user_id: ann.id.clone() })
+        .await
+        .expect("deleted");
     // Identity's relay delivers the deletion on its own; a generous bound catches a hang.
     let deadline = Instant::now() + Duration::from_secs(20);
     while s.matching.store.rows_about(&ann.id).await.expect("rows") > 0 {

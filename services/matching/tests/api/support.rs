@@ -30,8 +30,13 @@ impl Stack {
     /// Events for matching (profiles' change notices, identity's deletions) wait in their
     /// outboxes until a test delivers them ([`Stack::deliver_to_matching`]).
     pub async fn holding_events() -> Self {
-        Self::on(TestPlatform::new().module(&tt_profiles::MODULE).module(&tt_matching::MODULE).peer("matching", ""))
-            .await
+        Self::on(
+            TestPlatform::new()
+                .module(&tt_profiles::MODULE)
+                .module(&tt_matching::MODULE)
+                .peer("matching", ""),
+        )
+        .await
     }
 
     async fn on(platform: TestPlatform) -> Self {
