@@ -2,7 +2,7 @@
 # Creates the development secrets in the current kube context with values generated here, once
 # (kept in .tilt-secrets/, which git ignores). Never used for production.
 #
-# Profiles signs in to analytics with a service account. Its secret is the key
+# Profiles and matching sign in to their peers with service accounts. Its secret is the key
 # service-client-secret of profiles-secrets, read from .tilt-secrets/profiles-service-client-secret
 # (created empty here). Once identity runs, create the account (docs/deploy.md, "Profiles' service
 # account"), write its client_secret to that file, set its id as TT_SERVICE_CLIENT_ID in
@@ -19,6 +19,10 @@ mkdir -p "$dir"
 printf 'postgres://postgres:%s@postgres:5432/identity' "$(cat "$dir/postgres-password")" > "$dir/database-url"
 printf 'postgres://postgres:%s@postgres:5432/profiles' "$(cat "$dir/postgres-password")" > "$dir/profiles-database-url"
 printf 'postgres://postgres:%s@postgres:5432/analytics' "$(cat "$dir/postgres-password")" > "$dir/analytics-database-url"
+printf 'postgres://postgres:%s@postgres:5432/matching' "$(cat "$dir/postgres-password")" > "$dir/matching-database-url"
+[ -f "$dir/matching-service-client-secret" ] || : > "$dir/matching-service-client-secret"
+# The embedding endpoint's key (empty: development embeds offline).
+[ -f "$dir/ai-api-key" ] || : > "$dir/ai-api-key"
 [ -f "$dir/profiles-service-client-secret" ] || : > "$dir/profiles-service-client-secret"
 printf 'redis://redis:6379' > "$dir/redis-url"
 chmod 600 "$dir"/*
@@ -38,5 +42,11 @@ kubectl -n timetravelers create secret generic profiles-secrets \
 kubectl -n timetravelers create secret generic analytics-secrets \
   --from-file=database-url="$dir/analytics-database-url" --from-file=redis-url="$dir/redis-url" \
   --from-file=secret.key="$dir/secret.key" \
+  --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n timetravelers create secret generic matching-secrets \
+  --from-file=database-url="$dir/matching-database-url" --from-file=redis-url="$dir/redis-url" \
+  --from-file=secret.key="$dir/secret.key" \
+  --from-file=service-client-secret="$dir/matching-service-client-secret" \
+  --from-file=ai-api-key="$dir/ai-api-key" \
   --dry-run=client -o yaml | kubectl apply -f -
 echo "dev admin: admin@timetravelers.example / $(cat "$dir/bootstrap-admin-password")"
