@@ -96,6 +96,34 @@ fn event(f: &Fixture) -> cpb::Event {
     }
 }
 
+/// A well-formed mentor (a draft admins may create).
+fn mentor(id: &str) -> mpb::Mentor {
+    use ppb::{CareerStage, LearningStyle};
+    mpb::Mentor {
+        mentor_id: id.into(),
+        name: "Hostile Persona".into(),
+        era: "the present".into(),
+        background: "Built to be attacked.".into(),
+        voice: "Terse.".into(),
+        fields: vec!["software".into()],
+        specializations: vec!["rust".into()],
+        stages: vec![CareerStage::Senior.into()],
+        teaching_style: Some(mpb::TeachingStyle {
+            modality: LearningStyle::Visual.into(),
+            ..Default::default()
+        }),
+        languages: vec!["en".into()],
+        capacity: 3,
+        model: Some(mpb::ModelConfig {
+            temperature: 0.3,
+            system_prompt_template: "You are {{name}}; help {{learner_name}}.".into(),
+            ..Default::default()
+        }),
+        content_language: "en".into(),
+        ..Default::default()
+    }
+}
+
 /// The base request and caller of every method. A method missing here fails the suite.
 fn base(method: &str, f: &Fixture) -> Option<(Who, Vec<u8>)> {
     use Who::*;
@@ -408,6 +436,34 @@ fn base(method: &str, f: &Fixture) -> Option<(Who, Vec<u8>)> {
                 language: "en".into(),
                 query: "code".into(),
                 ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        ("MentorService", "CreateMentor") => {
+            (Admin, mpb::CreateMentorRequest { mentor: Some(mentor("hostile-draft")) }.encode_to_vec())
+        }
+        ("MentorService", "UpdateMentor") => (
+            Admin,
+            mpb::UpdateMentorRequest {
+                mentor: Some(mentor("ren-takamatsu")),
+                update_mask: mask(&["voice", "languages"]),
+            }
+            .encode_to_vec(),
+        ),
+        ("MentorService", "PublishMentor") => (
+            Admin,
+            mpb::PublishMentorRequest { mentor_id: "ren-takamatsu".into(), etag: String::new() }
+                .encode_to_vec(),
+        ),
+        ("MentorService", "RetireMentor") => {
+            (Admin, mpb::RetireMentorRequest { mentor_id: "ren-takamatsu".into() }.encode_to_vec())
+        }
+        ("MentorService", "ListMentorVersions") => (
+            Service,
+            mpb::ListMentorVersionsRequest {
+                mentor_id: "odessa-tan".into(),
+                page_size: 5,
+                page_token: String::new(),
             }
             .encode_to_vec(),
         ),

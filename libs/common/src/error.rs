@@ -356,20 +356,47 @@ impl Violations {
         }
         Err(bad_request(self.domain, self.fields, self.omitted))
     }
+
+    /// `Ok(())` when nothing was recorded, else FAILED_PRECONDITION with `reason` and a
+    /// BadRequest listing every violation: for a stored resource that cannot take a step as it
+    /// is (a draft that cannot be published), rather than for a bad request.
+    pub fn into_failed_precondition(self, reason: Reason, message: &str) -> Result<(), Status> {
+        if self.fields.is_empty() {
+            return Ok(());
+        }
+        Err(listed(
+            self.domain,
+            self.fields,
+            self.omitted,
+            (Code::FailedPrecondition, reason.as_str()),
+            message,
+        ))
+    }
 }
 
 /// INVALID_ARGUMENT naming every violated field (and counting those past the cap).
 fn bad_request(domain: Domain, fields: Vec<FieldViolation>, omitted: usize) -> Status {
+    listed(domain, fields, omitted, (Code::InvalidArgument, "INVALID_ARGUMENT"), "invalid request")
+}
+
+/// A status of `code` and `reason` whose BadRequest names every violated field.
+fn listed(
+    domain: Domain,
+    fields: Vec<FieldViolation>,
+    omitted: usize,
+    (code, reason): (Code, &str),
+    message: &str,
+) -> Status {
     let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-    let mut message = clip(&format!("invalid request: {}", names.join(", ")), 1024);
+    let mut message = clip(&format!("{message}: {}", names.join(", ")), 1024);
     let mut metadata = std::collections::HashMap::new();
     if omitted > 0 {
         message.push_str(&format!(" (and {omitted} more)"));
         metadata.insert("omitted_violations".to_owned(), omitted.to_string());
     }
-    let mut details = ErrorDetails::with_error_info("INVALID_ARGUMENT", domain.0, metadata);
+    let mut details = ErrorDetails::with_error_info(reason, domain.0, metadata);
     details.set_bad_request(fields);
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    Status::with_error_details(code, message, details)
 }
 
 /// Reads the `ErrorInfo` reason of a status, for tests and clients.

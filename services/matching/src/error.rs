@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 use tt_common::error::{Domain, Reason};
 
-use crate::store::MentorshipError;
+use crate::store::{CatalogError, MentorshipError};
 
 /// The `ErrorInfo` domain of matching's errors.
 pub const DOMAIN: Domain = Domain::new("matching.timetravelers.dev");
@@ -15,6 +15,9 @@ pub enum Error {
     /// A mentorship write the store refused.
     #[error(transparent)]
     Mentorship(#[from] MentorshipError),
+    /// A catalog write the store refused.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     /// Profiles could not give the learner's view.
     #[error("profiles: {0}")]
     Profiles(Status),
@@ -57,6 +60,21 @@ impl From<Error> for Status {
                 MentorshipError::SameMentor => {
                     DOMAIN.invalid_field("mentor_id", "must be another mentor than the one being left")
                 }
+            },
+            Error::Catalog(e) => match e {
+                CatalogError::Storage(e) => e.to_status(DOMAIN),
+                CatalogError::Exists => {
+                    DOMAIN.status(Code::AlreadyExists, Reason::new("MENTOR_EXISTS"), "the mentor id is taken")
+                }
+                CatalogError::NotFound => DOMAIN.not_found("mentor", ""),
+                CatalogError::Stale => DOMAIN.etag_mismatch("mentor"),
+                CatalogError::WrongStatus(status) => failed(
+                    "MENTOR_NOT_ACTIVE",
+                    format!(
+                        "the mentor is {}",
+                        status.trim_start_matches("MENTOR_STATUS_").to_ascii_lowercase()
+                    ),
+                ),
             },
             Error::Profiles(status) => match status.code() {
                 Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Unknown => {

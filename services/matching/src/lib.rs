@@ -67,6 +67,11 @@ pub const EMITS: &[EventType] = &[
         ],
     ),
     EventType::v1(
+        "matching.mentor.published",
+        &[Attr::required("mentor_id", Str), Attr::required("version", Int)],
+    ),
+    EventType::v1("matching.mentor.retired", &[Attr::required("mentor_id", Str)]),
+    EventType::v1(
         "matching.feedback.submitted",
         &[
             Attr::required("mentorship_id", Str),
@@ -120,7 +125,7 @@ impl Module for Matching {
             .grpc(MentorshipServiceServer::new(api.clone()), fds)
             .grpc(AdminServiceServer::new(api.clone()), fds)
             .grpc(IntegrationServiceServer::new(api), fds)
-            .job("matching.refresh_seats", Box::pin(self.clone().refresh_seats()))
+            .job("matching.refresh_catalog", Box::pin(self.clone().refresh()))
             .job(
                 "matching.prune_consumed_events",
                 Box::pin(consumed::prune_forever(self.store.db().clone(), self.clock.clone())),

@@ -142,14 +142,26 @@ impl Matching {
         Ok(())
     }
 
-    /// Reads every mentor's seats again, forever (a job): other replicas' writes show up within
-    /// `seats_refresh`.
-    pub async fn refresh_seats(self: Arc<Self>) {
+    /// Reads every mentor's seats again, and the whole catalog when another replica changed it,
+    /// forever (a job): other replicas' writes show up within `seats_refresh`.
+    pub async fn refresh(self: Arc<Self>) {
+        let mut stamp = self.store.catalog_stamp().await.ok();
         loop {
             tokio::time::sleep(self.seats_refresh).await;
-            match self.store.seats().await {
-                Ok(seats) => self.catalog().set_seats(&seats),
-                Err(e) => tracing::warn!(error = %e, "reading the seats failed"),
+            let now = match self.store.catalog_stamp().await {
+                Ok(now) => now,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the catalog's stamp failed");
+                    continue;
+                }
+            };
+            let result = if stamp != Some(now) {
+                self.reload().await.map(|()| stamp = Some(now))
+            } else {
+                self.store.seats().await.map(|seats| self.catalog().set_seats(&seats)).map_err(Into::into)
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "refreshing the catalog failed");
             }
         }
     }
@@ -188,18 +200,21 @@ impl Matching {
         Ok(convert::learner(copy.view.as_ref(), copy.goals_vector))
     }
 
-    async fn learner_view(&self, user_id: &str) -> Result<LearnerView, Status> {
+    /// Profiles, with matching's service token (UNAVAILABLE while not configured).
+    pub fn profiles_peer(&self) -> Result<&Peer, Status> {
         let peer = self.profiles.get_or_init(|| {
             self.platform.service_peer("profiles", "matching").unwrap_or_else(|e| {
                 tracing::error!(error = %e, "profiles cannot be reached");
                 None
             })
         });
-        let Some(peer) = peer else {
-            return Err(
-                DOMAIN.unavailable("profiles", &"TT_PROFILES_URL or matching's service account is not set")
-            );
-        };
+        peer.as_ref().ok_or_else(|| {
+            DOMAIN.unavailable("profiles", &"TT_PROFILES_URL or matching's service account is not set")
+        })
+    }
+
+    async fn learner_view(&self, user_id: &str) -> Result<LearnerView, Status> {
+        let peer = self.profiles_peer()?;
         let request = GetLearnerViewRequest { user_id: user_id.to_owned() };
         let answer = peer
             .call(|ch| {

@@ -16,7 +16,9 @@
 //! into a fresh database; then the 30-day DAU series over them, uncached, and every engagement
 //! figure), `ai` (libs/ai, one call at a time: a governed chat call over an OpenAI-compatible
 //! mock against the same HTTP request made raw, and the offline provider's time to its first
-//! delta).
+//! delta), `matching` (MatchService/FindMatches over the demo catalog for a learner with goals,
+//! the hottest read, then ChooseMentor and EndMentorship in turn per learner, the hottest write,
+//! on the all-in-one).
 //!
 //! Against running servers: `--target` is the profiles (or all-in-one) URL, `--identity` the
 //! identity URL when it differs, and `--miss-target` a second profiles deployment on the same
@@ -44,7 +46,7 @@ use tt_testkit::Bearer;
     about = "TimeTravelers load generator (ratios against a bare tonic echo baseline)"
 )]
 struct Args {
-    /// echo | getme | login | getme-during-logins | profiles | analytics | ai
+    /// echo | getme | login | getme-during-logins | profiles | analytics | ai | matching
     #[arg(long, default_value = "getme")]
     scenario: String,
     /// Calls in flight.
@@ -118,6 +120,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.scenario == "ai" {
         return ai::run(&args, baseline).await;
+    }
+    if args.scenario == "matching" {
+        return matching::run(&args, baseline).await;
     }
 
     let (_server, url) = match &args.target {
@@ -741,6 +746,117 @@ mod ai {
             "offline time to first delta (p50): {ttfd:.3} ms (target <= 5 ms: {})",
             verdict(ttfd <= 5.0)
         );
+        Ok(())
+    }
+}
+
+mod matching {
+    //! Scenario `matching`: FindMatches (a page of 10 over the demo catalog, the learner's view
+    //! cached) and the mentorship write path (ChooseMentor and EndMentorship in turn, one learner
+    //! per worker, each write a seat taken or freed with its outbox event).
+
+    use std::sync::{Arc, Mutex};
+
+    use tt_proto::{
+        matching::v1::{
+            ChooseMentorRequest, EndMentorshipRequest, EndReason, FindMatchesRequest,
+            match_service_client::MatchServiceClient, mentorship_service_client::MentorshipServiceClient,
+        },
+        profiles::v1::{CreateGoalRequest, Goal, GoalKind, goal_service_client::GoalServiceClient},
+    };
+
+    use super::*;
+
+    /// Mentors the writers spread over (each has at least 5 seats).
+    const MENTORS: [&str; 8] = [
+        "dorothea-wilmarth",
+        "tomasz-wierzbicki",
+        "adaeze-nwosu",
+        "rukmini-iyer",
+        "helga-brandvold",
+        "kofi-mensah-larbi",
+        "walter-pruitt",
+        "odessa-tan",
+    ];
+
+    async fn learner(channel: &Channel) -> anyhow::Result<String> {
+        let token = register(channel, &format!("load-{}@example.com", tt_common::new_id())).await?;
+        let goal = Goal {
+            kind: GoalKind::ShortTerm.into(),
+            title: "Move into incident response".into(),
+            target_role: "incident responder".into(),
+            target_field: "security-defender".into(),
+            priority: 1,
+            skill_ids: vec!["incident-response".into(), "digital-forensics".into(), "python".into()],
+            ..Default::default()
+        };
+        GoalServiceClient::with_interceptor(channel.clone(), Bearer::new(token.clone()))
+            .create_goal(CreateGoalRequest { goal: Some(goal), request_id: String::new() })
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn run(args: &Args, baseline: Report) -> anyhow::Result<()> {
+        let (d, w) = (args.duration.0, args.warmup.0);
+        let (_server, url) = match &args.target {
+            Some(url) => (None, url.clone()),
+            None => {
+                let server = AllInOne::start().await?;
+                let url = server.url();
+                (Some(server), url)
+            }
+        };
+        let channels = load::connections(&url, args.connections).await?;
+        let reader = learner(&channels[0]).await?;
+        let find = move |ch: Channel, _n: u64| {
+            let bearer = Bearer::new(reader.clone());
+            async move {
+                let page = FindMatchesRequest { page_size: 10, ..Default::default() };
+                MatchServiceClient::with_interceptor(ch, bearer).find_matches(page).await.map(|_| ())
+            }
+        };
+        load::run("warmup", &channels, args.in_flight, w, find.clone()).await?;
+        let read = load::run("FindMatches (page of 10)", &channels, args.in_flight, d, find).await?;
+
+        let mut writers = Vec::new();
+        for _ in 0..args.in_flight {
+            writers.push(learner(&channels[0]).await?);
+        }
+        // Per worker: its learner and its running mentorship (empty: choose next).
+        let slots: Arc<Vec<(String, Mutex<String>)>> =
+            Arc::new(writers.into_iter().map(|t| (t, Mutex::new(String::new()))).collect());
+        let write = move |ch: Channel, n: u64| {
+            let slots = slots.clone();
+            async move {
+                let worker = usize::try_from(n >> 32).unwrap_or(0) % slots.len();
+                let (token, running) = &slots[worker];
+                let current = running.lock().map(|r| r.clone()).unwrap_or_default();
+                let mut client = MentorshipServiceClient::with_interceptor(ch, Bearer::new(token.clone()));
+                if current.is_empty() {
+                    let mentor_id = MENTORS[worker % MENTORS.len()].to_owned();
+                    let chosen = client
+                        .choose_mentor(ChooseMentorRequest { mentor_id, request_id: String::new() })
+                        .await?;
+                    let id = chosen.into_inner().mentorship.map(|m| m.mentorship_id).unwrap_or_default();
+                    if let Ok(mut r) = running.lock() {
+                        *r = id;
+                    }
+                } else {
+                    let end = EndMentorshipRequest {
+                        mentorship_id: current,
+                        reason: EndReason::NoTime.into(),
+                        note: String::new(),
+                    };
+                    client.end_mentorship(end).await?;
+                    if let Ok(mut r) = running.lock() {
+                        r.clear();
+                    }
+                }
+                Ok(())
+            }
+        };
+        let written = load::run("ChooseMentor / EndMentorship", &channels, args.in_flight, d, write).await?;
+        print(args, &[baseline.clone(), read, written], &baseline);
         Ok(())
     }
 }

@@ -98,4 +98,64 @@ impl MentorService for Api {
         };
         Ok(Response::new(pb::GetMentorResponse { mentor: Some(mentor) }))
     }
+
+    async fn create_mentor(
+        &self,
+        request: Request<pb::CreateMentorRequest>,
+    ) -> Result<Response<pb::CreateMentorResponse>, Status> {
+        let mentor = self.create_mentor_checked(request).await?;
+        Ok(Response::new(pb::CreateMentorResponse { mentor: Some(mentor) }))
+    }
+
+    async fn update_mentor(
+        &self,
+        request: Request<pb::UpdateMentorRequest>,
+    ) -> Result<Response<pb::UpdateMentorResponse>, Status> {
+        let mentor = self.update_mentor_checked(request).await?;
+        Ok(Response::new(pb::UpdateMentorResponse { mentor: Some(mentor) }))
+    }
+
+    async fn publish_mentor(
+        &self,
+        request: Request<pb::PublishMentorRequest>,
+    ) -> Result<Response<pb::PublishMentorResponse>, Status> {
+        let mentor = self.publish_mentor_checked(request).await?;
+        Ok(Response::new(pb::PublishMentorResponse { mentor: Some(mentor) }))
+    }
+
+    async fn retire_mentor(
+        &self,
+        request: Request<pb::RetireMentorRequest>,
+    ) -> Result<Response<pb::RetireMentorResponse>, Status> {
+        let mentor = self.retire_mentor_checked(request).await?;
+        Ok(Response::new(pb::RetireMentorResponse { mentor: Some(mentor) }))
+    }
+
+    async fn list_mentor_versions(
+        &self,
+        request: Request<pb::ListMentorVersionsRequest>,
+    ) -> Result<Response<pb::ListMentorVersionsResponse>, Status> {
+        let who = principal(&request)?;
+        if !(who.is_admin() || who.is_service()) {
+            return Err(DOMAIN.permission_denied("only admins and services list a mentor's versions"));
+        }
+        let req = request.into_inner();
+        let mut v = violations();
+        check_mentor_id(&mut v, "mentor_id", &req.mentor_id);
+        let page = self.pages.page::<i64>(
+            &mut v,
+            format!("ListMentorVersions:{}", req.mentor_id),
+            req.page_size,
+            &req.page_token,
+        );
+        v.into_result()?;
+        let catalog = self.catalog();
+        let entry = catalog.get(&req.mentor_id).ok_or_else(|| DOMAIN.not_found("mentor", &req.mentor_id))?;
+        let mut rows = self.store.versions(&req.mentor_id, page.after, page.limit()).await?;
+        let next_page_token = page.next(&mut rows, |r| r.version);
+        Ok(Response::new(pb::ListMentorVersionsResponse {
+            versions: rows.iter().map(|r| convert::mentor(entry, r, true)).collect(),
+            next_page_token,
+        }))
+    }
 }

@@ -2,6 +2,7 @@
 //! the catalog, and map results to messages. One file per gRPC service.
 
 pub mod admin;
+pub mod drafts;
 pub mod integration;
 pub mod matches;
 pub mod mentors;

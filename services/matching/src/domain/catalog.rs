@@ -155,7 +155,7 @@ pub fn problems(content: &Content, taxonomy: &dyn Taxonomy) -> Vec<Problem> {
     if !(1..=3).contains(&content.fields.len()) {
         add("fields", "must name 1 to 3 tracks".to_owned());
     }
-    for (i, f) in content.fields.iter().enumerate() {
+    for (i, f) in content.fields.iter().enumerate().take(3) {
         if !taxonomy.is_track(f) {
             add(&format!("fields[{i}]"), format!("unknown track {f:?}"));
         }
@@ -163,25 +163,27 @@ pub fn problems(content: &Content, taxonomy: &dyn Taxonomy) -> Vec<Problem> {
     if !(1..=12).contains(&content.specializations.len()) {
         add("specializations", "must name 1 to 12 skills".to_owned());
     }
-    for (i, s) in content.specializations.iter().enumerate() {
+    for (i, s) in content.specializations.iter().enumerate().take(12) {
         if !taxonomy.is_skill(s) {
             add(&format!("specializations[{i}]"), format!("unknown skill {s:?}"));
         } else if content.specializations[..i].contains(s) {
             add(&format!("specializations[{i}]"), format!("{s:?} is listed twice"));
         }
     }
-    if content.stages.is_empty() {
-        add("stages", "must name at least one career stage".to_owned());
+    if content.stages.is_empty() || content.stages.len() > 6 {
+        add("stages", "must name 1 to 6 career stages".to_owned());
     }
-    for (i, s) in content.stages.iter().enumerate() {
+    for (i, s) in content.stages.iter().enumerate().take(6) {
         if stage(s).is_none() {
             add(&format!("stages[{i}]"), format!("unknown career stage {s:?}"));
+        } else if content.stages[..i].contains(s) {
+            add(&format!("stages[{i}]"), format!("{s} is listed twice"));
         }
     }
     if content.languages.is_empty() || content.languages.len() > 10 {
         add("languages", "must name 1 to 10 languages".to_owned());
     }
-    for (i, l) in content.languages.iter().enumerate() {
+    for (i, l) in content.languages.iter().enumerate().take(10) {
         if !is_language(l) {
             add(&format!("languages[{i}]"), format!("{l:?} is not a BCP 47 language tag"));
         }

@@ -1,15 +1,61 @@
 //! The catalog: mentors, their versions, and the shipped demo mentors kept in step.
 
-use sqlx::{Row, any::AnyRow};
+use sqlx::{Any, Row, Transaction, any::AnyRow};
 use tt_common::{
     clock::Millis,
     storage::{StorageError, col},
 };
 
-use super::Store;
+use super::{Store, event};
 use crate::domain::catalog::{Content, DemoMentor};
 
 pub const ACTIVE: &str = "MENTOR_STATUS_ACTIVE";
+pub const DRAFT: &str = "MENTOR_STATUS_DRAFT";
+pub const RETIRED: &str = "MENTOR_STATUS_RETIRED";
+
+/// Why a catalog write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the mentor id is taken")]
+    Exists,
+    #[error("no such mentor")]
+    NotFound,
+    /// A newer version exists than the one the caller saw.
+    #[error("a newer version exists")]
+    Stale,
+    /// The mentor's status does not allow the change (its `MENTOR_STATUS_*` name).
+    #[error("the mentor is {0}")]
+    WrongStatus(String),
+}
+
+impl From<sqlx::Error> for CatalogError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Storage(e.into())
+    }
+}
+
+async fn insert_version(
+    tx: &mut Transaction<'_, Any>,
+    mentor_id: &str,
+    version: i64,
+    content: &Content,
+    actor: &str,
+    now: Millis,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO mentor_versions (mentor_id, version, content, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(mentor_id)
+    .bind(version)
+    .bind(encode(content)?)
+    .bind(actor)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// A mentor's catalog row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +131,6 @@ impl Store {
         let mut changed = 0;
         let mut tx = self.db().pool().begin().await?;
         for m in mentors {
-            let content = encode(&m.content)?;
             let capacity = i64::from(m.content.capacity);
             let existing = sqlx::query("SELECT demo, latest_version FROM mentors WHERE mentor_id = $1")
                 .bind(&m.id)
@@ -134,17 +179,7 @@ impl Store {
                 }
                 Some(_) => continue,
             };
-            sqlx::query(
-                "INSERT INTO mentor_versions (mentor_id, version, content, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&m.id)
-            .bind(version)
-            .bind(content)
-            .bind(DEMO_ACTOR)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_version(&mut tx, &m.id, version, &m.content, DEMO_ACTOR, now).await?;
             changed += 1;
         }
         tx.commit().await?;
@@ -153,13 +188,24 @@ impl Store {
 
     /// Every mentor with its latest and published versions, by id.
     pub async fn catalog(&self) -> Result<Vec<MentorRecord>, StorageError> {
+        self.catalog_of(None).await
+    }
+
+    /// [`Store::catalog`], or only `mentor_id`'s record.
+    async fn catalog_of(&self, mentor_id: Option<&str>) -> Result<Vec<MentorRecord>, StorageError> {
+        let only = mentor_id.unwrap_or("");
         let mut tx = self.db().pool().begin().await?;
-        let mentors = sqlx::query("SELECT * FROM mentors ORDER BY mentor_id").fetch_all(&mut *tx).await?;
+        let mentors =
+            sqlx::query("SELECT * FROM mentors WHERE ($1 = '' OR mentor_id = $1) ORDER BY mentor_id")
+                .bind(only)
+                .fetch_all(&mut *tx)
+                .await?;
         let versions = sqlx::query(
             "SELECT v.mentor_id, v.version, v.content, v.created_by, v.created_at AS version_created_at \
              FROM mentor_versions v JOIN mentors m ON m.mentor_id = v.mentor_id \
-             WHERE v.version = m.latest_version OR v.version = m.published_version",
+             WHERE ($1 = '' OR m.mentor_id = $1) AND (v.version = m.latest_version OR v.version = m.published_version)",
         )
+        .bind(only)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -199,5 +245,171 @@ impl Store {
         let rows =
             sqlx::query("SELECT mentor_id, seats_taken FROM mentors").fetch_all(self.db().pool()).await?;
         rows.iter().map(|r| Ok((col(r, "mentor_id")?, col(r, "seats_taken")?))).collect()
+    }
+
+    /// Creates a draft mentor at version 1. Conflict (ALREADY_EXISTS) when the id is taken.
+    pub async fn create_mentor(
+        &self,
+        mentor_id: &str,
+        content: &Content,
+        actor: &str,
+        now: Millis,
+    ) -> Result<MentorRecord, CatalogError> {
+        let mut tx = self.db().pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO mentors (mentor_id, status, latest_version, published_version, capacity, demo, created_at, updated_at) \
+             VALUES ($1, $2, 1, 0, $3, 0, $4, $4)",
+        )
+        .bind(mentor_id)
+        .bind(DRAFT)
+        .bind(i64::from(content.capacity))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StorageError::from)
+        .map_err(|e| match e {
+            StorageError::Conflict(_) => CatalogError::Exists,
+            e => e.into(),
+        })?;
+        insert_version(&mut tx, mentor_id, 1, content, actor, now).await?;
+        tx.commit().await?;
+        self.record(mentor_id).await
+    }
+
+    /// Adds a version made from the latest; `expected`: the latest version the caller saw.
+    pub async fn update_mentor(
+        &self,
+        mentor_id: &str,
+        expected: i64,
+        content: &Content,
+        actor: &str,
+        now: Millis,
+    ) -> Result<MentorRecord, CatalogError> {
+        let mut tx = self.db().pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE mentors SET latest_version = latest_version + 1, demo = 0, updated_at = $3 \
+             WHERE mentor_id = $1 AND latest_version = $2",
+        )
+        .bind(mentor_id)
+        .bind(expected)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(self.missing_or_stale(&mut tx, mentor_id).await?);
+        }
+        insert_version(&mut tx, mentor_id, expected + 1, content, actor, now).await?;
+        tx.commit().await?;
+        self.record(mentor_id).await
+    }
+
+    /// Publishes version `version` (the latest, validated by the caller) with its capacity: the
+    /// mentor becomes active. An event tells analytics.
+    pub async fn publish_mentor(
+        &self,
+        mentor_id: &str,
+        version: i64,
+        capacity: u32,
+        actor: &str,
+        now: Millis,
+    ) -> Result<MentorRecord, CatalogError> {
+        let mut tx = self.db().pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE mentors SET published_version = latest_version, status = $3, capacity = $4, demo = 0, \
+             updated_at = $5 WHERE mentor_id = $1 AND latest_version = $2",
+        )
+        .bind(mentor_id)
+        .bind(version)
+        .bind(ACTIVE)
+        .bind(i64::from(capacity))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(self.missing_or_stale(&mut tx, mentor_id).await?);
+        }
+        let published = event("matching.mentor.published", actor, actor, now)
+            .string("mentor_id", mentor_id)
+            .int("version", version)
+            .build();
+        self.outbox.write(tx, &[published]).await?;
+        self.record(mentor_id).await
+    }
+
+    /// Retires an active mentor (a draft or a retired one: WrongStatus).
+    pub async fn retire_mentor(
+        &self,
+        mentor_id: &str,
+        actor: &str,
+        now: Millis,
+    ) -> Result<MentorRecord, CatalogError> {
+        let mut tx = self.db().pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE mentors SET status = $2, demo = 0, updated_at = $3 WHERE mentor_id = $1 AND status = $4",
+        )
+        .bind(mentor_id)
+        .bind(RETIRED)
+        .bind(now)
+        .bind(ACTIVE)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let row = sqlx::query("SELECT status FROM mentors WHERE mentor_id = $1")
+                .bind(mentor_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match row {
+                None => CatalogError::NotFound,
+                Some(r) => CatalogError::WrongStatus(r.try_get("status")?),
+            });
+        }
+        let retired =
+            event("matching.mentor.retired", actor, actor, now).string("mentor_id", mentor_id).build();
+        self.outbox.write(tx, &[retired]).await?;
+        self.record(mentor_id).await
+    }
+
+    async fn missing_or_stale(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        mentor_id: &str,
+    ) -> Result<CatalogError, StorageError> {
+        let row = sqlx::query("SELECT mentor_id FROM mentors WHERE mentor_id = $1")
+            .bind(mentor_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(if row.is_some() { CatalogError::Stale } else { CatalogError::NotFound })
+    }
+
+    /// One mentor with its latest and published versions.
+    pub async fn record(&self, mentor_id: &str) -> Result<MentorRecord, CatalogError> {
+        self.catalog_of(Some(mentor_id)).await?.pop().ok_or(CatalogError::NotFound)
+    }
+
+    /// A mentor's versions, newest first, below `before` (a version number), at most `limit`.
+    pub async fn versions(
+        &self,
+        mentor_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<VersionRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT mentor_id, version, content, created_by, created_at AS version_created_at FROM mentor_versions \
+             WHERE mentor_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
+        )
+        .bind(mentor_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter().map(decode_version).collect()
+    }
+
+    /// What changes when the catalog changes (not when seats move): other replicas reload on it.
+    pub async fn catalog_stamp(&self) -> Result<(i64, i64), StorageError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n, COALESCE(MAX(updated_at), 0) AS at FROM mentors")
+            .fetch_one(self.db().pool())
+            .await?;
+        Ok((row.try_get("n")?, row.try_get("at")?))
     }
 }

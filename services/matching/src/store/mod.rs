@@ -17,7 +17,7 @@ use tt_common::{
 };
 
 pub use self::{
-    mentors::{MentorRecord, MentorRow, VersionRow},
+    mentors::{CatalogError, MentorRecord, MentorRow, VersionRow},
     mentorships::{MentorshipError, MentorshipRow, NewMentorship},
 };
 

@@ -3,7 +3,7 @@
 use tonic::Code;
 use tt_proto::matching::v1 as pb;
 
-use crate::support::{Stack, assert_bad_fields, code};
+use crate::support::{Stack, assert_bad_fields, code, mask};
 
 #[tokio::test]
 async fn learners_browse_active_mentors_by_name_filter_and_text() {
@@ -113,4 +113,209 @@ async fn admins_get_the_usage_figures() {
     let count = |name: &str| usage.resources.iter().find(|r| r.name == name).map_or(0, |r| r.count);
     assert_eq!((count("mentors.active"), count("mentorships.active")), (24, 1));
     assert!(usage.outbox_pending >= 0 && usage.outbox_dead_letters == 0);
+}
+
+fn draft(id: &str) -> pb::Mentor {
+    pb::Mentor {
+        mentor_id: id.into(),
+        name: "Iris van Tongeren".into(),
+        era: "the 1990s Dutch dot-com years".into(),
+        background:
+            "Iris built one of the first online bookshops in Utrecht and kept it running through two crashes."
+                .into(),
+        voice: "Calm and wry; she asks what the customer would notice first.".into(),
+        fields: vec!["software".into(), "astrology".into()],
+        specializations: vec!["postgresql".into(), "quantum-basket-weaving".into()],
+        stages: vec![tt_proto::profiles::v1::CareerStage::EarlyCareer.into()],
+        teaching_style: Some(pb::TeachingStyle {
+            modality: tt_proto::profiles::v1::LearningStyle::Visual.into(),
+            pace: 0.1,
+            structure: 0.4,
+            feedback: -0.2,
+        }),
+        languages: vec!["en".into(), "nl".into()],
+        capacity: 2,
+        model: Some(pb::ModelConfig {
+            provider: String::new(),
+            model: String::new(),
+            temperature: 0.5,
+            system_prompt_template:
+                "You are {{name}} from {{era}}. Coach {{learner_name}} towards {{learner_goals}}.".into(),
+        }),
+        content_language: "en".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn admins_draft_revise_publish_and_retire_a_mentor_with_every_problem_listed() {
+    let s = Stack::start().await;
+    let (ann, bob) = (s.learner("ann").await, s.learner("bob").await);
+    let admin = s.admin_token().await;
+    let mut catalog = s.mentors(&admin);
+    let created = catalog
+        .create_mentor(pb::CreateMentorRequest { mentor: Some(draft("iris-van-tongeren")) })
+        .await
+        .expect("created")
+        .into_inner()
+        .mentor
+        .expect("mentor");
+    assert_eq!(
+        (created.status, created.version, created.published_version),
+        (pb::MentorStatus::Draft as i32, 1, 0)
+    );
+    let learner_view = s
+        .mentors(&ann.token)
+        .get_mentor(pb::GetMentorRequest { mentor_id: "iris-van-tongeren".into(), version: 0 })
+        .await;
+    assert_eq!(code(learner_view), Code::NotFound, "learners never see a draft");
+    let again =
+        catalog.create_mentor(pb::CreateMentorRequest { mentor: Some(draft("iris-van-tongeren")) }).await;
+    assert_eq!(code(again), Code::AlreadyExists);
+
+    let refused = catalog
+        .publish_mentor(pb::PublishMentorRequest {
+            mentor_id: "iris-van-tongeren".into(),
+            etag: created.etag.clone(),
+        })
+        .await
+        .expect_err("an unknown track and skill");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(tt_common::error::reason(&refused).as_deref(), Some("MENTOR_INVALID"));
+    assert_eq!(tt_common::error::bad_fields(&refused), ["mentor.fields[1]", "mentor.specializations[1]"]);
+
+    let mut fixed = draft("iris-van-tongeren");
+    fixed.fields = vec!["software".into()];
+    fixed.specializations = vec!["postgresql".into(), "code-review".into()];
+    fixed.etag = created.etag.clone();
+    let v2 = catalog
+        .update_mentor(pb::UpdateMentorRequest {
+            mentor: Some(fixed.clone()),
+            update_mask: mask(&["fields", "specializations"]),
+        })
+        .await
+        .expect("revised")
+        .into_inner()
+        .mentor
+        .expect("mentor");
+    assert_eq!(v2.version, 2);
+    let stale = catalog
+        .update_mentor(pb::UpdateMentorRequest { mentor: Some(fixed), update_mask: mask(&["fields"]) })
+        .await;
+    assert_eq!(code(stale), Code::Aborted, "the etag of version 1");
+    let published = catalog
+        .publish_mentor(pb::PublishMentorRequest {
+            mentor_id: "iris-van-tongeren".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect("published")
+        .into_inner()
+        .mentor
+        .expect("mentor");
+    assert_eq!((published.status, published.published_version), (pb::MentorStatus::Active as i32, 2));
+    assert_eq!(s.find(&ann, pb::FindMatchesRequest::default()).await.total_size, 25);
+
+    // A later edit stays unseen by learners until published; a mentorship keeps its version.
+    let renamed = pb::Mentor { name: "Iris v. Tongeren".into(), ..draft("iris-van-tongeren") };
+    catalog
+        .update_mentor(pb::UpdateMentorRequest { mentor: Some(renamed), update_mask: mask(&["name"]) })
+        .await
+        .expect("v3");
+    let seen = s
+        .mentors(&ann.token)
+        .get_mentor(pb::GetMentorRequest { mentor_id: "iris-van-tongeren".into(), version: 0 })
+        .await
+        .expect("published")
+        .into_inner()
+        .mentor
+        .expect("m");
+    assert_eq!((seen.name.as_str(), seen.version), ("Iris van Tongeren", 2));
+    let chosen = s.choose(&ann, "iris-van-tongeren").await;
+    assert_eq!(chosen.mentor_version, 2);
+
+    let retired = catalog
+        .retire_mentor(pb::RetireMentorRequest { mentor_id: "iris-van-tongeren".into() })
+        .await
+        .expect("retired")
+        .into_inner()
+        .mentor
+        .expect("m");
+    assert_eq!(retired.status, pb::MentorStatus::Retired as i32);
+    assert_eq!(s.find(&bob, pb::FindMatchesRequest::default()).await.total_size, 24);
+    let late = s
+        .mentorships(&bob.token)
+        .choose_mentor(pb::ChooseMentorRequest {
+            mentor_id: "iris-van-tongeren".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("retired");
+    assert_eq!(tt_common::error::reason(&late).as_deref(), Some("MENTOR_NOT_ACTIVE"));
+    let versions = catalog
+        .list_mentor_versions(pb::ListMentorVersionsRequest {
+            mentor_id: "iris-van-tongeren".into(),
+            page_size: 2,
+            page_token: String::new(),
+        })
+        .await
+        .expect("versions")
+        .into_inner();
+    assert_eq!(versions.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [3, 2]);
+    assert!(!versions.next_page_token.is_empty());
+    assert_eq!(
+        code(
+            s.mentors(&ann.token)
+                .list_mentor_versions(pb::ListMentorVersionsRequest {
+                    mentor_id: "iris-van-tongeren".into(),
+                    ..Default::default()
+                })
+                .await
+        ),
+        Code::PermissionDenied
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_draft_names_every_bad_field_and_learners_cannot_write_the_catalog() {
+    let s = Stack::start().await;
+    let ann = s.learner("ann").await;
+    let admin = s.admin_token().await;
+    let mut bad = draft("Bad Id");
+    bad.name = String::new();
+    bad.capacity = 0;
+    bad.stages = vec![99];
+    bad.teaching_style = Some(pb::TeachingStyle { modality: 0, pace: 3.0, ..Default::default() });
+    bad.model = Some(pb::ModelConfig {
+        temperature: 0.5,
+        system_prompt_template: "Hi {{learner}}".into(),
+        ..Default::default()
+    });
+    let refused = s.mentors(&admin).create_mentor(pb::CreateMentorRequest { mentor: Some(bad) }).await;
+    assert_bad_fields(
+        refused,
+        &[
+            "mentor.mentor_id",
+            "mentor.stages[0]",
+            "mentor.teaching_style.modality",
+            "mentor.name",
+            "mentor.stages",
+            "mentor.capacity",
+            "mentor.teaching_style.pace",
+            "mentor.model.system_prompt_template",
+        ],
+    );
+    let denied = s
+        .mentors(&ann.token)
+        .create_mentor(pb::CreateMentorRequest { mentor: Some(draft("ann-mentor")) })
+        .await;
+    assert_eq!(code(denied), Code::PermissionDenied);
+    let unknown_path = s
+        .mentors(&admin)
+        .update_mentor(pb::UpdateMentorRequest {
+            mentor: Some(draft("odessa-tan")),
+            update_mask: mask(&["status", "colour"]),
+        })
+        .await;
+    assert_bad_fields(unknown_path, &["update_mask", "update_mask"]);
 }

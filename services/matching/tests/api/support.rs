@@ -14,7 +14,7 @@ use tt_proto::{
     profiles::v1::{self as ppb, goal_service_client::GoalServiceClient},
 };
 use tt_testkit::{AuthedChannel, Kit, TestPlatform};
-pub use tt_testkit::{Learner, assert_bad_fields, code};
+pub use tt_testkit::{Learner, assert_bad_fields, code, mask};
 
 pub struct Stack {
     pub kit: Kit,
