@@ -145,6 +145,15 @@ fn body(path: &str, f: &Fixture) -> Vec<u8> {
             ..Default::default()
         }
         .encode_to_vec(),
+        "AcceptProposal" => {
+            mpb::AcceptProposalRequest { mentorship_id: f.owner_mentorship.clone() }.encode_to_vec()
+        }
+        "DeclineProposal" => mpb::DeclineProposalRequest {
+            mentorship_id: f.owner_mentorship.clone(),
+            reason: mpb::EndReason::NotAFit.into(),
+            note: String::new(),
+        }
+        .encode_to_vec(),
         "GetMentorship" => {
             mpb::GetMentorshipRequest { mentorship_id: f.owner_mentorship.clone() }.encode_to_vec()
         }
@@ -247,7 +256,16 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         ("/timetravelers.matching.v1.MentorshipService/ListMentorships", OwnerOrAdmin),
         ("/timetravelers.matching.v1.MentorshipService/SubmitFeedback", OwnerOnly),
         ("/timetravelers.matching.v1.MentorshipService/ExportMatchingData", OwnerOrAdmin),
+        ("/timetravelers.matching.v1.MentorshipService/AcceptProposal", OwnerOnly),
+        ("/timetravelers.matching.v1.MentorshipService/DeclineProposal", OwnerOnly),
         ("/timetravelers.matching.v1.AdminService/GetUsage", Admin),
+        ("/timetravelers.matching.v1.AdminService/GetMatchingWeights", Admin),
+        ("/timetravelers.matching.v1.AdminService/UpdateMatchingWeights", Admin),
+        ("/timetravelers.matching.v1.AdminService/ListWeightChanges", Admin),
+        ("/timetravelers.matching.v1.AdminService/ProposeMentorship", Admin),
+        ("/timetravelers.matching.v1.AdminService/StartCohortAssignment", Admin),
+        ("/timetravelers.matching.v1.AdminService/GetCohortAssignment", Admin),
+        ("/timetravelers.matching.v1.AdminService/ApplyCohortAssignment", Admin),
         ("/timetravelers.matching.v1.IntegrationService/ConsumeEvents", ServiceOnly),
         ("/timetravelers.common.v1.OutboxAdminService/ListOutboxes", Admin),
         ("/timetravelers.common.v1.OutboxAdminService/ListOutboxDeadLetters", Admin),

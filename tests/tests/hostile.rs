@@ -528,6 +528,52 @@ fn base(method: &str, f: &Fixture) -> Option<(Who, Vec<u8>)> {
             }
             .encode_to_vec(),
         ),
+        ("MentorshipService", "AcceptProposal") => {
+            (Owner, mpb::AcceptProposalRequest { mentorship_id: f.mentorship.clone() }.encode_to_vec())
+        }
+        ("MentorshipService", "DeclineProposal") => (
+            Owner,
+            mpb::DeclineProposalRequest {
+                mentorship_id: f.mentorship.clone(),
+                reason: mpb::EndReason::Other.into(),
+                note: "hostile suite".into(),
+            }
+            .encode_to_vec(),
+        ),
+        ("AdminService", "GetMatchingWeights") => (Admin, Vec::new()),
+        ("AdminService", "UpdateMatchingWeights") => (
+            Admin,
+            mpb::UpdateMatchingWeightsRequest {
+                weights: Some(mpb::MatchingWeights { focus: 1.0, meaning: 0.5, ..Default::default() }),
+                etag: String::new(),
+                reason: "hostile suite".into(),
+            }
+            .encode_to_vec(),
+        ),
+        ("AdminService", "ListWeightChanges") => {
+            (Admin, mpb::ListWeightChangesRequest { page_size: 5, page_token: String::new() }.encode_to_vec())
+        }
+        ("AdminService", "ProposeMentorship") => (
+            Admin,
+            mpb::ProposeMentorshipRequest {
+                user_id: f.victim.clone(),
+                mentor_id: "walter-pruitt".into(),
+                request_id: "hostile-3".into(),
+            }
+            .encode_to_vec(),
+        ),
+        ("AdminService", "StartCohortAssignment") => (
+            Admin,
+            mpb::StartCohortAssignmentRequest {
+                user_ids: vec![f.victim.clone()],
+                mentor_ids: vec!["odessa-tan".into()],
+                request_id: "hostile-4".into(),
+            }
+            .encode_to_vec(),
+        ),
+        ("AdminService", "GetCohortAssignment" | "ApplyCohortAssignment") => {
+            (Admin, mpb::GetCohortAssignmentRequest { assignment_id: tt_common::new_id() }.encode_to_vec())
+        }
         ("MentorshipService", "ExportMatchingData") => {
             (Owner, mpb::ExportMatchingDataRequest { user_id: f.owner_id.clone() }.encode_to_vec())
         }

@@ -57,6 +57,9 @@ impl From<Error> for Status {
                         state.trim_start_matches("MENTORSHIP_STATE_").to_ascii_lowercase()
                     ),
                 ),
+                MentorshipError::Expired => {
+                    failed("PROPOSAL_EXPIRED", "the proposal expired; its seat was released")
+                }
                 MentorshipError::SameMentor => {
                     DOMAIN.invalid_field("mentor_id", "must be another mentor than the one being left")
                 }

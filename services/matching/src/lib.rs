@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod cohorts;
 pub mod config;
 pub mod convert;
 pub mod domain;
@@ -57,6 +58,16 @@ pub const EMITS: &[EventType] = &[
             Attr::required("origin", Str),
         ],
     ),
+    EventType::v1(
+        "matching.mentorship.proposed",
+        &[
+            Attr::required("mentorship_id", Str),
+            Attr::required("mentor_id", Str),
+            Attr::required("mentor_version", Int),
+            Attr::required("origin", Str),
+        ],
+    ),
+    EventType::v1("matching.weights.changed", &[Attr::required("version", Int)]),
     EventType::v1(
         "matching.mentorship.ended",
         &[
@@ -126,6 +137,7 @@ impl Module for Matching {
             .grpc(AdminServiceServer::new(api.clone()), fds)
             .grpc(IntegrationServiceServer::new(api), fds)
             .job("matching.refresh_catalog", Box::pin(self.clone().refresh()))
+            .job("matching.expire_proposals", Box::pin(self.clone().expire_proposals()))
             .job(
                 "matching.prune_consumed_events",
                 Box::pin(consumed::prune_forever(self.store.db().clone(), self.clock.clone())),

@@ -44,7 +44,8 @@ pub struct Matching {
     /// not configured: matches then answer UNAVAILABLE.
     profiles: OnceLock<Option<Peer>>,
     catalog: RwLock<Arc<Catalog>>,
-    weights: RwLock<score::Weights>,
+    /// The weights in force and their version.
+    weights: RwLock<(i64, score::Weights)>,
     /// Lifetime of cached learner features; zero turns caching off.
     pub view_ttl: Duration,
     pub seats_refresh: Duration,
@@ -98,7 +99,7 @@ impl Matching {
             platform: p.platform,
             profiles: OnceLock::new(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
-            weights: RwLock::new(score::Weights::default()),
+            weights: RwLock::new((0, score::Weights::default())),
             view_ttl: p.view_ttl,
             seats_refresh: p.seats_refresh,
         }
@@ -114,7 +115,19 @@ impl Matching {
     }
 
     pub fn weights(&self) -> score::Weights {
-        *self.weights.read().unwrap_or_else(|e| e.into_inner())
+        self.weights.read().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    fn weights_version(&self) -> i64 {
+        self.weights.read().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// Puts weights in force (a newer version only).
+    pub fn set_weights(&self, version: i64, weights: score::Weights) {
+        let mut w = self.weights.write().unwrap_or_else(|e| e.into_inner());
+        if version >= w.0 {
+            *w = (version, weights);
+        }
     }
 
     /// Migrations, the demo mentors, then the catalog warmed (personas embedded).
@@ -125,11 +138,20 @@ impl Matching {
         if changed > 0 {
             tracing::info!(mentors = changed, "demo mentors loaded");
         }
+        let interrupted = self.store.interrupt_cohorts(self.now()).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                assignments = interrupted,
+                "cohort assignments interrupted by a restart marked failed"
+            );
+        }
         self.reload().await
     }
 
-    /// Reads the catalog again and swaps it in.
+    /// Reads the catalog (and the weights) again and swaps it in.
     pub async fn reload(&self) -> Result<(), tt_common::error::BoxError> {
+        let weights = self.store.weights().await?;
+        self.set_weights(weights.version, weights.weights);
         let records = self.store.catalog().await?;
         let texts = Catalog::persona_texts(&records);
         let mut vectors = Vec::with_capacity(texts.len());
@@ -155,8 +177,11 @@ impl Matching {
                     continue;
                 }
             };
+            let weights = self.store.weights().await;
             let result = if stamp != Some(now) {
                 self.reload().await.map(|()| stamp = Some(now))
+            } else if weights.as_ref().is_ok_and(|w| w.version != self.weights_version()) {
+                weights.map(|w| self.set_weights(w.version, w.weights)).map_err(Into::into)
             } else {
                 self.store.seats().await.map(|seats| self.catalog().set_seats(&seats)).map_err(Into::into)
             };
@@ -171,6 +196,8 @@ impl Matching {
     pub async fn learner(&self, user_id: &str) -> Result<score::Learner, Status> {
         let load = || async {
             let view = self.learner_view(user_id).await?;
+            // Their wait for a mentor starts when matching first sees them.
+            self.store.seen(&[user_id.to_owned()], self.now()).await?;
             let text = convert::goals_text(&view);
             let goals_vector = if text.is_empty() {
                 Vec::new()
@@ -229,6 +256,32 @@ impl Matching {
                 Ok(LearnerView { user_id: user_id.to_owned(), ..Default::default() })
             }
             Err(s) => Err(Error::Profiles(s).into()),
+        }
+    }
+
+    /// Expires proposals whose 7 days are over, every minute, forever (a job).
+    pub async fn expire_proposals(self: Arc<Self>) {
+        const EVERY: Duration = Duration::from_secs(60);
+        loop {
+            tokio::time::sleep(EVERY).await;
+            self.expire_due().await;
+        }
+    }
+
+    /// Expires the proposals due now; their seats come back.
+    pub async fn expire_due(&self) -> usize {
+        match self.store.expire_proposals(self.now()).await {
+            Ok(moved) => {
+                let catalog = self.catalog();
+                for mentor in &moved {
+                    catalog.adjust_seats(mentor, -1);
+                }
+                moved.len()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "expiring proposals failed");
+                0
+            }
         }
     }
 

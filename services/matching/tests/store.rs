@@ -70,6 +70,16 @@ fn choice<'a>(user: &'a str, mentor: &'a str, request_id: Option<&'a str>) -> Ne
         request_id,
         actor: user,
         now: 5_000,
+        expires_at: None,
+    }
+}
+
+fn proposal<'a>(user: &'a str, mentor: &'a str, expires_at: i64) -> NewMentorship<'a> {
+    NewMentorship {
+        origin: MentorshipOrigin::Admin,
+        actor: "admin",
+        expires_at: Some(expires_at),
+        ..choice(user, mentor, None)
     }
 }
 
@@ -278,4 +288,113 @@ async fn a_deleted_learner_is_forgotten_once_and_their_seat_freed() {
     assert!(!store.purge_user("ev-1", "u1", 11_000).await.expect("redelivered"), "applied once");
     assert_eq!(seats(&store, a).await, 1);
     assert_eq!(store.rows_about("u2").await.expect("rows"), 1);
+}
+
+#[tokio::test]
+async fn a_proposal_holds_its_seat_until_accepted_declined_or_expired() {
+    let (store, _db, mentors) = seeded().await;
+    let a = &mentors[0].id;
+    set_capacity(&store, a, 2).await;
+    let (p1, _) = store.choose(&proposal("u1", a, 100_000)).await.expect("proposed");
+    let (p2, _) = store.choose(&proposal("u2", a, 100_000)).await.expect("proposed");
+    assert_eq!((p1.state(), p1.started_at), (MentorshipState::Proposed, None));
+    assert_eq!(seats(&store, a).await, 2, "proposals hold seats");
+    assert!(matches!(store.choose(&choice("u3", a, None)).await, Err(MentorshipError::MentorFull)));
+    assert!(matches!(
+        store.choose(&choice("u1", &mentors[1].id, None)).await,
+        Err(MentorshipError::Exists(_))
+    ));
+
+    let accepted = store.accept("u1", &p1.id, 50_000).await.expect("accepted");
+    assert_eq!((accepted.state(), accepted.started_at), (MentorshipState::Active, Some(50_000)));
+    assert!(matches!(store.accept("u1", &p1.id, 50_000).await, Err(MentorshipError::WrongState(_))));
+    assert!(matches!(store.accept("u2", &p1.id, 50_000).await, Err(MentorshipError::NotFound)));
+
+    // u2 waits too long: accepting after the expiry expires it and frees the seat.
+    assert!(matches!(store.accept("u2", &p2.id, 100_000).await, Err(MentorshipError::Expired)));
+    assert_eq!(
+        store.mentorship("u2", &p2.id).await.expect("read").expect("row").state(),
+        MentorshipState::Expired
+    );
+    assert_eq!(seats(&store, a).await, 1);
+
+    let (p3, _) = store.choose(&proposal("u3", a, 200_000)).await.expect("proposed");
+    let declined = store
+        .decline(&Ending { reason: EndReason::WrongFocus, ..ending("u3", &p3.id, EndReason::WrongFocus) })
+        .await
+        .expect("declined");
+    assert_eq!(declined.state(), MentorshipState::Declined);
+    assert_eq!(seats(&store, a).await, 1);
+    assert_eq!(store.history("u3").await.expect("history").len(), 1, "a decline ranks the mentor down");
+
+    let (_p4, _) = store.choose(&proposal("u4", a, 300_000)).await.expect("proposed");
+    assert_eq!(store.expire_proposals(299_999).await.expect("none due"), Vec::<String>::new());
+    assert_eq!(store.expire_proposals(300_000).await.expect("due"), std::slice::from_ref(a));
+    assert_eq!(seats(&store, a).await, 1);
+    let types = events(&store).await;
+    assert_eq!(types.iter().filter(|t| *t == "matching.mentorship.proposed").count(), 4);
+    assert_eq!(types.iter().filter(|t| *t == "matching.mentorship.ended").count(), 3, "{types:?}");
+}
+
+#[tokio::test]
+async fn weights_change_by_version_with_an_audit_trail() {
+    let (store, _db) = store().await;
+    let defaults = store.weights().await.expect("defaults");
+    assert_eq!(defaults.version, 0);
+    let mut w = defaults.weights;
+    w.meaning = 1.0;
+    let first =
+        store.set_weights(0, &w, "meaning matters more", "admin-1", 10).await.expect("set").expect("fresh");
+    assert_eq!(first.version, 1);
+    assert!(
+        store.set_weights(0, &w, "again", "admin-2", 11).await.expect("stale").is_none(),
+        "version 0 is gone"
+    );
+    w.capacity = 0.0;
+    store.set_weights(1, &w, "capacity off", "admin-2", 12).await.expect("set").expect("fresh");
+    assert_eq!(store.weights().await.expect("read").weights, w);
+    let trail = store.weight_changes(None, 10).await.expect("trail");
+    assert_eq!(
+        trail.iter().map(|c| (c.version, c.actor.as_str())).collect::<Vec<_>>(),
+        [(2, "admin-2"), (1, "admin-1")]
+    );
+    assert_eq!(trail[1].previous, defaults.weights);
+    assert_eq!(store.weight_changes(Some(2), 10).await.expect("page").len(), 1);
+    assert_eq!(events(&store).await, ["matching.weights.changed", "matching.weights.changed"]);
+}
+
+#[tokio::test]
+async fn an_applied_cohort_proposes_once_and_skips_what_changed_meanwhile() {
+    let (store, _db, mentors) = seeded().await;
+    let (a, b) = (&mentors[0].id, &mentors[1].id);
+    let users: Vec<String> = ["u1", "u2", "u3"].map(String::from).to_vec();
+    store.seen(&users, 1_000).await.expect("seen");
+    let (id, fresh) = store.create_cohort("c1", &users, Some("r"), "admin", 2_000).await.expect("created");
+    assert!(fresh);
+    assert_eq!(
+        store.create_cohort("c2", &users, Some("r"), "admin", 2_000).await.expect("again"),
+        (id.clone(), false)
+    );
+    store.finish_cohort(&id, Ok(&"computed"), 3_000).await.expect("finished");
+    // Meanwhile u2 chose a mentor and b filled up.
+    store.choose(&choice("u2", a, None)).await.expect("u2 chose");
+    set_capacity(&store, b, 0).await;
+    let pairs = [("u1", a), ("u2", a), ("u3", b)].map(|(u, m)| (u.to_owned(), m.clone()));
+    let (proposed, skipped) = store.apply_cohort(&id, &pairs, "admin", 4_000, 9_000).await.expect("applied");
+    assert_eq!(
+        proposed.iter().map(|r| (r.user_id.as_str(), r.state())).collect::<Vec<_>>(),
+        [("u1", MentorshipState::Proposed)]
+    );
+    assert_eq!(
+        skipped.iter().map(|s| (s.0.as_str(), s.2)).collect::<Vec<_>>(),
+        [("u2", "MENTORSHIP_EXISTS"), ("u3", "MENTOR_FULL")]
+    );
+    assert!(matches!(
+        store.apply_cohort(&id, &pairs, "admin", 5_000, 9_000).await,
+        Err(MentorshipError::WrongState(_))
+    ));
+    let waiting = store.waiting(&users).await.expect("waiting");
+    assert_eq!(waiting.get("u1"), Some(&(Some(1_000), true)));
+    assert_eq!(waiting.get("u3"), Some(&(Some(1_000), false)));
+    assert_eq!(store.interrupt_cohorts(6_000).await.expect("none running"), 0);
 }

@@ -56,6 +56,7 @@ impl MentorshipService for Api {
             request_id: rid,
             actor: &me,
             now,
+            expires_at: None,
         };
         let (row, fresh) = self.store.choose(&new).await.map_err(Error::from)?;
         if fresh {
@@ -115,6 +116,7 @@ impl MentorshipService for Api {
             request_id: rid,
             actor: &me,
             now,
+            expires_at: None,
         };
         let (ended, row, fresh) = self.store.rematch(&end, &new).await.map_err(Error::from)?;
         if fresh {
@@ -182,13 +184,60 @@ impl MentorshipService for Api {
         Ok(Response::new(pb::SubmitFeedbackResponse { mentorship: Some(convert::mentorship(&row)) }))
     }
 
+    async fn accept_proposal(
+        &self,
+        request: Request<pb::AcceptProposalRequest>,
+    ) -> Result<Response<pb::AcceptProposalResponse>, Status> {
+        let me = require_user(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = violations();
+        v.check_id("mentorship_id", &req.mentorship_id);
+        v.into_result()?;
+        let row = match self.store.accept(&me, &req.mentorship_id, self.now()).await {
+            Ok(row) => row,
+            Err(crate::store::MentorshipError::Expired) => {
+                // Its seat came back with the expiry.
+                self.catalog().set_seats(&self.store.seats().await?);
+                return Err(Error::from(crate::store::MentorshipError::Expired).into());
+            }
+            Err(e) => return Err(Error::from(e).into()),
+        };
+        Ok(Response::new(pb::AcceptProposalResponse { mentorship: Some(convert::mentorship(&row)) }))
+    }
+
+    async fn decline_proposal(
+        &self,
+        request: Request<pb::DeclineProposalRequest>,
+    ) -> Result<Response<pb::DeclineProposalResponse>, Status> {
+        let me = require_user(&request)?.subject.clone();
+        let req = request.into_inner();
+        let mut v = violations();
+        v.check_id("mentorship_id", &req.mentorship_id);
+        let reason = ending(&mut v, req.reason, &req.note);
+        v.check(reason != pb::EndReason::GoalsReached, "reason", "a proposal is declined for another reason");
+        v.into_result()?;
+        let end = Ending {
+            user_id: &me,
+            mentorship_id: &req.mentorship_id,
+            reason,
+            note: req.note.trim(),
+            actor: &me,
+            now: self.now(),
+        };
+        let row = self.store.decline(&end).await.map_err(Error::from)?;
+        self.moved(Some(&row), None);
+        Ok(Response::new(pb::DeclineProposalResponse { mentorship: Some(convert::mentorship(&row)) }))
+    }
+
     async fn export_matching_data(
         &self,
         request: Request<pb::ExportMatchingDataRequest>,
     ) -> Result<Response<pb::ExportMatchingDataResponse>, Status> {
         let (user_id, _) = read_target(&request, &request.get_ref().user_id, DOMAIN)?;
         let rows = self.store.all_of(&user_id).await?;
-        let json = serde_json::json!({ "user_id": user_id, "mentorships": rows });
+        let first_seen = self.store.first_seen(&user_id).await?;
+        let json =
+            serde_json::json!({ "user_id": user_id, "first_seen_at": first_seen, "mentorships": rows });
         Ok(Response::new(pb::ExportMatchingDataResponse { json: json.to_string() }))
     }
 }

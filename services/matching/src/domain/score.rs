@@ -55,7 +55,7 @@ impl Criterion {
 }
 
 /// How much each criterion counts (any non-negative numbers; they need not add up to 1).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Weights {
     pub focus: f64,
     pub style: f64,

@@ -17,6 +17,7 @@ use super::{Store, event, mentors::ACTIVE};
 use crate::domain::mentorship::{demotes, ended_state};
 
 const ACTIVE_STATE: &str = "MENTORSHIP_STATE_ACTIVE";
+const PROPOSED_STATE: &str = "MENTORSHIP_STATE_PROPOSED";
 const RUNNING: &str = "('MENTORSHIP_STATE_PROPOSED', 'MENTORSHIP_STATE_ACTIVE')";
 
 /// A stored mentorship. `state`, `origin` and `end_reason` hold protobuf value names.
@@ -94,6 +95,9 @@ pub enum MentorshipError {
     WrongState(String),
     #[error("the same mentor")]
     SameMentor,
+    /// A proposal past its expiry (it is expired now).
+    #[error("the proposal expired")]
+    Expired,
 }
 
 impl From<sqlx::Error> for MentorshipError {
@@ -112,6 +116,8 @@ pub struct NewMentorship<'a> {
     /// Who asked (the learner, an admin).
     pub actor: &'a str,
     pub now: Millis,
+    /// A proposal holding its seat until then; None: active at once.
+    pub expires_at: Option<Millis>,
 }
 
 /// An ending of a running mentorship.
@@ -133,8 +139,8 @@ async fn one(
     tt_common::storage::query::fetch_one(tx, sql, binds, decode).await
 }
 
-/// Takes a seat of `mentor_id` (the transaction's first write) and creates the active
-/// mentorship with its event.
+/// Takes a seat of `mentor_id` (the transaction's first write) and creates the mentorship,
+/// active or proposed, with its event.
 async fn start(
     tx: &mut Transaction<'_, Any>,
     new: &NewMentorship<'_>,
@@ -176,25 +182,34 @@ async fn start(
         serde_json::from_str(&published.try_get::<String, _>("content")?)
             .map_err(|e| StorageError::Other(format!("mentor content: {e}").into()))?;
     let id = tt_common::new_id();
+    let (state, started_at) = match new.expires_at {
+        Some(_) => (PROPOSED_STATE, None),
+        None => (ACTIVE_STATE, Some(new.now)),
+    };
     sqlx::query(
         "INSERT INTO mentorships (id, user_id, mentor_id, mentor_version, mentor_name, state, origin, \
-         created_by, created_at, started_at, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+         created_by, created_at, started_at, request_id, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&id)
     .bind(new.user_id)
     .bind(new.mentor_id)
     .bind(version)
     .bind(&content.name)
-    .bind(ACTIVE_STATE)
+    .bind(state)
     .bind(new.origin.as_str_name())
     .bind(new.actor)
     .bind(new.now)
+    .bind(started_at)
     .bind(new.request_id)
+    .bind(new.expires_at)
     .execute(&mut **tx)
     .await?;
     let row =
         one(tx, "SELECT * FROM mentorships WHERE id = $1", &[&id]).await?.ok_or(MentorshipError::NotFound)?;
-    let started = event("matching.mentorship.started", new.user_id, new.actor, new.now)
+    let kind =
+        if new.expires_at.is_some() { "matching.mentorship.proposed" } else { "matching.mentorship.started" };
+    let started = event(kind, new.user_id, new.actor, new.now)
         .string("mentorship_id", &id)
         .string("mentor_id", new.mentor_id)
         .int("mentor_version", version)
@@ -237,17 +252,60 @@ async fn finish(
     if done.rows_affected() == 0 {
         return Err(MentorshipError::WrongState(row.state));
     }
-    sqlx::query("UPDATE mentors SET seats_taken = seats_taken - 1 WHERE mentor_id = $1 AND seats_taken > 0")
-        .bind(&row.mentor_id)
-        .execute(&mut **tx)
-        .await?;
-    let ended = event("matching.mentorship.ended", end.user_id, end.actor, end.now)
+    free_seat(tx, &row.mentor_id).await?;
+    let ended = ended_event(&row, state, end.reason, end.actor, end.now);
+    Ok((row, ended))
+}
+
+/// `matching.mentorship.ended` for `row`, now in `state` for `reason`.
+fn ended_event(
+    row: &MentorshipRow,
+    state: MentorshipState,
+    reason: EndReason,
+    actor: &str,
+    now: Millis,
+) -> Event {
+    let reason = match reason {
+        EndReason::Unspecified => "expired".to_owned(),
+        r => r.as_str_name().trim_start_matches("END_REASON_").to_ascii_lowercase(),
+    };
+    event("matching.mentorship.ended", &row.user_id, actor, now)
         .string("mentorship_id", &row.id)
         .string("mentor_id", &row.mentor_id)
         .string("state", state.as_str_name().trim_start_matches("MENTORSHIP_STATE_").to_ascii_lowercase())
-        .string("reason", end.reason.as_str_name().trim_start_matches("END_REASON_").to_ascii_lowercase())
-        .build();
-    Ok((row, ended))
+        .string("reason", reason)
+        .build()
+}
+
+/// Frees the seat of a mentorship that stopped running.
+async fn free_seat(tx: &mut Transaction<'_, Any>, mentor_id: &str) -> Result<(), StorageError> {
+    sqlx::query("UPDATE mentors SET seats_taken = seats_taken - 1 WHERE mentor_id = $1 AND seats_taken > 0")
+        .bind(mentor_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Expires the proposal `id` if it is still one (its seat freed, its event written in `tx`).
+async fn expire(
+    tx: &mut Transaction<'_, Any>,
+    id: &str,
+    now: Millis,
+) -> Result<Option<(MentorshipRow, Event)>, StorageError> {
+    let done = sqlx::query("UPDATE mentorships SET state = $2, ended_at = $3 WHERE id = $1 AND state = $4")
+        .bind(id)
+        .bind(MentorshipState::Expired.as_str_name())
+        .bind(now)
+        .bind(PROPOSED_STATE)
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let Some(row) = one(tx, "SELECT * FROM mentorships WHERE id = $1", &[id]).await? else { return Ok(None) };
+    free_seat(tx, &row.mentor_id).await?;
+    let expired = ended_event(&row, MentorshipState::Expired, EndReason::Unspecified, "matching", now);
+    Ok(Some((row, expired)))
 }
 
 impl Store {
@@ -330,6 +388,163 @@ impl Store {
         let (row, started) = start(&mut tx, new).await?;
         self.settle(tx, &[ended_event, started], new).await?;
         Ok((ended, row, true))
+    }
+
+    /// Accepts a proposal made to the learner: active from now. A proposal past its expiry is
+    /// expired now (its seat freed) and refused.
+    pub async fn accept(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: Millis,
+    ) -> Result<MentorshipRow, MentorshipError> {
+        let mut tx = self.db().pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE mentorships SET state = $3, started_at = $4 \
+             WHERE id = $1 AND user_id = $2 AND state = $5 AND expires_at > $4",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(ACTIVE_STATE)
+        .bind(now)
+        .bind(PROPOSED_STATE)
+        .execute(&mut *tx)
+        .await?;
+        let row = one(&mut tx, "SELECT * FROM mentorships WHERE id = $1 AND user_id = $2", &[id, user_id])
+            .await?
+            .ok_or(MentorshipError::NotFound)?;
+        if done.rows_affected() == 0 {
+            if row.state() != MentorshipState::Proposed {
+                return Err(MentorshipError::WrongState(row.state));
+            }
+            let expired: Vec<Event> = expire(&mut tx, id, now).await?.into_iter().map(|(_, e)| e).collect();
+            self.outbox.write(tx, &expired).await?;
+            return Err(MentorshipError::Expired);
+        }
+        let origin = MentorshipOrigin::from_str_name(&row.origin).unwrap_or_default();
+        let started = event("matching.mentorship.started", user_id, user_id, now)
+            .string("mentorship_id", id)
+            .string("mentor_id", &row.mentor_id)
+            .int("mentor_version", row.mentor_version)
+            .string("origin", origin_name(origin))
+            .build();
+        self.outbox.write(tx, &[started]).await?;
+        Ok(row)
+    }
+
+    /// Declines a proposal made to the learner (its seat freed).
+    pub async fn decline(&self, end: &Ending<'_>) -> Result<MentorshipRow, MentorshipError> {
+        let mut tx = self.db().pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE mentorships SET state = $3, ended_at = $4, end_reason = $5, end_note = $6 \
+             WHERE id = $1 AND user_id = $2 AND state = $7",
+        )
+        .bind(end.mentorship_id)
+        .bind(end.user_id)
+        .bind(MentorshipState::Declined.as_str_name())
+        .bind(end.now)
+        .bind(end.reason.as_str_name())
+        .bind(end.note)
+        .bind(PROPOSED_STATE)
+        .execute(&mut *tx)
+        .await?;
+        let row = one(
+            &mut tx,
+            "SELECT * FROM mentorships WHERE id = $1 AND user_id = $2",
+            &[end.mentorship_id, end.user_id],
+        )
+        .await?
+        .ok_or(MentorshipError::NotFound)?;
+        if done.rows_affected() == 0 {
+            return Err(MentorshipError::WrongState(row.state));
+        }
+        free_seat(&mut tx, &row.mentor_id).await?;
+        let declined = ended_event(&row, MentorshipState::Declined, end.reason, end.actor, end.now);
+        self.outbox.write(tx, &[declined]).await?;
+        Ok(row)
+    }
+
+    /// Expires proposals whose time is up (at most 500 per call): their seats are freed. Returns
+    /// the mentors whose seats moved.
+    pub async fn expire_proposals(&self, now: Millis) -> Result<Vec<String>, StorageError> {
+        let due = sqlx::query(
+            "SELECT id FROM mentorships WHERE state = $1 AND expires_at <= $2 ORDER BY expires_at LIMIT 500",
+        )
+        .bind(PROPOSED_STATE)
+        .bind(now)
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut moved = Vec::new();
+        for r in &due {
+            let id: String = col(r, "id")?;
+            let mut tx = self.db().pool().begin().await?;
+            if let Some((row, expired)) = expire(&mut tx, &id, now).await? {
+                self.outbox.write(tx, &[expired]).await?;
+                moved.push(row.mentor_id);
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Applies a computed cohort assignment: a proposal per pair (origin COHORT) and the
+    /// assignment marked applied, in one transaction. Pairs that cannot be proposed now (the
+    /// learner has a mentorship, the mentor is full or no longer active) are skipped with the
+    /// reason; WrongState when the assignment is not a succeeded one.
+    pub async fn apply_cohort(
+        &self,
+        assignment_id: &str,
+        pairs: &[(String, String)],
+        actor: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(Vec<MentorshipRow>, Vec<(String, String, &'static str)>), MentorshipError> {
+        let mut tx = self.db().pool().begin().await?;
+        let done = sqlx::query("UPDATE cohort_assignments SET state = $2 WHERE id = $1 AND state = $3")
+            .bind(assignment_id)
+            .bind(super::settings::APPLIED)
+            .bind(super::settings::SUCCEEDED)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            let row = sqlx::query("SELECT state FROM cohort_assignments WHERE id = $1")
+                .bind(assignment_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match row {
+                None => MentorshipError::NotFound,
+                Some(r) => MentorshipError::WrongState(r.try_get("state")?),
+            });
+        }
+        let (mut proposed, mut skipped, mut events) = (Vec::new(), Vec::new(), Vec::new());
+        for (user, mentor) in pairs {
+            let new = NewMentorship {
+                user_id: user,
+                mentor_id: mentor,
+                origin: MentorshipOrigin::Cohort,
+                request_id: None,
+                actor,
+                now,
+                expires_at: Some(expires_at),
+            };
+            match start(&mut tx, &new).await {
+                Ok((row, e)) => {
+                    proposed.push(row);
+                    events.push(e);
+                }
+                Err(MentorshipError::Exists(_)) => {
+                    skipped.push((user.clone(), mentor.clone(), "MENTORSHIP_EXISTS"))
+                }
+                Err(MentorshipError::MentorFull) => {
+                    skipped.push((user.clone(), mentor.clone(), "MENTOR_FULL"))
+                }
+                Err(MentorshipError::MentorNotActive | MentorshipError::MentorNotFound) => {
+                    skipped.push((user.clone(), mentor.clone(), "MENTOR_NOT_ACTIVE"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.outbox.write(tx, &events).await?;
+        Ok((proposed, skipped))
     }
 
     /// Rates a started mentorship of the learner's (the new rating replaces the last).
@@ -448,17 +663,33 @@ impl Store {
              WHERE mentor_id IN (SELECT mentor_id FROM mentorships WHERE user_id = $1 AND state IN {RUNNING})"
         );
         sqlx::query(sqlx::AssertSqlSafe(free)).bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM mentorships WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        for table in ["mentorships", "learners_seen"] {
+            // Table names come from the fixed list above, never from input.
+            let sql = format!("DELETE FROM {table} WHERE user_id = $1");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
 
     /// Rows left about `user_id` (for tests and audits).
     pub async fn rows_about(&self, user_id: &str) -> Result<i64, StorageError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM mentorships WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(self.db().pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM mentorships WHERE user_id = $1) \
+             + (SELECT COUNT(*) FROM learners_seen WHERE user_id = $1) AS n",
+        )
+        .bind(user_id)
+        .fetch_one(self.db().pool())
+        .await?;
         Ok(row.try_get("n")?)
+    }
+
+    /// When matching first saw the learner, if it has.
+    pub async fn first_seen(&self, user_id: &str) -> Result<Option<Millis>, StorageError> {
+        let row = sqlx::query("SELECT first_seen_at FROM learners_seen WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(self.db().pool())
+            .await?;
+        Ok(row.map(|r| r.try_get("first_seen_at")).transpose()?)
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod mentors;
 pub mod mentorships;
+pub mod settings;
 
 use tt_common::{
     clock::Millis,
@@ -30,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     tt_common::outbox::migration(2),
     tt_common::outbox::dead_letter_migration(3),
+    Migration {
+        version: 4,
+        description: "settings and operations",
+        sql: include_str!("../../migrations/0004_matching_settings.sql"),
+    },
 ];
 
 /// The repositories over one database; writes that others hear about commit their events to

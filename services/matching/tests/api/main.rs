@@ -6,4 +6,5 @@
 mod catalog;
 mod matches;
 mod mentorships;
+mod operations;
 mod support;

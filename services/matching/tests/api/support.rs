@@ -84,6 +84,24 @@ impl Stack {
         self.kit.learner(name).await
     }
 
+    /// Learner `name` (`id`) signed in again: a fresh access token, after the clock moved past
+    /// the old one's.
+    pub async fn sign_in(&self, name: &str, id: &str) -> Learner {
+        let tokens = self
+            .kit
+            .auth()
+            .login(tt_proto::identity::v1::LoginRequest {
+                email: format!("{name}@example.com"),
+                password: tt_testkit::PASSWORD.into(),
+            })
+            .await
+            .expect("login")
+            .into_inner()
+            .tokens
+            .expect("tokens");
+        Learner { id: id.to_owned(), token: tokens.access_token }
+    }
+
     pub async fn admin_token(&self) -> String {
         self.kit.admin_token().await
     }
