@@ -1,5 +1,5 @@
-//! The fault suite: identity, profiles and analytics run as three servers (each built by its
-//! own binary's `run`, with its own pools and Redis connections) on a PostgreSQL cluster and a
+//! The fault suite: identity, profiles, analytics and matching run as four servers (each built
+//! by its own binary's `run`, with its own pools and Redis connections) on a PostgreSQL cluster and a
 //! Redis of this test's own, under a steady workload, while Redis is frozen, killed and
 //! restarted empty, PostgreSQL is restarted and analytics is stopped for a while. It asserts:
 //! no acknowledged write is lost, every event reaches analytics exactly once, revoked tokens
@@ -131,7 +131,9 @@ struct Platform {
     identity_addr: SocketAddr,
     profiles_addr: SocketAddr,
     analytics_addr: SocketAddr,
+    matching_addr: SocketAddr,
     account: (String, String),
+    matching_account: (String, String),
 }
 
 impl Platform {
@@ -148,6 +150,8 @@ impl Platform {
                 ADMIN_PASSWORD,
                 "--profiles-url",
                 &url(self.profiles_addr),
+                "--matching-url",
+                &url(self.matching_addr),
                 "--analytics-url",
                 &url(self.analytics_addr),
                 "--signin-rate-per-minute",
@@ -174,6 +178,8 @@ impl Platform {
                 &url(self.identity_addr),
                 "--analytics-url",
                 &url(self.analytics_addr),
+                "--matching-url",
+                &url(self.matching_addr),
                 "--service-client-id",
                 &self.account.0,
                 "--service-client-secret",
@@ -187,6 +193,32 @@ impl Platform {
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(run(config, listener, shutdown.clone()));
         Running { addr: self.profiles_addr, shutdown, handle }
+    }
+
+    async fn start_matching(&self) -> Running {
+        let mut args =
+            common_args(self.matching_addr, &self.pg.url("matching"), &self.redis.url(), &self.secret_file());
+        args.extend(
+            [
+                "--identity-url",
+                &url(self.identity_addr),
+                "--profiles-url",
+                &url(self.profiles_addr),
+                "--analytics-url",
+                &url(self.analytics_addr),
+                "--service-client-id",
+                &self.matching_account.0,
+                "--service-client-secret",
+                &self.matching_account.1,
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
+        let config = parse(&tt_matching::MODULE, args);
+        let listener = bind(self.matching_addr).await;
+        let shutdown = Shutdown::new();
+        let handle = tokio::spawn(run(config, listener, shutdown.clone()));
+        Running { addr: self.matching_addr, shutdown, handle }
     }
 
     async fn start_analytics(&self) -> Running {
@@ -476,7 +508,7 @@ async fn the_platform_survives_redis_postgres_and_analytics_faults() {
         eprintln!("skipped: PostgreSQL's server binaries (initdb, pg_ctl) are not installed (CI has them)");
         return;
     };
-    for db in ["identity", "profiles", "analytics"] {
+    for db in ["identity", "profiles", "analytics", "matching"] {
         pg.create_database(db).await.expect("create database");
     }
     let secret = tempfile::tempdir().expect("dir");
@@ -489,7 +521,9 @@ async fn the_platform_survives_redis_postgres_and_analytics_faults() {
         identity_addr: free(),
         profiles_addr: free(),
         analytics_addr: free(),
+        matching_addr: free(),
         account: (String::new(), String::new()),
+        matching_account: (String::new(), String::new()),
     };
 
     // Identity first: profiles needs a service account to report to analytics.
@@ -502,9 +536,12 @@ async fn the_platform_survives_redis_postgres_and_analytics_faults() {
     };
     let admin = clients.login("admin@timetravelers.local", ADMIN_PASSWORD).await.expect("admin login");
     platform.account = tt_testkit::service_account(authed(&clients.identity, &admin), "profiles").await;
+    platform.matching_account =
+        tt_testkit::service_account(authed(&clients.identity, &admin), "matching").await;
     let profiles = platform.start_profiles().await;
     let mut analytics = platform.start_analytics().await;
-    for r in [&profiles, &analytics] {
+    let matching = platform.start_matching().await;
+    for r in [&profiles, &analytics, &matching] {
         assert!(tt_testkit::wait_serving(&url(r.addr), "").await, "a service never served");
     }
 
@@ -602,7 +639,11 @@ async fn the_platform_survives_redis_postgres_and_analytics_faults() {
 
     // Everything drains without restarting anything.
     let started = Instant::now();
-    while pending(&platform.pg, "identity").await + pending(&platform.pg, "profiles").await > 0 {
+    while pending(&platform.pg, "identity").await
+        + pending(&platform.pg, "profiles").await
+        + pending(&platform.pg, "matching").await
+        > 0
+    {
         assert!(started.elapsed() < Duration::from_secs(60), "the outboxes never drained");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -646,6 +687,7 @@ async fn the_platform_survives_redis_postgres_and_analytics_faults() {
         emitted.len()
     );
 
+    matching.stop().await;
     analytics.stop().await;
     profiles.stop().await;
     identity.stop().await;

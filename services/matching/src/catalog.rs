@@ -22,7 +22,8 @@ pub struct Entry {
     pub latest: VersionRow,
     /// The version learners see (None while never published).
     pub public: Option<VersionRow>,
-    /// The public version's features (persona vector included); seats are read from `seats`.
+    /// The public version's features (persona vector of unit length; `active_mentees` unused:
+    /// seats are read from `seats`).
     pub features: Option<score::Mentor>,
     /// Folded text of the public version (the latest while never published), for search.
     pub search: String,
@@ -52,11 +53,9 @@ impl Entry {
         if admin { Some(&self.latest) } else { self.public.as_ref() }
     }
 
-    /// The public version's features with the seats as they are now.
-    pub fn scored(&self) -> Option<score::Mentor> {
-        let mut m = self.features.clone()?;
-        m.active_mentees = u32::try_from(self.seats_taken()).unwrap_or(u32::MAX);
-        Some(m)
+    /// Seats taken now, as scoring counts them.
+    pub fn taken(&self) -> u32 {
+        u32::try_from(self.seats_taken().max(0)).unwrap_or(u32::MAX)
     }
 }
 
@@ -81,7 +80,7 @@ impl Catalog {
             let features = public.as_ref().map(|p| {
                 let mut f = catalog::features(&p.content);
                 f.capacity = u32::try_from(r.row.capacity).unwrap_or(0);
-                f.persona_vector = vectors.get_mut(i).map(std::mem::take).unwrap_or_default();
+                f.persona_vector = score::unit(&vectors.get_mut(i).map(std::mem::take).unwrap_or_default());
                 f
             });
             let search = catalog::search_text(&public.as_ref().unwrap_or(&r.latest).content);

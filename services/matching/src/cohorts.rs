@@ -63,33 +63,40 @@ const SCALE: f64 = 1_000_000.0;
 /// no shared language (when the learner named languages), or a mentor the learner ended or
 /// declined before.
 pub fn compute(
-    learners: &[(score::Learner, i64, Vec<String>)],
-    mentors: &[(String, score::Mentor, u32)],
+    learners: &[CohortLearner],
+    mentors: &[CohortMentor],
     weights: &score::Weights,
-) -> (Vec<Option<Score>>, Vec<f64>, cohort::Assignment, cohort::Assignment) {
+) -> (Vec<f64>, cohort::Assignment, cohort::Assignment) {
     let mut scores = Vec::with_capacity(learners.len() * mentors.len());
     let mut raw = Vec::with_capacity(learners.len() * mentors.len());
     for (learner, days, left) in learners {
-        for (id, mentor, _) in mentors {
-            let c = score::compatibility(learner, mentor, weights, None);
-            let speaks = learner.languages.is_empty()
-                || c.parts.iter().any(|p| p.criterion == score::Criterion::Language && p.score > 0.0);
-            let allowed = speaks && !left.contains(id);
-            raw.push(c.total);
+        let p = score::prepare(learner);
+        for m in mentors {
+            let total = score::score(&p, &m.features, m.taken, weights, false);
+            let allowed = score::may_talk(&p, &m.features) && !left.contains(&m.id);
+            raw.push(total);
             // The total is 0..1, so the scaled score fits in an i64.
             #[allow(clippy::cast_possible_truncation)]
-            let scaled = (c.total * SCALE).round() as Score;
+            let scaled = (total * SCALE).round() as Score;
             scores.push(allowed.then(|| cohort::prioritised(scaled, *days)));
         }
     }
-    let cohort = Cohort {
-        learners: learners.len(),
-        seats: mentors.iter().map(|m| m.2).collect(),
-        scores: scores.clone(),
-    };
+    let cohort = Cohort { learners: learners.len(), seats: mentors.iter().map(|m| m.free).collect(), scores };
     let best = cohort::optimal(&cohort);
     let greedy = cohort::greedy(&cohort);
-    (scores, raw, best, greedy)
+    (raw, best, greedy)
+}
+
+/// A learner in an assignment: their features, the days they waited, the mentors they left.
+pub type CohortLearner = (score::Learner, i64, Vec<String>);
+
+/// A mentor in an assignment: its features, seats taken and free.
+#[derive(Debug, Clone)]
+pub struct CohortMentor {
+    pub id: String,
+    pub features: score::Mentor,
+    pub taken: u32,
+    pub free: u32,
 }
 
 impl Matching {
@@ -126,33 +133,38 @@ impl Matching {
         let waiting = self.store.waiting(&request.user_ids).await.map_err(|e| e.to_string())?;
         let (skipped, considered): (Vec<String>, Vec<String>) =
             request.user_ids.iter().cloned().partition(|u| waiting.get(u).is_some_and(|w| w.1));
-        let features: Vec<score::Learner> = futures::stream::iter(considered.clone())
+        let features: Vec<crate::service::Known> = futures::stream::iter(considered.clone())
             .map(|u: String| async move { self.learner(&u).await })
             .buffered(READ_AHEAD)
             .try_collect()
             .await
             .map_err(|s: Status| format!("reading learner views from profiles: {}", s.message()))?;
         let mut learners = Vec::with_capacity(considered.len());
-        for (user, f) in considered.iter().zip(features) {
+        for (user, known) in considered.iter().zip(features) {
             let since = waiting.get(user).and_then(|w| w.0).unwrap_or(now);
-            let left: Vec<String> =
-                self.store.history(user).await.map_err(|e| e.to_string())?.into_iter().map(|h| h.0).collect();
-            learners.push((f, (now - since).max(0) / DAY_MS, left));
+            let left: Vec<String> = known.left.into_keys().collect();
+            learners.push((known.features, (now - since).max(0) / DAY_MS, left));
         }
         let catalog = self.catalog();
         let wanted: Option<&[String]> = (!request.mentor_ids.is_empty()).then_some(&request.mentor_ids);
-        let mentors: Vec<(String, score::Mentor, u32)> = catalog
+        let mentors: Vec<CohortMentor> = catalog
             .entries()
             .iter()
             .filter(|e| e.is_active() && wanted.is_none_or(|w| w.iter().any(|id| id == e.id())))
             .filter_map(|e| {
                 let free = u32::try_from(e.free_seats()).unwrap_or(0);
-                Some((e.id().to_owned(), e.scored()?, free)).filter(|m| m.2 > 0)
+                let m = CohortMentor {
+                    id: e.id().to_owned(),
+                    features: e.features.clone()?,
+                    taken: e.taken(),
+                    free,
+                };
+                Some(m).filter(|m| m.free > 0)
             })
             .collect();
         let weights = self.weights();
         let started = Instant::now();
-        let (learners, mentors, (scores, raw, best, greedy)) = tokio::task::spawn_blocking(move || {
+        let (learners, mentors, (raw, best, greedy)) = tokio::task::spawn_blocking(move || {
             let computed = compute(&learners, &mentors, &weights);
             (learners, mentors, computed)
         })
@@ -166,20 +178,19 @@ impl Matching {
             match mentor {
                 Some(j) => pairs.push(Pair {
                     user_id: considered[l].clone(),
-                    mentor_id: mentors[*j].0.clone(),
+                    mentor_id: mentors[*j].id.clone(),
                     score: raw[l * m + j],
                     waited_days: i32::try_from(learners[l].1).unwrap_or(i32::MAX),
                 }),
                 None => unseated.push(considered[l].clone()),
             }
         }
-        debug_assert_eq!(scores.len(), raw.len());
         #[allow(clippy::cast_precision_loss)]
         let unit = |s: Score| s as f64 / SCALE;
         Ok(CohortResult {
             learners: considered.len(),
             mentors: m,
-            seats: mentors.iter().map(|x| u64::from(x.2)).sum(),
+            seats: mentors.iter().map(|x| u64::from(x.free)).sum(),
             pairs,
             total_score: unit(best.total),
             greedy_total_score: unit(greedy.total),

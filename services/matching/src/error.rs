@@ -26,6 +26,10 @@ pub enum Error {
     Embedding(#[from] tt_ai::AiError),
 }
 
+fn not_found(reason: &'static str, message: &str) -> Status {
+    DOMAIN.status(Code::NotFound, Reason::new(reason), message)
+}
+
 fn failed(reason: &'static str, message: impl Into<String>) -> Status {
     DOMAIN.status(Code::FailedPrecondition, Reason::new(reason), message)
 }
@@ -35,7 +39,7 @@ impl From<Error> for Status {
         match e {
             Error::Mentorship(e) => match e {
                 MentorshipError::Storage(e) => e.to_status(DOMAIN),
-                MentorshipError::MentorNotFound => DOMAIN.not_found("mentor", ""),
+                MentorshipError::MentorNotFound => not_found("MENTOR_NOT_FOUND", "no such mentor"),
                 MentorshipError::MentorNotActive => {
                     failed("MENTOR_NOT_ACTIVE", "the mentor takes no new mentees")
                 }
@@ -49,7 +53,7 @@ impl From<Error> for Status {
                         None => "a mentorship is running; end it or use Rematch".to_owned(),
                     },
                 ),
-                MentorshipError::NotFound => DOMAIN.not_found("mentorship", ""),
+                MentorshipError::NotFound => not_found("MENTORSHIP_NOT_FOUND", "no such mentorship of yours"),
                 MentorshipError::WrongState(state) => failed(
                     "MENTORSHIP_NOT_ACTIVE",
                     format!(
@@ -69,7 +73,7 @@ impl From<Error> for Status {
                 CatalogError::Exists => {
                     DOMAIN.status(Code::AlreadyExists, Reason::new("MENTOR_EXISTS"), "the mentor id is taken")
                 }
-                CatalogError::NotFound => DOMAIN.not_found("mentor", ""),
+                CatalogError::NotFound => not_found("MENTOR_NOT_FOUND", "no such mentor"),
                 CatalogError::Stale => DOMAIN.etag_mismatch("mentor"),
                 CatalogError::WrongStatus(status) => failed(
                     "MENTOR_NOT_ACTIVE",

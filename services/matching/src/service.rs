@@ -24,7 +24,7 @@ use crate::{
     DOMAIN, Error,
     catalog::Catalog,
     convert,
-    domain::{catalog, score},
+    domain::{catalog, mentorship, score},
     store::Store,
 };
 
@@ -70,6 +70,26 @@ pub struct LearnerCopy {
     /// The embedder's model (a change of model re-embeds).
     #[prost(string, tag = "3")]
     pub model: String,
+    /// Mentors the learner ended or declined, with why (newest first); a change drops the copy.
+    #[prost(message, repeated, tag = "4")]
+    pub history: Vec<LeftMentor>,
+}
+
+/// A mentor the learner ended or declined, and why.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LeftMentor {
+    #[prost(string, tag = "1")]
+    pub mentor_id: String,
+    #[prost(string, tag = "2")]
+    pub reason: String,
+}
+
+/// What matching knows of a learner for ranking: their features, and why they left mentors.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub features: score::Learner,
+    /// Mentor id -> the reason shown in the demotion (the newest one).
+    pub left: std::collections::HashMap<String, String>,
 }
 
 fn learner_key(user_id: &str) -> String {
@@ -192,8 +212,8 @@ impl Matching {
     }
 
     /// The learner's features: profiles' view (an empty one when they have no profile yet) and
-    /// their goals embedded, from the cache when there.
-    pub async fn learner(&self, user_id: &str) -> Result<score::Learner, Status> {
+    /// their goals embedded, with the mentors they left, from the cache when there.
+    pub async fn learner(&self, user_id: &str) -> Result<Known, Status> {
         let load = || async {
             let view = self.learner_view(user_id).await?;
             // Their wait for a mentor starts when matching first sees them.
@@ -204,10 +224,21 @@ impl Matching {
             } else {
                 self.embedder.embed(vec![text]).await.map_err(Error::from)?.pop().unwrap_or_default()
             };
+            let history = self
+                .store
+                .history(user_id)
+                .await?
+                .into_iter()
+                .map(|(mentor_id, reason, note)| LeftMentor {
+                    mentor_id,
+                    reason: mentorship::describe(reason, &note),
+                })
+                .collect();
             Ok::<_, Status>(LearnerCopy {
                 view: Some(view),
                 goals_vector,
                 model: self.embedder.model().to_owned(),
+                history,
             })
         };
         let copy = if self.view_ttl.is_zero() {
@@ -224,7 +255,11 @@ impl Matching {
                 load().await?
             }
         };
-        Ok(convert::learner(copy.view.as_ref(), copy.goals_vector))
+        let mut left = std::collections::HashMap::new();
+        for h in copy.history {
+            left.entry(h.mentor_id).or_insert(h.reason);
+        }
+        Ok(Known { features: convert::learner(copy.view.as_ref(), copy.goals_vector), left })
     }
 
     /// Profiles, with matching's service token (UNAVAILABLE while not configured).

@@ -123,7 +123,10 @@ fn set_field(v: &mut Violations, path: &str, src: &pb::Mentor, content: &mut Con
                 system_prompt: m.system_prompt_template,
             };
         }
-        "content_language" => content.content_language = src.content_language.clone(),
+        "content_language" => {
+            content.content_language =
+                if src.content_language.is_empty() { "en".to_owned() } else { src.content_language.clone() };
+        }
         _ => return false,
     }
     true

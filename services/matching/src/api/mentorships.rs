@@ -85,6 +85,8 @@ impl MentorshipService for Api {
         };
         let row = self.store.end(&end).await.map_err(Error::from)?;
         self.moved(Some(&row), None);
+        // The learner left this mentor: their copy (with its history) is stale.
+        self.forget_learner(&me).await;
         Ok(Response::new(pb::EndMentorshipResponse { mentorship: Some(convert::mentorship(&row)) }))
     }
 
@@ -121,6 +123,7 @@ impl MentorshipService for Api {
         let (ended, row, fresh) = self.store.rematch(&end, &new).await.map_err(Error::from)?;
         if fresh {
             self.moved(Some(&ended), Some(&row));
+            self.forget_learner(&me).await;
         }
         Ok(Response::new(pb::RematchResponse {
             ended: Some(convert::mentorship(&ended)),
@@ -226,6 +229,8 @@ impl MentorshipService for Api {
         };
         let row = self.store.decline(&end).await.map_err(Error::from)?;
         self.moved(Some(&row), None);
+        // The learner left this mentor: their copy (with its history) is stale.
+        self.forget_learner(&me).await;
         Ok(Response::new(pb::DeclineProposalResponse { mentorship: Some(convert::mentorship(&row)) }))
     }
 

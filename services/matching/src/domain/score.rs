@@ -214,59 +214,31 @@ const GAP_BELOW: i32 = 3;
 /// What a mentor the learner ended or declined keeps of its total.
 const DEMOTED: f64 = 0.5;
 
-/// How `mentor` suits `learner` under `weights`; `history`: why the learner ended or declined
-/// this mentor before, if they did.
-pub fn compatibility(
-    learner: &Learner,
-    mentor: &Mentor,
-    weights: &Weights,
-    history: Option<&str>,
-) -> Compatibility {
-    let parts = vec![
-        focus(learner, mentor),
-        style(learner, mentor),
-        stage(learner, mentor),
-        language(learner, mentor),
-        meaning(learner, mentor),
-        capacity(mentor),
-    ];
-    let sum: f64 = CRITERIA.iter().map(|c| weights.of(*c)).sum();
-    let mut total = if sum > 0.0 {
-        parts.iter().map(|p| weights.of(p.criterion) * p.score).sum::<f64>() / sum
-    } else {
-        0.0
-    };
-    let demoted =
-        history.map(|why| format!("ranked down: you ended or declined {} before ({why})", mentor.name));
-    if demoted.is_some() {
-        total *= DEMOTED;
-    }
-    Compatibility { total, parts, demoted }
+/// A learner made ready to be compared with many mentors: what every comparison needs is
+/// computed once (weighted fields, skill gaps, the strongest modality, language subtags).
+#[derive(Debug, Clone)]
+pub struct Prepared<'a> {
+    learner: &'a Learner,
+    /// Fields of the active goals (by priority) and of work (as one priority-3 goal).
+    fields: Vec<(&'a str, f64)>,
+    fields_total: f64,
+    /// Skills the goals name that the learner has below [`GAP_BELOW`], with the highest
+    /// priority weight of a goal naming them.
+    gaps: Vec<(&'a str, f64)>,
+    gaps_total: f64,
+    strongest: f64,
+    /// The primary subtags of the learner's languages, lowercased.
+    languages: Vec<String>,
+    /// The goals vector with unit length (empty when there is none).
+    goals: Vec<f32>,
 }
 
-fn part(criterion: Criterion, score: f64, reason: String) -> Part {
-    Part { criterion, score: score.clamp(0.0, 1.0), reason }
-}
-
-/// Goal priority 1 counts 5, priority 5 counts 1.
-fn priority_weight(priority: i32) -> f64 {
-    f64::from(6 - priority.clamp(1, 5))
-}
-
-fn focus(learner: &Learner, mentor: &Mentor) -> Part {
-    let shares = |field: &str| mentor.fields.iter().any(|f| f == field);
-    // Fields: the goals' (by priority) and the fields of work (as one priority-3 goal).
-    let mut weighted =
-        learner.goals.iter().map(|g| (g.field.as_str(), priority_weight(g.priority))).collect::<Vec<_>>();
-    weighted.extend(learner.fields.iter().map(|f| (f.as_str(), priority_weight(3))));
-    weighted.retain(|(f, _)| !f.is_empty());
-    let all: f64 = weighted.iter().map(|(_, w)| w).sum();
-    let fields = if all > 0.0 {
-        weighted.iter().filter(|(f, _)| shares(f)).map(|(_, w)| w).sum::<f64>() / all
-    } else {
-        0.0
-    };
-    // Gaps: skills the goals name that the learner has below the gap level.
+/// Prepares `learner` for [`score`] and [`explain`].
+pub fn prepare(learner: &Learner) -> Prepared<'_> {
+    let mut fields: Vec<(&str, f64)> =
+        learner.goals.iter().map(|g| (g.field.as_str(), priority_weight(g.priority))).collect();
+    fields.extend(learner.fields.iter().map(|f| (f.as_str(), priority_weight(3))));
+    fields.retain(|(f, _)| !f.is_empty());
     let level = |skill: &str| learner.skills.iter().find(|(s, _)| s == skill).map_or(0, |(_, l)| *l);
     let mut gaps: Vec<(&str, f64)> = Vec::new();
     for goal in &learner.goals {
@@ -278,117 +250,231 @@ fn focus(learner: &Learner, mentor: &Mentor) -> Part {
             }
         }
     }
-    let covered: Vec<&str> =
-        gaps.iter().filter(|(s, _)| mentor.specializations.iter().any(|m| m == s)).map(|(s, _)| *s).collect();
-    let gap_total: f64 = gaps.iter().map(|(_, w)| w).sum();
-    let (score, reason) = if gap_total > 0.0 {
-        let gap_score =
-            gaps.iter().filter(|(s, _)| covered.contains(s)).map(|(_, w)| w).sum::<f64>() / gap_total;
-        let reason = if covered.is_empty() {
-            format!("covers none of the {} skills your goals need", gaps.len())
-        } else {
-            format!(
-                "covers {} of the {} skills your goals need ({})",
-                covered.len(),
-                gaps.len(),
-                covered.join(", ")
-            )
-        };
-        (0.4 * fields + 0.6 * gap_score, reason)
+    Prepared {
+        learner,
+        fields_total: fields.iter().map(|(_, w)| w).sum(),
+        fields,
+        gaps_total: gaps.iter().map(|(_, w)| w).sum(),
+        gaps,
+        strongest: learner.style.map_or(0.0, |l| l.modalities.iter().copied().fold(0.0_f64, f64::max)),
+        languages: learner.languages.iter().map(|l| primary(l)).collect(),
+        goals: unit(&learner.goals_vector),
+    }
+}
+
+/// `v` scaled to unit length (empty stays empty; all zeros stay zeros).
+pub fn unit(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 { v.iter().map(|x| x / norm).collect() } else { v.to_vec() }
+}
+
+/// The dot product in eight lanes (so it vectorises); of unit vectors, their cosine.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (mut lanes, mut rest) = ([0.0_f32; 8], 0.0_f32);
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in ca.clone().zip(cb.clone()) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        rest += x * y;
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
+fn primary(tag: &str) -> String {
+    tag.split('-').next().unwrap_or(tag).to_ascii_lowercase()
+}
+
+/// How `mentor` suits `learner` under `weights`; `history`: why the learner ended or declined
+/// this mentor before, if they did. Its seats taken are `mentor.active_mentees`.
+pub fn compatibility(
+    learner: &Learner,
+    mentor: &Mentor,
+    weights: &Weights,
+    history: Option<&str>,
+) -> Compatibility {
+    explain(&prepare(learner), mentor, mentor.active_mentees, weights, history)
+}
+
+/// [`compatibility`] of a prepared learner with a mentor of which `taken` seats are taken, with
+/// every reason. The persona vector must have unit length (see [`unit`]).
+pub fn explain(
+    p: &Prepared<'_>,
+    mentor: &Mentor,
+    taken: u32,
+    weights: &Weights,
+    history: Option<&str>,
+) -> Compatibility {
+    let parts = parts(p, mentor, taken, true);
+    let demoted =
+        history.map(|why| format!("ranked down: you ended or declined {} before ({why})", mentor.name));
+    Compatibility { total: weighted(&parts, weights, demoted.is_some()), parts: parts.to_vec(), demoted }
+}
+
+/// The total alone, without building any reason: what ranking many mentors needs.
+pub fn score(p: &Prepared<'_>, mentor: &Mentor, taken: u32, weights: &Weights, demoted: bool) -> f64 {
+    weighted(&parts(p, mentor, taken, false), weights, demoted)
+}
+
+fn parts(p: &Prepared<'_>, mentor: &Mentor, taken: u32, explain: bool) -> [Part; 6] {
+    [
+        focus(p, mentor, explain),
+        style(p, mentor, explain),
+        stage(p.learner, mentor, explain),
+        language(p, mentor, explain),
+        meaning(p, mentor, explain),
+        capacity(mentor, taken, explain),
+    ]
+}
+
+fn weighted(parts: &[Part], weights: &Weights, demoted: bool) -> f64 {
+    let sum: f64 = CRITERIA.iter().map(|c| weights.of(*c)).sum();
+    let total = if sum > 0.0 {
+        parts.iter().map(|p| weights.of(p.criterion) * p.score).sum::<f64>() / sum
     } else {
-        let reason = match mentor.fields.iter().find(|f| shares_any(&weighted, f)) {
-            Some(f) => format!("works in {f}, where you are heading"),
-            None => "works outside the fields you are heading for".to_owned(),
-        };
-        (fields, reason)
+        0.0
     };
-    part(Criterion::Focus, score, reason)
+    if demoted { total * DEMOTED } else { total }
 }
 
-fn shares_any(weighted: &[(&str, f64)], field: &str) -> bool {
-    weighted.iter().any(|(f, _)| *f == field)
+fn part(criterion: Criterion, score: f64, explain: bool, reason: impl FnOnce() -> String) -> Part {
+    Part { criterion, score: score.clamp(0.0, 1.0), reason: if explain { reason() } else { String::new() } }
 }
 
-fn style(learner: &Learner, mentor: &Mentor) -> Part {
-    let Some(l) = &learner.style else {
-        return part(
-            Criterion::Style,
-            0.5,
-            "take the learning-style assessment to compare styles".to_owned(),
-        );
+/// Goal priority 1 counts 5, priority 5 counts 1.
+fn priority_weight(priority: i32) -> f64 {
+    f64::from(6 - priority.clamp(1, 5))
+}
+
+fn focus(p: &Prepared<'_>, mentor: &Mentor, explain: bool) -> Part {
+    let shares = |field: &str| mentor.fields.iter().any(|f| f == field);
+    let fields = if p.fields_total > 0.0 {
+        p.fields.iter().filter(|(f, _)| shares(f)).map(|(_, w)| w).sum::<f64>() / p.fields_total
+    } else {
+        0.0
+    };
+    let covers = |skill: &str| mentor.specializations.iter().any(|m| m == skill);
+    if p.gaps_total > 0.0 {
+        let gap_score = p.gaps.iter().filter(|(s, _)| covers(s)).map(|(_, w)| w).sum::<f64>() / p.gaps_total;
+        part(Criterion::Focus, 0.4 * fields + 0.6 * gap_score, explain, || {
+            let covered: Vec<&str> = p.gaps.iter().filter(|(s, _)| covers(s)).map(|(s, _)| *s).collect();
+            if covered.is_empty() {
+                format!("covers none of the {} skills your goals need", p.gaps.len())
+            } else {
+                format!(
+                    "covers {} of the {} skills your goals need ({})",
+                    covered.len(),
+                    p.gaps.len(),
+                    covered.join(", ")
+                )
+            }
+        })
+    } else {
+        part(Criterion::Focus, fields, explain, || {
+            match mentor.fields.iter().find(|f| p.fields.iter().any(|(x, _)| x == f)) {
+                Some(f) => format!("works in {f}, where you are heading"),
+                None => "works outside the fields you are heading for".to_owned(),
+            }
+        })
+    }
+}
+
+fn style(p: &Prepared<'_>, mentor: &Mentor, explain: bool) -> Part {
+    let Some(l) = &p.learner.style else {
+        return part(Criterion::Style, 0.5, explain, || {
+            "take the learning-style assessment to compare styles".to_owned()
+        });
     };
     let m = &mentor.style;
-    let strongest = l.modalities.iter().copied().fold(0.0_f64, f64::max);
-    let modality = if strongest > 0.0 { l.modalities[m.modality.index()] / strongest } else { 0.5 };
+    let modality = if p.strongest > 0.0 { l.modalities[m.modality.index()] / p.strongest } else { 0.5 };
     let close = |a: f64, b: f64| 1.0 - (a.clamp(-1.0, 1.0) - b.clamp(-1.0, 1.0)).abs() / 2.0;
     let pace = close(l.pace, m.pace);
     let structure = close(l.structure, m.structure);
     let feedback = close(l.feedback, m.feedback);
-    let score = (modality + pace + structure + feedback) / 4.0;
-    let mut notes = vec![format!("teaches in a {} way", m.modality.describe())];
-    let worst = [(pace, "pace"), (structure, "structure"), (feedback, "feedback")]
-        .into_iter()
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .filter(|(v, _)| *v < 0.5);
-    match worst {
-        Some((_, what)) => notes.push(format!("differs from you most on {what}")),
-        None => notes.push("close to you on pace, structure and feedback".to_owned()),
-    }
-    part(Criterion::Style, score, notes.join("; "))
+    part(Criterion::Style, (modality + pace + structure + feedback) / 4.0, explain, || {
+        let mut notes = vec![format!("teaches in a {} way", m.modality.describe())];
+        let worst = [(pace, "pace"), (structure, "structure"), (feedback, "feedback")]
+            .into_iter()
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .filter(|(v, _)| *v < 0.5);
+        match worst {
+            Some((_, what)) => notes.push(format!("differs from you most on {what}")),
+            None => notes.push("close to you on pace, structure and feedback".to_owned()),
+        }
+        notes.join("; ")
+    })
 }
 
-fn stage(learner: &Learner, mentor: &Mentor) -> Part {
+fn stage(learner: &Learner, mentor: &Mentor, explain: bool) -> Part {
     let Some(s) = learner.stage else {
-        return part(Criterion::Stage, 0.5, "your career stage is not known yet".to_owned());
+        return part(Criterion::Stage, 0.5, explain, || "your career stage is not known yet".to_owned());
     };
     if mentor.stages.contains(&s) {
-        part(Criterion::Stage, 1.0, format!("mentors {}, like you", describe_stage(s)))
+        part(Criterion::Stage, 1.0, explain, || format!("mentors {}, like you", describe_stage(s)))
     } else if mentor.stages.iter().any(|m| neighbours(*m, s)) {
-        part(Criterion::Stage, 0.5, format!("mentors stages next to yours ({})", describe_stage(s)))
+        part(Criterion::Stage, 0.5, explain, || {
+            format!("mentors stages next to yours ({})", describe_stage(s))
+        })
     } else {
-        part(Criterion::Stage, 0.0, format!("does not usually mentor {}", describe_stage(s)))
+        part(Criterion::Stage, 0.0, explain, || format!("does not usually mentor {}", describe_stage(s)))
     }
 }
 
-fn language(learner: &Learner, mentor: &Mentor) -> Part {
-    let base = |tag: &str| tag.split('-').next().unwrap_or(tag).to_ascii_lowercase();
-    let shared: Vec<&String> =
-        mentor.languages.iter().filter(|m| learner.languages.iter().any(|l| base(l) == base(m))).collect();
-    match shared.as_slice() {
-        [] => part(Criterion::Language, 0.0, "shares none of your languages".to_owned()),
-        some => part(
-            Criterion::Language,
-            1.0,
-            format!("speaks {}", some.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
-        ),
+/// Whether the learner named no language or shares one with `mentor`.
+pub fn may_talk(p: &Prepared<'_>, mentor: &Mentor) -> bool {
+    p.languages.is_empty()
+        || mentor
+            .languages
+            .iter()
+            .any(|m| p.languages.iter().any(|l| l.eq_ignore_ascii_case(m.split('-').next().unwrap_or(m))))
+}
+
+fn language(p: &Prepared<'_>, mentor: &Mentor, explain: bool) -> Part {
+    let shared = |m: &&String| {
+        let base = m.split('-').next().unwrap_or(m);
+        p.languages.iter().any(|l| l.eq_ignore_ascii_case(base))
+    };
+    if mentor.languages.iter().any(|m| shared(&m)) {
+        part(Criterion::Language, 1.0, explain, || {
+            format!(
+                "speaks {}",
+                mentor.languages.iter().filter(shared).map(String::as_str).collect::<Vec<_>>().join(", ")
+            )
+        })
+    } else {
+        part(Criterion::Language, 0.0, explain, || "shares none of your languages".to_owned())
     }
 }
 
-fn meaning(learner: &Learner, mentor: &Mentor) -> Part {
-    if learner.goals_vector.is_empty() {
-        return part(Criterion::Meaning, 0.0, "add a goal to compare it with the mentor's story".to_owned());
+fn meaning(p: &Prepared<'_>, mentor: &Mentor, explain: bool) -> Part {
+    if p.goals.is_empty() {
+        return part(Criterion::Meaning, 0.0, explain, || {
+            "add a goal to compare it with the mentor's story".to_owned()
+        });
     }
     // Vectors of another embedder (a model change not re-embedded yet) are not compared.
-    let same = learner.goals_vector.len() == mentor.persona_vector.len();
-    let cosine = if same { tt_ai::cosine(&learner.goals_vector, &mentor.persona_vector) } else { 0.0 };
-    let similarity = f64::from(cosine).max(0.0);
-    let reason = match similarity {
-        s if s >= 0.5 => "their story is close to your goals",
-        s if s >= 0.2 => "their story touches on your goals",
-        _ => "their story is far from your goals",
-    };
-    part(Criterion::Meaning, similarity, reason.to_owned())
+    let same = p.goals.len() == mentor.persona_vector.len();
+    let similarity = if same { f64::from(dot(&p.goals, &mentor.persona_vector)).max(0.0) } else { 0.0 };
+    part(Criterion::Meaning, similarity, explain, || {
+        match similarity {
+            s if s >= 0.5 => "their story is close to your goals",
+            s if s >= 0.2 => "their story touches on your goals",
+            _ => "their story is far from your goals",
+        }
+        .to_owned()
+    })
 }
 
-fn capacity(mentor: &Mentor) -> Part {
-    let free = mentor.capacity.saturating_sub(mentor.active_mentees);
+fn capacity(mentor: &Mentor, taken: u32, explain: bool) -> Part {
+    let free = mentor.capacity.saturating_sub(taken);
     let score = if mentor.capacity == 0 { 0.0 } else { f64::from(free) / f64::from(mentor.capacity) };
-    let reason = match free {
+    part(Criterion::Capacity, score, explain, || match free {
         0 => "has no free seat now".to_owned(),
         1 => "has one free seat".to_owned(),
         n => format!("has {n} free seats"),
-    };
-    part(Criterion::Capacity, score, reason)
+    })
 }
 
 #[cfg(test)]
@@ -489,6 +575,23 @@ mod tests {
         let ended = compatibility(&l, &m, &Weights::default(), Some("we did not click"));
         assert!((ended.total - fresh.total * 0.5).abs() < 1e-12);
         assert!(ended.demoted.as_deref().is_some_and(|d| d.contains("we did not click")));
+    }
+
+    #[test]
+    fn the_bare_score_is_the_explained_total_and_dot_is_cosine() {
+        let (l, mut m) = (learner(), mentor());
+        m.persona_vector = unit(&[0.3, 0.9, 0.1]);
+        let p = prepare(&l);
+        for demoted in [None, Some("no")] {
+            let explained = explain(&p, &m, 5, &Weights::default(), demoted);
+            assert_eq!(score(&p, &m, 5, &Weights::default(), demoted.is_some()), explained.total);
+        }
+        let (a, b): (Vec<f32>, Vec<f32>) =
+            (0..19).map(|i| (i as f32 * 0.37 - 2.0, (i * i) as f32 * 0.01)).unzip();
+        assert!((dot(&unit(&a), &unit(&b)) - tt_ai::cosine(&a, &b)).abs() < 1e-5);
+        assert!(may_talk(&p, &m));
+        m.languages = vec!["ja".into()];
+        assert!(!may_talk(&p, &m));
     }
 
     #[test]

@@ -131,10 +131,11 @@ async fn filters_and_pages_cut_the_same_ranking() {
             field: "Not A Track".into(),
             language: "english".into(),
             stage: 42,
+            view: 7,
             ..Default::default()
         })
         .await;
-    assert_bad_fields(bad, &["field", "language", "stage", "page_size"]);
+    assert_bad_fields(bad, &["field", "language", "stage", "page_size", "view"]);
 }
 
 #[tokio::test]
