@@ -91,6 +91,9 @@ struct Args {
     /// Concurrent ingestion streams (and baseline connections).
     #[arg(long, default_value_t = 4)]
     streams: usize,
+    /// Matches per FindMatches page (scenario `matching`).
+    #[arg(long, default_value_t = 10)]
+    page_size: i32,
     /// The admin's password on --target (creates the service account for GetLearnerView).
     #[arg(long, env = "TT_LOADGEN_ADMIN_PASSWORD", default_value = tt_e2e::ADMIN_PASSWORD)]
     admin_password: String,
@@ -808,15 +811,17 @@ mod matching {
         };
         let channels = load::connections(&url, args.connections).await?;
         let reader = learner(&channels[0]).await?;
+        let page_size = args.page_size;
         let find = move |ch: Channel, _n: u64| {
             let bearer = Bearer::new(reader.clone());
             async move {
-                let page = FindMatchesRequest { page_size: 10, ..Default::default() };
+                let page = FindMatchesRequest { page_size, ..Default::default() };
                 MatchServiceClient::with_interceptor(ch, bearer).find_matches(page).await.map(|_| ())
             }
         };
         load::run("warmup", &channels, args.in_flight, w, find.clone()).await?;
-        let read = load::run("FindMatches (page of 10)", &channels, args.in_flight, d, find).await?;
+        let name = format!("FindMatches (page of {page_size})");
+        let read = load::run(&name, &channels, args.in_flight, d, find).await?;
 
         let mut writers = Vec::new();
         for _ in 0..args.in_flight {
