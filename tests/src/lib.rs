@@ -3,9 +3,11 @@
 //! - [`echo`]: the bare tonic echo service, the baseline every performance figure is a ratio of;
 //! - [`AllInOne`]: the all-in-one server started in this process on 127.0.0.1:0;
 //! - [`raw`]: a pass-through codec for calling any method by path (the authorization matrix);
-//! - [`analytics_load`]: synthetic events, the direct-INSERT baseline and streaming ingestion.
+//! - [`analytics_load`]: synthetic events, the direct-INSERT baseline and streaming ingestion;
+//! - [`bench_catalog`]: a synthetic mentor catalog of any size (large-catalog FindMatches).
 
 pub mod analytics_load;
+pub mod bench_catalog;
 pub mod echo;
 pub mod fixtures;
 pub mod load;

@@ -22,11 +22,10 @@ pub struct Entry {
     pub latest: VersionRow,
     /// The version learners see (None while never published).
     pub public: Option<VersionRow>,
-    /// The public version's features (persona vector of unit length; `active_mentees` unused:
-    /// seats are read from `seats`).
-    pub features: Option<score::Mentor>,
     /// Folded text of the public version (the latest while never published), for search.
     pub search: String,
+    /// Active and published: learners find and may choose it.
+    active: bool,
     seats: AtomicI64,
 }
 
@@ -41,7 +40,7 @@ impl Entry {
 
     /// Whether learners find and may choose it.
     pub fn is_active(&self) -> bool {
-        self.row.status == crate::store::mentors::ACTIVE && self.public.is_some()
+        self.active
     }
 
     pub fn free_seats(&self) -> i64 {
@@ -64,53 +63,52 @@ impl Entry {
 pub struct Catalog {
     entries: Vec<Entry>,
     by_id: HashMap<String, usize>,
+    /// The scoring features of each active entry's public version, beside the entries (in
+    /// their order) so a scan reads them densely; `active_mentees` unused: seats are the
+    /// entry's.
+    features: Vec<Option<score::Mentor>>,
 }
 
 impl Catalog {
     /// Builds the catalog from the store's records; `vectors[i]` embeds the persona of the i-th
-    /// record's public version (see [`Catalog::persona_texts`]).
-    pub fn build(records: Vec<MentorRecord>, mut vectors: Vec<Vec<f32>>) -> Self {
+    /// record's public version ([`catalog::persona_text`]). Entries are sorted before their
+    /// features are made, so a scan of the catalog reads memory in order.
+    pub fn build(records: Vec<MentorRecord>, vectors: Vec<Vec<f32>>) -> Self {
+        let mut pairs: Vec<(MentorRecord, Vec<f32>)> =
+            records.into_iter().zip(vectors.into_iter().chain(std::iter::repeat_with(Vec::new))).collect();
+        let key = |r: &MentorRecord| {
+            (r.public().unwrap_or(&r.latest).content.name.clone(), r.row.mentor_id.clone())
+        };
+        pairs.sort_by_cached_key(|(r, _)| key(r));
+        let (records, vectors): (Vec<MentorRecord>, Vec<Vec<f32>>) = pairs.into_iter().unzip();
+        let personas = score::Embedding::pack(&vectors);
+        drop(vectors);
         let mut entries: Vec<Entry> = Vec::with_capacity(records.len());
-        for (i, r) in records.into_iter().enumerate() {
-            let public = match (r.row.published_version, r.published) {
-                (0, _) => None,
-                (v, _) if v == r.latest.version => Some(r.latest.clone()),
-                (_, p) => p,
-            };
-            let features = public.as_ref().map(|p| {
-                let mut f = catalog::features(&p.content);
+        let mut features = Vec::with_capacity(records.len());
+        for (r, persona) in records.into_iter().zip(personas) {
+            let public = r.public().cloned();
+            let active = r.row.status == crate::store::mentors::ACTIVE && public.is_some();
+            features.push(public.as_ref().filter(|_| active).map(|p| {
+                let mut f = catalog::features(&p.content, &[]).with_embedding(persona);
                 f.capacity = u32::try_from(r.row.capacity).unwrap_or(0);
-                f.persona_vector = score::unit(&vectors.get_mut(i).map(std::mem::take).unwrap_or_default());
                 f
-            });
+            }));
             let search = catalog::search_text(&public.as_ref().unwrap_or(&r.latest).content);
             let seats = AtomicI64::new(r.row.seats_taken);
-            entries.push(Entry { row: r.row, latest: r.latest, public, features, search, seats });
+            entries.push(Entry { row: r.row, latest: r.latest, public, search, active, seats });
         }
-        entries.sort_by(|a, b| (name(a), a.id()).cmp(&(name(b), b.id())));
         let by_id = entries.iter().enumerate().map(|(i, e)| (e.row.mentor_id.clone(), i)).collect();
-        Self { entries, by_id }
-    }
-
-    /// The persona texts to embed for `records`, in their order (empty for a mentor never
-    /// published).
-    pub fn persona_texts(records: &[MentorRecord]) -> Vec<String> {
-        records
-            .iter()
-            .map(|r| {
-                let public = if r.row.published_version == r.latest.version {
-                    Some(&r.latest)
-                } else {
-                    r.published.as_ref()
-                };
-                public.map(|p| catalog::persona_text(&p.content)).unwrap_or_default()
-            })
-            .collect()
+        Self { entries, by_id, features }
     }
 
     /// By name, then id.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// The scoring features of the `i`-th entry while it is active.
+    pub fn features(&self, i: usize) -> Option<&score::Mentor> {
+        self.features.get(i).and_then(Option::as_ref)
     }
 
     pub fn get(&self, id: &str) -> Option<&Entry> {
@@ -142,8 +140,120 @@ impl Catalog {
     }
 }
 
-fn name(e: &Entry) -> &str {
-    &e.public.as_ref().unwrap_or(&e.latest).content.name
+/// What FindMatches asks of the catalog: the filters, the page token's (score, id) to rank
+/// after, and the page size.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub field: &'a str,
+    pub language: &'a str,
+    pub stage: Option<score::Stage>,
+    pub include_full: bool,
+    pub after: Option<(f64, &'a str)>,
+    pub size: usize,
+}
+
+/// A page of ranked mentors: (total, entry index) best first, how many mentors passed the
+/// filters, and whether more follow the page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub page: Vec<(f64, usize)>,
+    pub total: usize,
+    pub more: bool,
+}
+
+/// Catalogs at least this large are scanned on every core.
+const PARALLEL_FROM: usize = 20_000;
+
+impl Catalog {
+    /// Ranks the active mentors passing `q`'s filters for a prepared learner (`left`: the
+    /// mentors they ended or declined, ranked down): every one scored without reasons, only the
+    /// page selected (by total, then id) rather than the whole list sorted. Large catalogs are
+    /// split over the cores.
+    pub fn rank(
+        &self,
+        p: &score::Prepared<'_>,
+        weights: &score::Weights,
+        left: &HashMap<String, String>,
+        q: &Query<'_>,
+    ) -> Ranked {
+        let scan = |range: std::ops::Range<usize>| self.scan(range, p, weights, left, q);
+        let n = self.entries.len();
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let (mut page, total) = if n >= PARALLEL_FROM && cores > 1 && multi {
+            let chunk = n.div_ceil(cores);
+            tokio::task::block_in_place(|| {
+                std::thread::scope(|s| {
+                    let parts: Vec<_> = (0..n)
+                        .step_by(chunk)
+                        .map(|at| s.spawn(move || scan(at..(at + chunk).min(n))))
+                        .collect();
+                    parts.into_iter().filter_map(|h| h.join().ok()).fold(
+                        (Vec::new(), 0),
+                        |(mut all, t), (c, k)| {
+                            all.extend(c);
+                            (all, t + k)
+                        },
+                    )
+                })
+            })
+        } else {
+            scan(0..n)
+        };
+        let more = self.best(&mut page, q.size);
+        Ranked { page, total, more }
+    }
+
+    /// The candidates of `range` after the page token (the best `q.size + 1` of them) and how
+    /// many passed the filters.
+    fn scan(
+        &self,
+        range: std::ops::Range<usize>,
+        p: &score::Prepared<'_>,
+        weights: &score::Weights,
+        left: &HashMap<String, String>,
+        q: &Query<'_>,
+    ) -> (Vec<(f64, usize)>, usize) {
+        let mut total = 0;
+        let mut found: Vec<(f64, usize)> = Vec::new();
+        let filtered = !q.field.is_empty() || !q.language.is_empty() || q.stage.is_some();
+        for i in range {
+            // Only active entries have features.
+            let Some(features) = &self.features[i] else { continue };
+            let e = &self.entries[i];
+            let taken = e.taken();
+            let shown = |v: &VersionRow| passes(&v.content, q.field, q.language, q.stage);
+            if (filtered && !e.public.as_ref().is_some_and(shown))
+                || (!q.include_full && taken >= features.capacity)
+            {
+                continue;
+            }
+            total += 1;
+            let demoted = !left.is_empty() && left.contains_key(e.id());
+            let s = score::score(p, features, taken, weights, demoted);
+            // Keyset: only what ranks after the page token's (score, id).
+            if q.after.is_none_or(|(t, id)| s < t || (s == t && e.id() > id)) {
+                found.push((s, i));
+            }
+        }
+        self.best(&mut found, q.size + 1);
+        (found, total)
+    }
+
+    /// Keeps the best `size` of `ranked`, in order; whether there were more.
+    fn best(&self, ranked: &mut Vec<(f64, usize)>, size: usize) -> bool {
+        let order = |a: &(f64, usize), b: &(f64, usize)| {
+            b.0.total_cmp(&a.0).then_with(|| self.entries[a.1].id().cmp(self.entries[b.1].id()))
+        };
+        if ranked.len() > size {
+            ranked.select_nth_unstable_by(size, order);
+        }
+        let more = ranked.len() > size;
+        ranked.truncate(size);
+        ranked.sort_unstable_by(order);
+        more
+    }
 }
 
 /// Whether `content` passes the browsing filters.

@@ -2,7 +2,7 @@
 //! scores computed, the optimal assignment (and greedy's, for comparison) found off the async
 //! threads, the result stored for polling; applying it makes proposals in one transaction.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -150,12 +150,13 @@ impl Matching {
         let mentors: Vec<CohortMentor> = catalog
             .entries()
             .iter()
-            .filter(|e| e.is_active() && wanted.is_none_or(|w| w.iter().any(|id| id == e.id())))
-            .filter_map(|e| {
+            .enumerate()
+            .filter(|(_, e)| e.is_active() && wanted.is_none_or(|w| w.iter().any(|id| id == e.id())))
+            .filter_map(|(i, e)| {
                 let free = u32::try_from(e.free_seats()).unwrap_or(0);
                 let m = CohortMentor {
                     id: e.id().to_owned(),
-                    features: e.features.clone()?,
+                    features: catalog.features(i)?.clone(),
                     taken: e.taken(),
                     free,
                 };
@@ -200,10 +201,4 @@ impl Matching {
             compute_ms,
         })
     }
-}
-
-/// The learners of `request` that appear twice, for validation.
-pub fn duplicates(ids: &[String]) -> Vec<usize> {
-    let mut seen = HashMap::new();
-    ids.iter().enumerate().filter_map(|(i, id)| seen.insert(id.as_str(), i).map(|_| i)).collect()
 }

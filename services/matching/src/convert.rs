@@ -68,7 +68,17 @@ fn modality(name: &str) -> LearningStyle {
 /// A mentor as a reader sees `version` of it; the model configuration only for admins and
 /// services.
 pub fn mentor(entry: &Entry, version: &VersionRow, privileged: bool) -> pb::Mentor {
+    shown(entry, version, privileged, true)
+}
+
+/// A mentor's card in a match (`MENTOR_VIEW_BASIC`): no background story or voice.
+pub fn card(entry: &Entry, version: &VersionRow) -> pb::Mentor {
+    shown(entry, version, false, false)
+}
+
+fn shown(entry: &Entry, version: &VersionRow, privileged: bool, story: bool) -> pb::Mentor {
     let c = &version.content;
+    let text = |t: &String| if story { t.clone() } else { String::new() };
     let row = &entry.row;
     pb::Mentor {
         mentor_id: row.mentor_id.clone(),
@@ -76,8 +86,8 @@ pub fn mentor(entry: &Entry, version: &VersionRow, privileged: bool) -> pb::Ment
         status: pb::MentorStatus::from_str_name(&row.status).unwrap_or_default() as i32,
         name: c.name.clone(),
         era: c.era.clone(),
-        background: c.background.clone(),
-        voice: c.voice.clone(),
+        background: text(&c.background),
+        voice: text(&c.voice),
         fields: c.fields.clone(),
         specializations: c.specializations.clone(),
         stages: c.stages.iter().filter_map(|s| CareerStage::from_str_name(s)).map(|s| s as i32).collect(),

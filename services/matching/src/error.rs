@@ -61,7 +61,7 @@ impl From<Error> for Status {
                         state.trim_start_matches("MENTORSHIP_STATE_").to_ascii_lowercase()
                     ),
                 ),
-                MentorshipError::Expired => {
+                MentorshipError::Expired(_) => {
                     failed("PROPOSAL_EXPIRED", "the proposal expired; its seat was released")
                 }
                 MentorshipError::SameMentor => {

@@ -168,15 +168,44 @@ impl Matching {
         self.reload().await
     }
 
-    /// Reads the catalog (and the weights) again and swaps it in.
+    /// Reads the catalog (and the weights) again and swaps it in. Personas are embedded once per
+    /// (mentor, version, model): vectors the store keeps are reused, and only new ones embedded.
     pub async fn reload(&self) -> Result<(), tt_common::error::BoxError> {
         let weights = self.store.weights().await?;
         self.set_weights(weights.version, weights.weights);
         let records = self.store.catalog().await?;
-        let texts = Catalog::persona_texts(&records);
-        let mut vectors = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(EMBED_BATCH) {
-            vectors.extend(self.embedder.embed(chunk.to_vec()).await?);
+        let model = self.embedder.model().to_owned();
+        let mut stored = self.store.persona_vectors(&model).await?;
+        let mut vectors = Vec::with_capacity(records.len());
+        let mut missing = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let found = r.public().and_then(|p| stored.remove(&(p.mentor_id.clone(), p.version)));
+            if found.is_none() && r.public().is_some() {
+                missing.push(i);
+            }
+            vectors.push(found.unwrap_or_default());
+        }
+        drop(stored);
+        for chunk in missing.chunks(EMBED_BATCH) {
+            let texts: Vec<String> = chunk
+                .iter()
+                .filter_map(|i| records[*i].public())
+                .map(|p| catalog::persona_text(&p.content))
+                .collect();
+            for (i, vector) in chunk.iter().zip(self.embedder.embed(texts).await?) {
+                vectors[*i] = vector;
+            }
+        }
+        if !missing.is_empty() {
+            let new: Vec<(&str, i64, &[f32])> = missing
+                .iter()
+                .filter(|i| !vectors[**i].is_empty())
+                .filter_map(|i| {
+                    records[*i].public().map(|p| (p.mentor_id.as_str(), p.version, vectors[*i].as_slice()))
+                })
+                .collect();
+            self.store.save_persona_vectors(&model, &new, self.now()).await?;
+            tracing::info!(personas = new.len(), model, "personas embedded");
         }
         let catalog = Arc::new(Catalog::build(records, vectors));
         tracing::debug!(mentors = catalog.len(), "catalog loaded");

@@ -52,3 +52,21 @@ fn every_shipped_mentor_is_publishable_and_distinct() {
         assert!(mentors.iter().any(|m| m.content.stages.contains(&name)), "nobody serves {name}");
     }
 }
+
+#[test]
+fn synthetic_mentors_are_publishable_varied_and_the_same_for_a_seed() {
+    let taxonomy = Profiles(tax::Taxonomy::builtin().expect("taxonomy"));
+    let mentors = catalog::synthetic(500, 7).expect("synthetic");
+    assert_eq!(mentors.len(), 500);
+    for m in &mentors {
+        assert!(catalog::is_mentor_id(&m.id), "{}", m.id);
+        let problems = catalog::problems(&m.content, &taxonomy);
+        assert!(problems.is_empty(), "{}: {problems:?}", m.id);
+    }
+    let ids: BTreeSet<&str> = mentors.iter().map(|m| m.id.as_str()).collect();
+    let stories: BTreeSet<&str> = mentors.iter().map(|m| m.content.background.as_str()).collect();
+    assert_eq!(ids.len(), 500);
+    assert!(stories.len() > 490, "stories repeat: {} distinct", stories.len());
+    assert_eq!(catalog::synthetic(500, 7).expect("again"), mentors);
+    assert_ne!(catalog::synthetic(500, 8).expect("another seed"), mentors);
+}

@@ -112,6 +112,39 @@ async fn the_demo_mentors_load_once_and_follow_the_data_file() {
 }
 
 #[tokio::test]
+async fn persona_vectors_are_kept_per_version_and_model_until_a_new_version_is_published() {
+    let (store, _db, mentors) = seeded().await;
+    let (a, b) = (mentors[0].id.as_str(), mentors[1].id.as_str());
+    let v = [0.25_f32, -1.5, 3.0e-7, f32::MAX];
+    store.save_persona_vectors("m1", &[(a, 1, &v), (b, 1, &v[..2])], 10).await.expect("save");
+    store.save_persona_vectors("m2", &[(a, 1, &v[1..])], 11).await.expect("another model");
+    store.save_persona_vectors("m1", &[(a, 1, &[9.0])], 12).await.expect("a second save keeps the first");
+    let m1 = store.persona_vectors("m1").await.expect("read");
+    assert_eq!(m1.len(), 2);
+    assert_eq!(m1[&(a.to_owned(), 1)], v.to_vec(), "bit for bit");
+    assert_eq!(m1[&(b.to_owned(), 1)], v[..2].to_vec());
+    assert_eq!(store.persona_vectors("m2").await.expect("read")[&(a.to_owned(), 1)], v[1..].to_vec());
+    assert!(store.persona_vectors("m3").await.expect("read").is_empty());
+
+    // An edit is not published yet: the published version's vector stays, and public() is it.
+    let mut edited = mentors[0].content.clone();
+    edited.voice.push_str(" Now with more patience.");
+    let record = store.update_mentor(a, 1, &edited, "admin", 20).await.expect("edit");
+    assert_eq!(record.public().map(|p| p.version), Some(1));
+    assert_eq!(record.public().map(|p| &p.content), Some(&mentors[0].content));
+    store.save_persona_vectors("m1", &[], 21).await.expect("prune");
+    assert_eq!(store.persona_vectors("m1").await.expect("read").len(), 2);
+    // Published: version 1's vectors go (every model) at the next save.
+    let record = store.publish_mentor(a, 2, 10, "admin", 22).await.expect("publish");
+    assert_eq!(record.public().map(|p| (p.version, &p.content)), Some((2, &edited)));
+    store.save_persona_vectors("m1", &[(a, 2, &v)], 23).await.expect("save v2");
+    let m1 = store.persona_vectors("m1").await.expect("read");
+    assert_eq!(m1.len(), 2);
+    assert!(m1.contains_key(&(a.to_owned(), 2)) && !m1.contains_key(&(a.to_owned(), 1)));
+    assert!(store.persona_vectors("m2").await.expect("read").is_empty());
+}
+
+#[tokio::test]
 async fn choosing_takes_a_seat_and_one_running_mentorship_per_learner() {
     let (store, _db, mentors) = seeded().await;
     let (a, b) = (&mentors[0].id, &mentors[1].id);
@@ -282,10 +315,11 @@ async fn a_deleted_learner_is_forgotten_once_and_their_seat_freed() {
     store.choose(&choice("u1", a, None)).await.expect("again");
     store.choose(&choice("u2", a, None)).await.expect("someone else");
     assert_eq!(seats(&store, a).await, 2);
-    assert!(store.purge_user("ev-1", "u1", 10_000).await.expect("purged"));
+    assert_eq!(store.purge_user("ev-1", "u1", 10_000).await.expect("purged"), Some(vec![a.clone()]));
     assert_eq!(store.rows_about("u1").await.expect("rows"), 0);
     assert_eq!(seats(&store, a).await, 1, "only the deleted learner's seat is freed");
-    assert!(!store.purge_user("ev-1", "u1", 11_000).await.expect("redelivered"), "applied once");
+    assert_eq!(store.purge_user("ev-1", "u1", 11_000).await.expect("redelivered"), None, "applied once");
+    assert_eq!(store.purge_user("ev-2", "u3", 11_000).await.expect("no mentorship"), Some(vec![]));
     assert_eq!(seats(&store, a).await, 1);
     assert_eq!(store.rows_about("u2").await.expect("rows"), 1);
 }
@@ -311,7 +345,7 @@ async fn a_proposal_holds_its_seat_until_accepted_declined_or_expired() {
     assert!(matches!(store.accept("u2", &p1.id, 50_000).await, Err(MentorshipError::NotFound)));
 
     // u2 waits too long: accepting after the expiry expires it and frees the seat.
-    assert!(matches!(store.accept("u2", &p2.id, 100_000).await, Err(MentorshipError::Expired)));
+    assert!(matches!(store.accept("u2", &p2.id, 100_000).await, Err(MentorshipError::Expired(Some(_)))));
     assert_eq!(
         store.mentorship("u2", &p2.id).await.expect("read").expect("row").state(),
         MentorshipState::Expired

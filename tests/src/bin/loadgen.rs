@@ -94,6 +94,10 @@ struct Args {
     /// Matches per FindMatches page (scenario `matching`).
     #[arg(long, default_value_t = 10)]
     page_size: i32,
+    /// Synthetic mentors added to the shipped ones (scenario `matching`; the write path is then
+    /// skipped): the large-catalog FindMatches run.
+    #[arg(long, default_value_t = 0)]
+    mentors: usize,
     /// The admin's password on --target (creates the service account for GetLearnerView).
     #[arg(long, env = "TT_LOADGEN_ADMIN_PASSWORD", default_value = tt_e2e::ADMIN_PASSWORD)]
     admin_password: String,
@@ -755,7 +759,8 @@ mod ai {
 
 mod matching {
     //! Scenario `matching`: FindMatches (a page of 10 over the demo catalog, the learner's view
-    //! cached) and the mentorship write path (ChooseMentor and EndMentorship in turn, one learner
+    //! cached; with `--mentors N` over N synthetic mentors more, and nothing else) and the
+    //! mentorship write path (ChooseMentor and EndMentorship in turn, one learner
     //! per worker, each write a seat taken or freed with its outbox event).
 
     use std::sync::{Arc, Mutex};
@@ -801,10 +806,21 @@ mod matching {
 
     pub async fn run(args: &Args, baseline: Report) -> anyhow::Result<()> {
         let (d, w) = (args.duration.0, args.warmup.0);
+        let dir = tempfile::tempdir()?;
         let (_server, url) = match &args.target {
             Some(url) => (None, url.clone()),
             None => {
-                let server = AllInOne::start().await?;
+                if args.mentors > 0 {
+                    let started = std::time::Instant::now();
+                    tt_e2e::bench_catalog::seed(dir.path(), args.mentors, 7).await?;
+                    println!("{} synthetic mentors written in {:.1?}", args.mentors, started.elapsed());
+                }
+                let started = std::time::Instant::now();
+                let server = AllInOne::start_in(dir.path().to_path_buf(), |_| {}).await?;
+                println!(
+                    "all-in-one serving in {:.1?} (personas embedded, catalog loaded)",
+                    started.elapsed()
+                );
                 let url = server.url();
                 (Some(server), url)
             }
@@ -820,8 +836,15 @@ mod matching {
             }
         };
         load::run("warmup", &channels, args.in_flight, w, find.clone()).await?;
-        let name = format!("FindMatches (page of {page_size})");
+        let name = match args.mentors {
+            0 => format!("FindMatches (page of {page_size})"),
+            n => format!("FindMatches (page of {page_size}, the shipped mentors and {n} more)"),
+        };
         let read = load::run(&name, &channels, args.in_flight, d, find).await?;
+        if args.mentors > 0 {
+            print(args, &[baseline.clone(), read], &baseline);
+            return Ok(());
+        }
 
         let mut writers = Vec::new();
         for _ in 0..args.in_flight {

@@ -66,6 +66,41 @@ pub struct Consumes {
 /// Hands a batch of events to a consumer through its gRPC client.
 pub type Deliver = fn(Peer, Vec<Event>) -> BoxFuture<'static, Result<(), Status>>;
 
+/// The request of every consumer's `ConsumeEvents` (`repeated timetravelers.common.v1.Event
+/// events = 1`), whatever package declares it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ConsumeEvents {
+    #[prost(message, repeated, tag = "1")]
+    events: Vec<Event>,
+}
+
+/// The body of a consumer's [`Deliver`]: `events` to the `ConsumeEvents` method at `path`
+/// (`/timetravelers.<module>.v1.IntegrationService/ConsumeEvents`) through `peer`, with its
+/// retries and deadline; the answer's content is not needed.
+pub fn consume_events(
+    peer: Peer,
+    path: &'static str,
+    events: Vec<Event>,
+) -> BoxFuture<'static, Result<(), Status>> {
+    Box::pin(async move {
+        let request = ConsumeEvents { events };
+        peer.call(|ch| {
+            let request = request.clone();
+            async move {
+                let mut grpc = tonic::client::Grpc::new(ch);
+                grpc.ready().await.map_err(|e| {
+                    Status::unavailable(format!("{path}: {}", Into::<tonic::codegen::StdError>::into(e)))
+                })?;
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+                grpc.unary::<_, (), _>(tonic::Request::new(request), path, tonic_prost::ProstCodec::default())
+                    .await
+            }
+        })
+        .await
+        .map(|_| ())
+    })
+}
+
 /// What a module is given to build itself: the opened platform and its own resources.
 pub struct Context {
     pub platform: Arc<Platform>,

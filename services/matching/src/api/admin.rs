@@ -16,7 +16,7 @@ use tt_proto::{
 use super::{Api, check_mentor_id, request_id, violations};
 use crate::{
     DOMAIN, Error,
-    cohorts::{CohortRequest, CohortResult, duplicates},
+    cohorts::{CohortRequest, CohortResult},
     convert,
     domain::{mentorship::PROPOSAL_HOLD_MS, score::Weights},
     store::{
@@ -243,9 +243,7 @@ impl AdminService for Api {
             for (i, id) in req.mentor_ids.iter().enumerate().take(MAX_COHORT_MENTORS) {
                 check_mentor_id(&mut v, &format!("mentor_ids[{i}]"), id);
             }
-            for i in duplicates(&req.mentor_ids).into_iter().take(10) {
-                v.add(&format!("mentor_ids[{i}]"), "is listed twice");
-            }
+            v.check_unique("mentor_ids", &req.mentor_ids);
         }
         let rid = request_id(&mut v, &req.request_id);
         v.into_result()?;

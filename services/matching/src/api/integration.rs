@@ -5,10 +5,7 @@ use tonic::{Request, Response, Status};
 use tt_common::{auth::require_service, client::Peer, clock::from_timestamp};
 use tt_proto::{
     common::v1::Event,
-    matching::v1::{
-        self as pb, integration_service_client::IntegrationServiceClient,
-        integration_service_server::IntegrationService,
-    },
+    matching::v1::{self as pb, integration_service_server::IntegrationService},
 };
 
 use super::{Api, violations};
@@ -23,15 +20,11 @@ const MAX_CONSUMED_EVENTS: usize = 1000;
 
 /// How other modules' outboxes hand matching the events it consumes (its manifest declares it).
 pub fn deliver(peer: Peer, events: Vec<Event>) -> BoxFuture<'static, Result<(), Status>> {
-    Box::pin(async move {
-        let request = pb::ConsumeEventsRequest { events };
-        peer.call(|ch| {
-            let request = request.clone();
-            async move { IntegrationServiceClient::new(ch).consume_events(request).await }
-        })
-        .await
-        .map(|_| ())
-    })
+    tt_common::platform::consume_events(
+        peer,
+        "/timetravelers.matching.v1.IntegrationService/ConsumeEvents",
+        events,
+    )
 }
 
 #[tonic::async_trait]
@@ -56,12 +49,12 @@ impl IntegrationService for Api {
         for e in &events {
             let fresh = if e.r#type == USER_DELETED {
                 let at = e.time.as_ref().map_or_else(|| self.now(), from_timestamp);
-                let fresh = self.store.purge_user(&e.id, &e.subject, at).await?;
-                if fresh {
-                    // Seats moved: read them again rather than guess.
-                    self.catalog().set_seats(&self.store.seats().await?);
+                let freed = self.store.purge_user(&e.id, &e.subject, at).await?;
+                let catalog = self.catalog();
+                for mentor_id in freed.iter().flatten() {
+                    catalog.adjust_seats(mentor_id, -1);
                 }
-                fresh
+                freed.is_some()
             } else {
                 self.store.acknowledge_event(&e.id, self.now()).await?
             };

@@ -5,7 +5,12 @@ use tt_common::auth::read_target;
 use tt_proto::matching::v1::{self as pb, match_service_server::MatchService};
 
 use super::{Api, check_filters, violations};
-use crate::{DOMAIN, catalog::passes, convert, domain::score};
+use crate::{
+    DOMAIN,
+    catalog::{Query, Ranked},
+    convert,
+    domain::score,
+};
 
 /// Matches per page: 0 means 10, at most 50.
 const DEFAULT_PAGE: i32 = 10;
@@ -30,7 +35,9 @@ impl MatchService for Api {
             "FindMatches:{user_id}:{}:{}:{}:{}:{size}",
             req.field, req.language, req.stage, req.include_full
         );
-        let after: Option<(f64, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
+        // The cursor's score as its bits: JSON need not give a float back to the last bit, and
+        // the keyset compares exactly.
+        let after: Option<(u64, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
         let full = match pb::MentorView::try_from(req.view) {
             Ok(view) => view == pb::MentorView::Full,
             Err(_) => {
@@ -45,46 +52,28 @@ impl MatchService for Api {
         let weights = self.weights();
         let catalog = self.catalog();
         let entries = catalog.entries();
-        // Every candidate scored without reasons; only the page is explained.
-        let mut ranked: Vec<(f64, usize)> = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let (Some(public), Some(features)) = (e.public.as_ref(), e.features.as_ref()) else { continue };
-            if !e.is_active()
-                || !passes(&public.content, &req.field, &req.language, stage)
-                || (!req.include_full && e.free_seats() == 0)
-            {
-                continue;
-            }
-            let demoted = known.left.contains_key(e.id());
-            ranked.push((score::score(&prepared, features, e.taken(), &weights, demoted), i));
-        }
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| entries[a.1].id().cmp(entries[b.1].id())));
-        let total_size = i32::try_from(ranked.len()).unwrap_or(i32::MAX);
-        let start = after.as_ref().map_or(0, |(s, id)| {
-            ranked
-                .iter()
-                .position(|(t, i)| *t < *s || (*t == *s && entries[*i].id() > id.as_str()))
-                .unwrap_or(ranked.len())
-        });
-        let size = usize::try_from(size).unwrap_or(10);
-        let end = (start + size).min(ranked.len());
-        let next_page_token = if end < ranked.len() {
-            let (t, i) = &ranked[end - 1];
-            self.pages.encode(&scope, &(*t, entries[*i].id()))
-        } else {
-            String::new()
+        let query = Query {
+            field: &req.field,
+            language: &req.language,
+            stage,
+            include_full: req.include_full,
+            after: after.as_ref().map(|(s, id)| (f64::from_bits(*s), id.as_str())),
+            size: usize::try_from(size).unwrap_or(10),
         };
-        let matches = ranked[start..end]
+        let Ranked { page: ranked, total, more } = catalog.rank(&prepared, &weights, &known.left, &query);
+        let total_size = i32::try_from(total).unwrap_or(i32::MAX);
+        let next_page_token = match ranked.last() {
+            Some((t, i)) if more => self.pages.encode(&scope, &(t.to_bits(), entries[*i].id())),
+            _ => String::new(),
+        };
+        let matches = ranked
             .iter()
             .filter_map(|(_, i)| {
                 let e = &entries[*i];
+                let public = e.public.as_ref()?;
                 let why = known.left.get(e.id()).map(String::as_str);
-                let c = score::explain(&prepared, e.features.as_ref()?, e.taken(), &weights, why);
-                let mut mentor = convert::mentor(e, e.public.as_ref()?, false);
-                if !full {
-                    mentor.background.clear();
-                    mentor.voice.clear();
-                }
+                let c = score::explain(&prepared, catalog.features(*i)?, e.taken(), &weights, why);
+                let mentor = if full { convert::mentor(e, public, false) } else { convert::card(e, public) };
                 Some(convert::matched(mentor, c, &weights))
             })
             .collect();

@@ -1,11 +1,16 @@
 //! MentorService: browsing the catalog.
 
 use tonic::{Request, Response, Status};
-use tt_common::auth::principal;
+use tt_common::auth::{principal, require_admin_or_service};
 use tt_proto::matching::v1::{self as pb, mentor_service_server::MentorService};
 
 use super::{Api, check_filters, check_mentor_id, violations};
 use crate::{DOMAIN, catalog::passes, convert, domain::catalog::fold};
+
+/// Whether the caller is an admin or a service (they see drafts, versions and model settings).
+fn privileged<T>(request: &Request<T>) -> Result<bool, Status> {
+    principal(request).map(|p| p.is_admin() || p.is_service())
+}
 
 /// The longest search query.
 const MAX_QUERY: usize = 200;
@@ -16,8 +21,7 @@ impl MentorService for Api {
         &self,
         request: Request<pb::ListMentorsRequest>,
     ) -> Result<Response<pb::ListMentorsResponse>, Status> {
-        let who = principal(&request)?;
-        let privileged = who.is_admin() || who.is_service();
+        let privileged = privileged(&request)?;
         let req = request.into_inner();
         let mut v = violations();
         let stage = check_filters(&mut v, &req.field, &req.language, req.stage);
@@ -71,8 +75,7 @@ impl MentorService for Api {
         &self,
         request: Request<pb::GetMentorRequest>,
     ) -> Result<Response<pb::GetMentorResponse>, Status> {
-        let who = principal(&request)?;
-        let privileged = who.is_admin() || who.is_service();
+        let privileged = privileged(&request)?;
         let req = request.into_inner();
         let mut v = violations();
         check_mentor_id(&mut v, "mentor_id", &req.mentor_id);
@@ -135,10 +138,7 @@ impl MentorService for Api {
         &self,
         request: Request<pb::ListMentorVersionsRequest>,
     ) -> Result<Response<pb::ListMentorVersionsResponse>, Status> {
-        let who = principal(&request)?;
-        if !(who.is_admin() || who.is_service()) {
-            return Err(DOMAIN.permission_denied("only admins and services list a mentor's versions"));
-        }
+        require_admin_or_service(&request)?;
         let req = request.into_inner();
         let mut v = violations();
         check_mentor_id(&mut v, "mentor_id", &req.mentor_id);

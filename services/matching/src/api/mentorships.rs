@@ -34,6 +34,36 @@ impl Api {
             catalog.adjust_seats(&r.mentor_id, 1);
         }
     }
+
+    /// The learner `me` ends their mentorship, or declines the proposal (`declining`), with a
+    /// reason; their copy (with its history) is dropped, as they left this mentor.
+    async fn leave(
+        &self,
+        me: &str,
+        mentorship_id: &str,
+        reason: i32,
+        note: &str,
+        declining: bool,
+    ) -> Result<pb::Mentorship, Status> {
+        let mut v = violations();
+        v.check_id("mentorship_id", mentorship_id);
+        let reason = ending(&mut v, reason, note);
+        if declining {
+            v.check(
+                reason != pb::EndReason::GoalsReached,
+                "reason",
+                "a proposal is declined for another reason",
+            );
+        }
+        v.into_result()?;
+        let end =
+            Ending { user_id: me, mentorship_id, reason, note: note.trim(), actor: me, now: self.now() };
+        let row = if declining { self.store.decline(&end).await } else { self.store.end(&end).await };
+        let row = row.map_err(Error::from)?;
+        self.moved(Some(&row), None);
+        self.forget_learner(me).await;
+        Ok(convert::mentorship(&row))
+    }
 }
 
 #[tonic::async_trait]
@@ -71,23 +101,8 @@ impl MentorshipService for Api {
     ) -> Result<Response<pb::EndMentorshipResponse>, Status> {
         let me = require_user(&request)?.subject.clone();
         let req = request.into_inner();
-        let mut v = violations();
-        v.check_id("mentorship_id", &req.mentorship_id);
-        let reason = ending(&mut v, req.reason, &req.note);
-        v.into_result()?;
-        let end = Ending {
-            user_id: &me,
-            mentorship_id: &req.mentorship_id,
-            reason,
-            note: req.note.trim(),
-            actor: &me,
-            now: self.now(),
-        };
-        let row = self.store.end(&end).await.map_err(Error::from)?;
-        self.moved(Some(&row), None);
-        // The learner left this mentor: their copy (with its history) is stale.
-        self.forget_learner(&me).await;
-        Ok(Response::new(pb::EndMentorshipResponse { mentorship: Some(convert::mentorship(&row)) }))
+        let row = self.leave(&me, &req.mentorship_id, req.reason, &req.note, false).await?;
+        Ok(Response::new(pb::EndMentorshipResponse { mentorship: Some(row) }))
     }
 
     async fn rematch(
@@ -196,15 +211,13 @@ impl MentorshipService for Api {
         let mut v = violations();
         v.check_id("mentorship_id", &req.mentorship_id);
         v.into_result()?;
-        let row = match self.store.accept(&me, &req.mentorship_id, self.now()).await {
-            Ok(row) => row,
-            Err(crate::store::MentorshipError::Expired) => {
+        let row = self.store.accept(&me, &req.mentorship_id, self.now()).await.map_err(|e| {
+            if let crate::store::MentorshipError::Expired(Some(mentor_id)) = &e {
                 // Its seat came back with the expiry.
-                self.catalog().set_seats(&self.store.seats().await?);
-                return Err(Error::from(crate::store::MentorshipError::Expired).into());
+                self.catalog().adjust_seats(mentor_id, -1);
             }
-            Err(e) => return Err(Error::from(e).into()),
-        };
+            Error::from(e)
+        })?;
         Ok(Response::new(pb::AcceptProposalResponse { mentorship: Some(convert::mentorship(&row)) }))
     }
 
@@ -214,24 +227,8 @@ impl MentorshipService for Api {
     ) -> Result<Response<pb::DeclineProposalResponse>, Status> {
         let me = require_user(&request)?.subject.clone();
         let req = request.into_inner();
-        let mut v = violations();
-        v.check_id("mentorship_id", &req.mentorship_id);
-        let reason = ending(&mut v, req.reason, &req.note);
-        v.check(reason != pb::EndReason::GoalsReached, "reason", "a proposal is declined for another reason");
-        v.into_result()?;
-        let end = Ending {
-            user_id: &me,
-            mentorship_id: &req.mentorship_id,
-            reason,
-            note: req.note.trim(),
-            actor: &me,
-            now: self.now(),
-        };
-        let row = self.store.decline(&end).await.map_err(Error::from)?;
-        self.moved(Some(&row), None);
-        // The learner left this mentor: their copy (with its history) is stale.
-        self.forget_learner(&me).await;
-        Ok(Response::new(pb::DeclineProposalResponse { mentorship: Some(convert::mentorship(&row)) }))
+        let row = self.leave(&me, &req.mentorship_id, req.reason, &req.note, true).await?;
+        Ok(Response::new(pb::DeclineProposalResponse { mentorship: Some(row) }))
     }
 
     async fn export_matching_data(

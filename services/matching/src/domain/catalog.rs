@@ -87,6 +87,74 @@ pub fn demo() -> Result<Vec<DemoMentor>, Invalid> {
     Ok(file.mentor)
 }
 
+/// `n` synthetic mentors (`bench-000000` ...) for benchmarks of large catalogs, the same for
+/// the same seed: the shipped mentors recombined (a second track now and then, skills of two
+/// mentors, random stages, languages, capacity and style, a story of five sentences drawn from
+/// all the shipped stories), within the published limits.
+pub fn synthetic(n: usize, seed: u64) -> Result<Vec<DemoMentor>, Invalid> {
+    const STAGES: [&str; 6] = [
+        "CAREER_STAGE_STUDENT",
+        "CAREER_STAGE_EARLY_CAREER",
+        "CAREER_STAGE_MID_LEVEL",
+        "CAREER_STAGE_SENIOR",
+        "CAREER_STAGE_LEADER",
+        "CAREER_STAGE_CAREER_CHANGER",
+    ];
+    const LANGUAGES: [&str; 8] = ["pt-BR", "es", "de", "fr", "pl", "ja", "hi", "sw"];
+    const MODALITIES: [&str; 4] = ["visual", "auditory", "reading_writing", "kinesthetic"];
+    let shipped = demo()?;
+    let mut state = seed | 1;
+    // xorshift64: below(k) is in 0..k.
+    let mut below = |k: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % k.max(1) as u64).unwrap_or(0)
+    };
+    let sentences: Vec<&str> =
+        shipped.iter().flat_map(|m| m.content.background.split_inclusive(". ")).collect();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let base = &shipped[i % shipped.len()].content;
+        let other = &shipped[below(shipped.len())].content;
+        let mut c = base.clone();
+        c.name = format!("{} {i}", base.name);
+        c.fields.truncate(1);
+        if other.fields[0] != c.fields[0] && below(10) < 3 {
+            c.fields.push(other.fields[0].clone());
+        }
+        let mut skills: Vec<String> =
+            base.specializations.iter().chain(&other.specializations).cloned().collect();
+        skills.sort();
+        skills.dedup();
+        for k in (1..skills.len()).rev() {
+            skills.swap(k, below(k + 1));
+        }
+        skills.truncate(3 + below(6));
+        c.specializations = skills;
+        let mut stages: Vec<String> = STAGES.iter().map(|s| (*s).to_owned()).collect();
+        for k in (1..stages.len()).rev() {
+            stages.swap(k, below(k + 1));
+        }
+        stages.truncate(1 + below(3));
+        c.stages = stages;
+        c.languages = vec!["en".to_owned()];
+        if below(10) < 4 {
+            c.languages.push(LANGUAGES[below(LANGUAGES.len())].to_owned());
+        }
+        c.capacity = 5 + u32::try_from(below(36)).unwrap_or(0);
+        c.style.modality = MODALITIES[below(MODALITIES.len())].to_owned();
+        let lean = |k: usize| f64::from(u32::try_from(k).unwrap_or(0)) / 10.0 - 1.0;
+        c.style.pace = lean(below(21));
+        c.style.structure = lean(below(21));
+        c.style.feedback = lean(below(21));
+        c.background =
+            (0..5).map(|_| sentences[below(sentences.len())]).collect::<String>().trim().to_owned();
+        out.push(DemoMentor { id: format!("bench-{i:06}"), content: c });
+    }
+    Ok(out)
+}
+
 /// One problem of a mentor: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -290,24 +358,24 @@ pub fn persona_text(content: &Content) -> String {
     )
 }
 
-/// The scoring features of a valid version (`persona_vector` and seats filled in by the caller).
-pub fn features(content: &Content) -> score::Mentor {
-    score::Mentor {
-        name: content.name.clone(),
-        fields: content.fields.clone(),
-        specializations: content.specializations.clone(),
-        stages: content.stages.iter().filter_map(|s| stage(s)).collect(),
-        languages: content.languages.clone(),
+/// The scoring features of a valid version with its persona embedded (seats are the caller's).
+pub fn features(content: &Content, persona: &[f32]) -> score::Mentor {
+    let stages: Vec<Stage> = content.stages.iter().filter_map(|s| stage(s)).collect();
+    score::Mentor::new(&score::Profile {
+        name: &content.name,
+        fields: &content.fields,
+        specializations: &content.specializations,
+        stages: &stages,
+        languages: &content.languages,
         style: TeachingStyle {
             modality: modality(&content.style.modality).unwrap_or(Modality::ReadingWriting),
             pace: content.style.pace,
             structure: content.style.structure,
             feedback: content.style.feedback,
         },
-        persona_vector: Vec::new(),
         capacity: content.capacity,
-        active_mentees: 0,
-    }
+        persona,
+    })
 }
 
 /// Whether `language` (a tag or a primary subtag) is one of `languages`, by primary subtag.

@@ -1,5 +1,7 @@
 //! The catalog: mentors, their versions, and the shipped demo mentors kept in step.
 
+use std::collections::HashMap;
+
 use sqlx::{Any, Row, Transaction, any::AnyRow};
 use tt_common::{
     clock::Millis,
@@ -90,6 +92,17 @@ pub struct MentorRecord {
     pub published: Option<VersionRow>,
 }
 
+impl MentorRecord {
+    /// The version learners see (None while never published).
+    pub fn public(&self) -> Option<&VersionRow> {
+        match self.row.published_version {
+            0 => None,
+            v if v == self.latest.version => Some(&self.latest),
+            _ => self.published.as_ref(),
+        }
+    }
+}
+
 fn decode_mentor(row: &AnyRow) -> Result<MentorRow, StorageError> {
     Ok(MentorRow {
         mentor_id: col(row, "mentor_id")?,
@@ -114,6 +127,11 @@ fn decode_version(row: &AnyRow) -> Result<VersionRow, StorageError> {
         created_by: col(row, "created_by")?,
         created_at: col(row, "version_created_at")?,
     })
+}
+
+/// Little-endian f32s back to floats (a trailing partial float is dropped).
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 fn encode(content: &Content) -> Result<String, StorageError> {
@@ -214,8 +232,13 @@ impl Store {
         let mut out = Vec::with_capacity(mentors.len());
         for row in mentors.iter().map(decode_mentor) {
             let row = row?;
-            let find =
-                |v: i64| versions.iter().find(|x| x.mentor_id == row.mentor_id && x.version == v).cloned();
+            let find = |v: i64| {
+                let key = (row.mentor_id.as_str(), v);
+                versions
+                    .binary_search_by(|x| (x.mentor_id.as_str(), x.version).cmp(&key))
+                    .ok()
+                    .map(|i| versions[i].clone())
+            };
             let latest = find(row.latest_version).ok_or_else(|| {
                 StorageError::Other(format!("mentor {} has no latest version", row.mentor_id).into())
             })?;
@@ -238,6 +261,55 @@ impl Store {
         .fetch_optional(self.db().pool())
         .await?;
         row.as_ref().map(decode_version).transpose()
+    }
+
+    /// The persona vectors `model` embedded, by (mentor, version).
+    pub async fn persona_vectors(
+        &self,
+        model: &str,
+    ) -> Result<HashMap<(String, i64), Vec<f32>>, StorageError> {
+        let rows = sqlx::query("SELECT mentor_id, version, vector FROM persona_vectors WHERE model = $1")
+            .bind(model)
+            .fetch_all(self.db().pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let bytes: Vec<u8> = col(r, "vector")?;
+                Ok(((col(r, "mentor_id")?, col(r, "version")?), floats(&bytes)))
+            })
+            .collect()
+    }
+
+    /// Keeps the persona vectors `model` embedded for (mentor, version), and drops every vector
+    /// of a version that is no longer the published one.
+    pub async fn save_persona_vectors(
+        &self,
+        model: &str,
+        vectors: &[(&str, i64, &[f32])],
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.db().pool().begin().await?;
+        for (mentor_id, version, vector) in vectors {
+            sqlx::query(
+                "INSERT INTO persona_vectors (mentor_id, version, model, vector, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(*mentor_id)
+            .bind(*version)
+            .bind(model)
+            .bind(vector.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "DELETE FROM persona_vectors WHERE NOT EXISTS (SELECT 1 FROM mentors m \
+             WHERE m.mentor_id = persona_vectors.mentor_id AND m.published_version = persona_vectors.version)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Seats taken per mentor, now.

@@ -95,9 +95,10 @@ pub enum MentorshipError {
     WrongState(String),
     #[error("the same mentor")]
     SameMentor,
-    /// A proposal past its expiry (it is expired now).
+    /// A proposal past its expiry (it is expired now); the mentor whose seat this call freed
+    /// (None when another call expired it first).
     #[error("the proposal expired")]
-    Expired,
+    Expired(Option<String>),
 }
 
 impl From<sqlx::Error> for MentorshipError {
@@ -417,9 +418,11 @@ impl Store {
             if row.state() != MentorshipState::Proposed {
                 return Err(MentorshipError::WrongState(row.state));
             }
-            let expired: Vec<Event> = expire(&mut tx, id, now).await?.into_iter().map(|(_, e)| e).collect();
-            self.outbox.write(tx, &expired).await?;
-            return Err(MentorshipError::Expired);
+            let expired = expire(&mut tx, id, now).await?;
+            let freed = expired.as_ref().map(|(row, _)| row.mentor_id.clone());
+            let events: Vec<Event> = expired.into_iter().map(|(_, e)| e).collect();
+            self.outbox.write(tx, &events).await?;
+            return Err(MentorshipError::Expired(freed));
         }
         let origin = MentorshipOrigin::from_str_name(&row.origin).unwrap_or_default();
         let started = event("matching.mentorship.started", user_id, user_id, now)
@@ -652,24 +655,32 @@ impl Store {
 
     /// Forgets `user_id`: frees the seats of their running mentorships and deletes every
     /// mentorship, atomically with recording `event_id`. False when the event was applied before.
-    pub async fn purge_user(&self, event_id: &str, user_id: &str, now: Millis) -> Result<bool, StorageError> {
+    pub async fn purge_user(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        now: Millis,
+    ) -> Result<Option<Vec<String>>, StorageError> {
         let mut tx = self.db().pool().begin().await?;
         if !consumed::record(&mut tx, event_id, now).await? {
-            return Ok(false);
+            return Ok(None);
         }
-        let free = format!(
-            "UPDATE mentors SET seats_taken = seats_taken - (SELECT COUNT(*) FROM mentorships \
-             WHERE mentorships.mentor_id = mentors.mentor_id AND user_id = $1 AND state IN {RUNNING}) \
-             WHERE mentor_id IN (SELECT mentor_id FROM mentorships WHERE user_id = $1 AND state IN {RUNNING})"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(free)).bind(user_id).execute(&mut *tx).await?;
+        let running = format!("SELECT mentor_id FROM mentorships WHERE user_id = $1 AND state IN {RUNNING}");
+        let freed = sqlx::query(sqlx::AssertSqlSafe(running)).bind(user_id).fetch_all(&mut *tx).await?;
+        let freed: Vec<String> = freed.iter().map(|r| col(r, "mentor_id")).collect::<Result<_, _>>()?;
+        for mentor_id in &freed {
+            sqlx::query("UPDATE mentors SET seats_taken = seats_taken - 1 WHERE mentor_id = $1")
+                .bind(mentor_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         for table in ["mentorships", "learners_seen"] {
             // Table names come from the fixed list above, never from input.
             let sql = format!("DELETE FROM {table} WHERE user_id = $1");
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(freed))
     }
 
     /// Rows left about `user_id` (for tests and audits).

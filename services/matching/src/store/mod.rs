@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "settings and operations",
         sql: include_str!("../../migrations/0004_matching_settings.sql"),
     },
+    Migration {
+        version: 5,
+        description: "persona vectors",
+        sql: include_str!("../../migrations/0005_persona_vectors.sql"),
+    },
 ];
 
 /// The repositories over one database; writes that others hear about commit their events to

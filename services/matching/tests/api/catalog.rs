@@ -215,6 +215,16 @@ async fn admins_draft_revise_publish_and_retire_a_mentor_with_every_problem_list
         .expect("mentor");
     assert_eq!((published.status, published.published_version), (pb::MentorStatus::Active as i32, 2));
     assert_eq!(s.find(&ann, pb::FindMatchesRequest::default()).await.total_size, 25);
+    let embedded = |s: &Stack| {
+        let (store, model) = (s.matching.store.clone(), s.matching.embedder.model().to_owned());
+        async move {
+            let mut kept: Vec<(String, i64)> =
+                store.persona_vectors(&model).await.expect("vectors").into_keys().collect();
+            kept.sort();
+            kept.into_iter().filter(|(id, _)| id == "iris-van-tongeren").map(|(_, v)| v).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(embedded(&s).await, [2], "the published version's persona, embedded once");
 
     // A later edit stays unseen by learners until published; a mentorship keeps its version.
     let renamed = pb::Mentor { name: "Iris v. Tongeren".into(), ..draft("iris-van-tongeren") };
@@ -231,6 +241,7 @@ async fn admins_draft_revise_publish_and_retire_a_mentor_with_every_problem_list
         .mentor
         .expect("m");
     assert_eq!((seen.name.as_str(), seen.version), ("Iris van Tongeren", 2));
+    assert_eq!(embedded(&s).await, [2], "an unpublished edit is not embedded");
     let chosen = s.choose(&ann, "iris-van-tongeren").await;
     assert_eq!(chosen.mentor_version, 2);
 
@@ -318,4 +329,38 @@ async fn a_malformed_draft_names_every_bad_field_and_learners_cannot_write_the_c
         })
         .await;
     assert_bad_fields(unknown_path, &["update_mask", "update_mask"]);
+}
+
+#[tokio::test]
+async fn a_reload_reuses_the_persona_vectors_the_store_keeps() {
+    let s = Stack::start().await;
+    let ann = s.learner("ann").await;
+    s.add_goal(&ann, "data", &["sql", "statistics"]).await;
+    let model = s.matching.embedder.model().to_owned();
+    let kept = s.matching.store.persona_vectors(&model).await.expect("vectors");
+    assert_eq!(kept.len(), 24, "every shipped persona embedded at start-up");
+    let meaning = |found: &pb::FindMatchesResponse, id: &str| {
+        let m = found.matches.iter().find(|m| m.mentor.as_ref().is_some_and(|x| x.mentor_id == id));
+        let part = m.and_then(|m| m.breakdown.iter().find(|c| c.criterion == pb::Criterion::Meaning as i32));
+        part.map(|c| c.score).expect("the mentor's meaning")
+    };
+    let before = s.find(&ann, pb::FindMatchesRequest::default()).await;
+    assert!(meaning(&before, "dorothea-wilmarth") < 0.9);
+    // The store's vector for Dorothea becomes Ann's goals: a reload that re-embedded would not
+    // see it.
+    let goals = s.matching.learner(&ann.id).await.expect("ann").features.goals_vector;
+    assert!(!goals.is_empty());
+    let bytes: Vec<u8> = goals.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let updated = sqlx::query("UPDATE persona_vectors SET vector = $1 WHERE mentor_id = $2 AND model = $3")
+        .bind(bytes)
+        .bind("dorothea-wilmarth")
+        .bind(&model)
+        .execute(s.matching.store.db().pool())
+        .await
+        .expect("update");
+    assert_eq!(updated.rows_affected(), 1);
+    s.matching.reload().await.expect("reload");
+    let after = s.find(&ann, pb::FindMatchesRequest::default()).await;
+    assert!((meaning(&after, "dorothea-wilmarth") - 1.0).abs() < 1e-5);
+    assert_eq!(meaning(&after, "tomasz-wierzbicki"), meaning(&before, "tomasz-wierzbicki"));
 }

@@ -267,9 +267,9 @@ async fn a_cohort_is_assigned_in_the_background_and_applied_once() {
     let bad = ops
         .start_cohort_assignment(pb::StartCohortAssignmentRequest {
             user_ids: vec![learners[0].id.clone(), learners[0].id.clone()],
-            mentor_ids: vec!["Nope".into()],
+            mentor_ids: vec!["Nope".into(), "odessa-tan".into(), "odessa-tan".into()],
             request_id: String::new(),
         })
         .await;
-    assert_bad_fields(bad, &["user_ids[1]", "mentor_ids[0]"]);
+    assert_bad_fields(bad, &["user_ids[1]", "mentor_ids[0]", "mentor_ids[2]"]);
 }

@@ -5,10 +5,7 @@ use tonic::{Request, Response, Status};
 use tt_common::{auth::require_service, client::Peer, clock::from_timestamp};
 use tt_proto::{
     common::v1::Event,
-    profiles::v1::{
-        self as pb, integration_service_client::IntegrationServiceClient,
-        integration_service_server::IntegrationService,
-    },
+    profiles::v1::{self as pb, integration_service_server::IntegrationService},
 };
 
 use super::{Api, violations};
@@ -33,15 +30,11 @@ fn display_name(e: &Event) -> Option<&str> {
 
 /// How other modules' outboxes hand profiles the events it consumes (its manifest declares it).
 pub fn deliver(peer: Peer, events: Vec<Event>) -> BoxFuture<'static, Result<(), Status>> {
-    Box::pin(async move {
-        let request = pb::ConsumeEventsRequest { events };
-        peer.call(|ch| {
-            let request = request.clone();
-            async move { IntegrationServiceClient::new(ch).consume_events(request).await }
-        })
-        .await
-        .map(|_| ())
-    })
+    tt_common::platform::consume_events(
+        peer,
+        "/timetravelers.profiles.v1.IntegrationService/ConsumeEvents",
+        events,
+    )
 }
 
 #[tonic::async_trait]
