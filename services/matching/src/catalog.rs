@@ -7,7 +7,10 @@ use std::{
     sync::atomic::{AtomicI64, Ordering},
 };
 
+use tt_proto::matching::v1 as pb;
+
 use crate::{
+    convert,
     domain::{
         catalog::{self, Content},
         score,
@@ -67,6 +70,9 @@ pub struct Catalog {
     /// their order) so a scan reads them densely; `active_mentees` unused: seats are the
     /// entry's.
     features: Vec<Option<score::Mentor>>,
+    /// Each active entry's card in a match (`MENTOR_VIEW_BASIC`), made once per load; its seats
+    /// taken are as of the load.
+    cards: Vec<Option<pb::Mentor>>,
 }
 
 impl Catalog {
@@ -98,12 +104,23 @@ impl Catalog {
             entries.push(Entry { row: r.row, latest: r.latest, public, search, active, seats });
         }
         let by_id = entries.iter().enumerate().map(|(i, e)| (e.row.mentor_id.clone(), i)).collect();
-        Self { entries, by_id, features }
+        let cards = entries
+            .iter()
+            .map(|e| e.public.as_ref().filter(|_| e.active).map(|p| convert::card(e, p)))
+            .collect();
+        Self { entries, by_id, features, cards }
     }
 
     /// By name, then id.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// The `i`-th entry's card while it is active, its seats taken as now.
+    pub fn card(&self, i: usize) -> Option<pb::Mentor> {
+        let mut card = self.cards.get(i)?.clone()?;
+        card.seats_taken = i32::try_from(self.entries[i].seats_taken()).unwrap_or(i32::MAX);
+        Some(card)
     }
 
     /// The scoring features of the `i`-th entry while it is active.
@@ -164,6 +181,12 @@ pub struct Ranked {
 /// Catalogs at least this large are scanned on every core.
 const PARALLEL_FROM: usize = 20_000;
 
+/// The cores this process may use, read once (it reads cgroup files on Linux).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 impl Catalog {
     /// Ranks the active mentors passing `q`'s filters for a prepared learner (`left`: the
     /// mentors they ended or declined, ranked down): every one scored without reasons, only the
@@ -178,10 +201,12 @@ impl Catalog {
     ) -> Ranked {
         let scan = |range: std::ops::Range<usize>| self.scan(range, p, weights, left, q);
         let n = self.entries.len();
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let multi = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        let (mut page, total) = if n >= PARALLEL_FROM && cores > 1 && multi {
+        let split = n >= PARALLEL_FROM
+            && cores() > 1
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let (mut page, total) = if split {
+            let cores = cores();
             let chunk = n.div_ceil(cores);
             tokio::task::block_in_place(|| {
                 std::thread::scope(|s| {

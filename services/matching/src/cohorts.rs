@@ -133,7 +133,7 @@ impl Matching {
         let waiting = self.store.waiting(&request.user_ids).await.map_err(|e| e.to_string())?;
         let (skipped, considered): (Vec<String>, Vec<String>) =
             request.user_ids.iter().cloned().partition(|u| waiting.get(u).is_some_and(|w| w.1));
-        let features: Vec<crate::service::Known> = futures::stream::iter(considered.clone())
+        let features: Vec<Arc<crate::service::Known>> = futures::stream::iter(considered.clone())
             .map(|u: String| async move { self.learner(&u).await })
             .buffered(READ_AHEAD)
             .try_collect()
@@ -142,8 +142,8 @@ impl Matching {
         let mut learners = Vec::with_capacity(considered.len());
         for (user, known) in considered.iter().zip(features) {
             let since = waiting.get(user).and_then(|w| w.0).unwrap_or(now);
-            let left: Vec<String> = known.left.into_keys().collect();
-            learners.push((known.features, (now - since).max(0) / DAY_MS, left));
+            let left: Vec<String> = known.left.keys().cloned().collect();
+            learners.push((known.features.clone(), (now - since).max(0) / DAY_MS, left));
         }
         let catalog = self.catalog();
         let wanted: Option<&[String]> = (!request.mentor_ids.is_empty()).then_some(&request.mentor_ids);

@@ -28,6 +28,9 @@ use crate::{
     store::Store,
 };
 
+/// Learners whose decoded copy is kept in process.
+const DECODED_LEARNERS: u64 = 10_000;
+
 /// Texts embedded per call when warming the catalog.
 const EMBED_BATCH: usize = 64;
 
@@ -48,6 +51,9 @@ pub struct Matching {
     weights: RwLock<(i64, score::Weights)>,
     /// Lifetime of cached learner features; zero turns caching off.
     pub view_ttl: Duration,
+    /// Learners' copies as decoded, with the bytes they were decoded from (see
+    /// [`Matching::learner`]).
+    decoded: moka::sync::Cache<String, Arc<Decoded>>,
     pub seats_refresh: Duration,
 }
 
@@ -92,6 +98,18 @@ pub struct Known {
     pub left: std::collections::HashMap<String, String>,
 }
 
+/// A learner's copy as decoded, with the bytes it was decoded from.
+type Decoded = (Vec<u8>, Arc<Known>);
+
+/// What matching knows of a learner from their copy.
+fn known(copy: LearnerCopy) -> Known {
+    let mut left = std::collections::HashMap::new();
+    for h in copy.history {
+        left.entry(h.mentor_id).or_insert(h.reason);
+    }
+    Known { features: convert::learner(copy.view.as_ref(), copy.goals_vector), left }
+}
+
 fn learner_key(user_id: &str) -> String {
     format!("learner:{user_id}")
 }
@@ -120,6 +138,10 @@ impl Matching {
             profiles: OnceLock::new(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             weights: RwLock::new((0, score::Weights::default())),
+            decoded: moka::sync::Cache::builder()
+                .max_capacity(DECODED_LEARNERS)
+                .time_to_live(p.view_ttl.max(Duration::from_secs(1)))
+                .build(),
             view_ttl: p.view_ttl,
             seats_refresh: p.seats_refresh,
         }
@@ -241,8 +263,10 @@ impl Matching {
     }
 
     /// The learner's features: profiles' view (an empty one when they have no profile yet) and
-    /// their goals embedded, with the mentors they left, from the cache when there.
-    pub async fn learner(&self, user_id: &str) -> Result<Known, Status> {
+    /// their goals embedded, with the mentors they left, from the cache when there. The shared
+    /// cache holds the encoded copy (invalidated on every replica); the decoded one is kept in
+    /// process beside it and used while the shared cache holds the same bytes.
+    pub async fn learner(&self, user_id: &str) -> Result<Arc<Known>, Status> {
         let load = || async {
             let view = self.learner_view(user_id).await?;
             // Their wait for a mentor starts when matching first sees them.
@@ -270,25 +294,32 @@ impl Matching {
                 history,
             })
         };
-        let copy = if self.view_ttl.is_zero() {
-            load().await?
-        } else {
-            let copy: LearnerCopy = self
-                .cache
-                .get_or_load_with(&learner_key(user_id), self.view_ttl, Codec::protobuf(), load)
-                .await?;
-            if copy.model == self.embedder.model() {
-                copy
-            } else {
-                self.forget_learner(user_id).await;
-                load().await?
-            }
-        };
-        let mut left = std::collections::HashMap::new();
-        for h in copy.history {
-            left.entry(h.mentor_id).or_insert(h.reason);
+        if self.view_ttl.is_zero() {
+            return Ok(Arc::new(known(load().await?)));
         }
-        Ok(Known { features: convert::learner(copy.view.as_ref(), copy.goals_vector), left })
+        let key = learner_key(user_id);
+        let bytes: Vec<u8> = self
+            .cache
+            .get_or_load_with(&key, self.view_ttl, Codec::raw(), || async {
+                load().await.map(|c| prost::Message::encode_to_vec(&c))
+            })
+            .await?;
+        if let Some(hit) = self.decoded.get(user_id).filter(|d| d.0 == bytes) {
+            return Ok(hit.1.clone());
+        }
+        let copy = <LearnerCopy as prost::Message>::decode(bytes.as_slice()).ok();
+        match copy {
+            Some(copy) if copy.model == self.embedder.model() => {
+                let decoded = Arc::new(known(copy));
+                self.decoded.insert(user_id.to_owned(), Arc::new((bytes, decoded.clone())));
+                Ok(decoded)
+            }
+            // Another embedder's copy (a model change), or an undecodable one: made again.
+            _ => {
+                self.forget_learner(user_id).await;
+                Ok(Arc::new(known(load().await?)))
+            }
+        }
     }
 
     /// Profiles, with matching's service token (UNAVAILABLE while not configured).

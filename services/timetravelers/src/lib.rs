@@ -21,7 +21,8 @@ use tt_identity::{Bootstrap, Identity};
 /// The allocator of every binary built on this crate (the all-in-one, the per-service binaries
 /// and the load generator that measures them): mimalloc keeps allocation per thread, where
 /// glibc's malloc spent about a quarter of FindMatches' CPU time in its arena locks and
-/// consolidation (docs/performance.md).
+/// consolidation (docs/performance.md). Built without transparent huge pages (the workspace's
+/// `no_thp`), which held the idle all-in-one above its memory budget.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -93,6 +93,13 @@ pub mod shared {
     pub const AI_LIMITS: &str = "ai:limits:";
 }
 
+impl Codec<Vec<u8>> {
+    /// The stored bytes as they are (the caller decodes, for example once per distinct value).
+    pub fn raw() -> Self {
+        Self { encode: |v: &Vec<u8>| Some(v.clone()), decode: |b: &[u8]| Some(b.to_vec()) }
+    }
+}
+
 impl<T: prost::Message + Default> Codec<T> {
     /// Protobuf messages, encoded as on the wire.
     pub fn protobuf() -> Self {

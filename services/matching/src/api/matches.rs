@@ -73,7 +73,7 @@ impl MatchService for Api {
                 let public = e.public.as_ref()?;
                 let why = known.left.get(e.id()).map(String::as_str);
                 let c = score::explain(&prepared, catalog.features(*i)?, e.taken(), &weights, why);
-                let mentor = if full { convert::mentor(e, public, false) } else { convert::card(e, public) };
+                let mentor = if full { convert::mentor(e, public, false) } else { catalog.card(*i)? };
                 Some(convert::matched(mentor, c, &weights))
             })
             .collect();

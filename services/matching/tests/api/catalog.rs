@@ -348,7 +348,7 @@ async fn a_reload_reuses_the_persona_vectors_the_store_keeps() {
     assert!(meaning(&before, "dorothea-wilmarth") < 0.9);
     // The store's vector for Dorothea becomes Ann's goals: a reload that re-embedded would not
     // see it.
-    let goals = s.matching.learner(&ann.id).await.expect("ann").features.goals_vector;
+    let goals = s.matching.learner(&ann.id).await.expect("ann").features.goals_vector.clone();
     assert!(!goals.is_empty());
     let bytes: Vec<u8> = goals.iter().flat_map(|x| x.to_le_bytes()).collect();
     let updated = sqlx::query("UPDATE persona_vectors SET vector = $1 WHERE mentor_id = $2 AND model = $3")
@@ -363,4 +363,21 @@ async fn a_reload_reuses_the_persona_vectors_the_store_keeps() {
     let after = s.find(&ann, pb::FindMatchesRequest::default()).await;
     assert!((meaning(&after, "dorothea-wilmarth") - 1.0).abs() < 1e-5);
     assert_eq!(meaning(&after, "tomasz-wierzbicki"), meaning(&before, "tomasz-wierzbicki"));
+}
+
+#[tokio::test]
+async fn the_decoded_learner_copy_is_shared_until_the_cached_copy_changes() {
+    let s = Stack::start().await;
+    let bob = s.learner("bob").await;
+    s.add_goal(&bob, "data", &["sql"]).await;
+    let first = s.matching.learner(&bob.id).await.expect("bob");
+    let again = s.matching.learner(&bob.id).await.expect("bob");
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "decoded once while the cache holds the same copy");
+    assert_eq!(first.features.goals.len(), 1);
+    s.add_goal(&bob, "security-defender", &["siem"]).await;
+    s.matching.forget_learner(&bob.id).await;
+    let fresh = s.matching.learner(&bob.id).await.expect("bob");
+    assert!(!std::sync::Arc::ptr_eq(&first, &fresh));
+    assert_eq!(fresh.features.goals.len(), 2, "the changed view, not the copy decoded before");
+    assert_ne!(fresh.features.goals_vector, first.features.goals_vector);
 }
