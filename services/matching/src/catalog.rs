@@ -4,7 +4,10 @@
 
 use std::{
     collections::HashMap,
-    sync::atomic::{AtomicI64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
 };
 
 use tt_proto::matching::v1 as pb;
@@ -22,9 +25,10 @@ use crate::{
 #[derive(Debug)]
 pub struct Entry {
     pub row: MentorRow,
-    pub latest: VersionRow,
-    /// The version learners see (None while never published).
-    pub public: Option<VersionRow>,
+    pub latest: Arc<VersionRow>,
+    /// The version learners see (None while never published): the latest itself, shared, when
+    /// it is the published one.
+    pub public: Option<Arc<VersionRow>>,
     /// Folded text of the public version (the latest while never published), for search.
     pub search: String,
     /// Active and published: learners find and may choose it.
@@ -52,7 +56,7 @@ impl Entry {
 
     /// The version a reader sees: the public one for learners, the latest for admins.
     pub fn shown(&self, admin: bool) -> Option<&VersionRow> {
-        if admin { Some(&self.latest) } else { self.public.as_ref() }
+        if admin { Some(&self.latest) } else { self.public.as_deref() }
     }
 
     /// Seats taken now, as scoring counts them.
@@ -92,21 +96,24 @@ impl Catalog {
         let mut entries: Vec<Entry> = Vec::with_capacity(records.len());
         let mut features = Vec::with_capacity(records.len());
         for (r, persona) in records.into_iter().zip(personas) {
-            let public = r.public().cloned();
+            let shared = r.public().is_some_and(|p| p.version == r.latest.version);
+            let older = if shared { None } else { r.public().cloned().map(Arc::new) };
+            let latest = Arc::new(r.latest);
+            let public = if shared { Some(latest.clone()) } else { older };
             let active = r.row.status == crate::store::mentors::ACTIVE && public.is_some();
             features.push(public.as_ref().filter(|_| active).map(|p| {
                 let mut f = catalog::features(&p.content, &[]).with_embedding(persona);
                 f.capacity = u32::try_from(r.row.capacity).unwrap_or(0);
                 f
             }));
-            let search = catalog::search_text(&public.as_ref().unwrap_or(&r.latest).content);
+            let search = catalog::search_text(&public.as_ref().unwrap_or(&latest).content);
             let seats = AtomicI64::new(r.row.seats_taken);
-            entries.push(Entry { row: r.row, latest: r.latest, public, search, active, seats });
+            entries.push(Entry { row: r.row, latest, public, search, active, seats });
         }
         let by_id = entries.iter().enumerate().map(|(i, e)| (e.row.mentor_id.clone(), i)).collect();
         let cards = entries
             .iter()
-            .map(|e| e.public.as_ref().filter(|_| e.active).map(|p| convert::card(e, p)))
+            .map(|e| e.public.as_deref().filter(|_| e.active).map(|p| convert::card(e, p)))
             .collect();
         Self { entries, by_id, features, cards }
     }
@@ -249,7 +256,7 @@ impl Catalog {
             let e = &self.entries[i];
             let taken = e.taken();
             let shown = |v: &VersionRow| passes(&v.content, q.field, q.language, q.stage);
-            if (filtered && !e.public.as_ref().is_some_and(shown))
+            if (filtered && !e.public.as_deref().is_some_and(shown))
                 || (!q.include_full && taken >= features.capacity)
             {
                 continue;

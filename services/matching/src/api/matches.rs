@@ -70,7 +70,7 @@ impl MatchService for Api {
             .iter()
             .filter_map(|(_, i)| {
                 let e = &entries[*i];
-                let public = e.public.as_ref()?;
+                let public = e.public.as_deref()?;
                 let why = known.left.get(e.id()).map(String::as_str);
                 let c = score::explain(&prepared, catalog.features(*i)?, e.taken(), &weights, why);
                 let mentor = if full { convert::mentor(e, public, false) } else { catalog.card(*i)? };
