@@ -46,10 +46,12 @@ async fn main() {
     let mut mentors = catalog::demo().expect("demo");
     mentors.extend(catalog::synthetic(n, 7).expect("synthetic"));
     let embedder = LexicalEmbedder::default();
-    let vectors: Vec<Vec<f32>> =
-        mentors.iter().map(|m| embedder.vector(&catalog::persona_text(&m.content))).collect();
+    let personas: Vec<score::Persona> = mentors
+        .iter()
+        .map(|m| score::Persona::Vector(embedder.vector(&catalog::persona_text(&m.content))))
+        .collect();
     let records = mentors.into_iter().map(|m| record(&m.id, m.content)).collect();
-    let catalog = Catalog::build(records, vectors);
+    let catalog = Catalog::build(records, personas);
     println!("{} mentors built in {:.1?}", catalog.len(), started.elapsed());
 
     let learner = score::Learner {

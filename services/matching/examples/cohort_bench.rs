@@ -79,7 +79,7 @@ fn population() -> (Vec<CohortLearner>, Vec<CohortMentor>) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mentors: Vec<CohortMentor> = (0..200)
         .map(|i| {
-            let features = catalog::features(&demo[i % demo.len()].content, &vector(&mut rng));
+            let features = catalog::features(&demo[i % demo.len()].content).with_persona(&vector(&mut rng));
             CohortMentor { id: format!("mentor-{i}"), features, taken: 0, free: 12 }
         })
         .collect();

@@ -5,7 +5,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicI64, Ordering},
     },
 };
@@ -74,48 +74,53 @@ pub struct Catalog {
     /// their order) so a scan reads them densely; `active_mentees` unused: seats are the
     /// entry's.
     features: Vec<Option<score::Mentor>>,
-    /// Each active entry's card in a match (`MENTOR_VIEW_BASIC`), made once per load; its seats
-    /// taken are as of the load.
-    cards: Vec<Option<pb::Mentor>>,
+    /// Each active entry's card in a match (`MENTOR_VIEW_BASIC`), made when it is first shown
+    /// and kept for the load (a large catalog makes few of them); its seats taken are the
+    /// caller's.
+    cards: Vec<OnceLock<pb::Mentor>>,
 }
 
 impl Catalog {
-    /// Builds the catalog from the store's records; `vectors[i]` embeds the persona of the i-th
-    /// record's public version ([`catalog::persona_text`]). Entries are sorted before their
+    /// Builds the catalog from the store's records; `personas[i]` is the embedded persona of the
+    /// i-th record's public version ([`catalog::persona_text`]). Entries are sorted before their
     /// features are made, so a scan of the catalog reads memory in order.
-    pub fn build(records: Vec<MentorRecord>, vectors: Vec<Vec<f32>>) -> Self {
-        let mut pairs: Vec<(MentorRecord, Vec<f32>)> =
-            records.into_iter().zip(vectors.into_iter().chain(std::iter::repeat_with(Vec::new))).collect();
+    pub fn build(records: Vec<MentorRecord>, personas: Vec<score::Persona>) -> Self {
+        let mut pairs: Vec<(MentorRecord, score::Persona)> = records
+            .into_iter()
+            .zip(personas.into_iter().chain(std::iter::repeat_with(Default::default)))
+            .collect();
         let key = |r: &MentorRecord| {
             (r.public().unwrap_or(&r.latest).content.name.clone(), r.row.mentor_id.clone())
         };
         pairs.sort_by_cached_key(|(r, _)| key(r));
-        let (records, vectors): (Vec<MentorRecord>, Vec<Vec<f32>>) = pairs.into_iter().unzip();
-        let personas = score::Embedding::pack(&vectors);
-        drop(vectors);
+        let (records, personas): (Vec<MentorRecord>, Vec<score::Persona>) = pairs.into_iter().unzip();
+        let packed = score::Embedding::pack(&personas);
+        drop(personas);
         let mut entries: Vec<Entry> = Vec::with_capacity(records.len());
         let mut features = Vec::with_capacity(records.len());
-        for (r, persona) in records.into_iter().zip(personas) {
-            let shared = r.public().is_some_and(|p| p.version == r.latest.version);
-            let older = if shared { None } else { r.public().cloned().map(Arc::new) };
-            let latest = Arc::new(r.latest);
-            let public = if shared { Some(latest.clone()) } else { older };
-            let active = r.row.status == crate::store::mentors::ACTIVE && public.is_some();
+        for (r, persona) in records.into_iter().zip(packed) {
+            let (row, latest, public) = r.into_shared();
+            let active = row.status == crate::store::mentors::ACTIVE && public.is_some();
             features.push(public.as_ref().filter(|_| active).map(|p| {
-                let mut f = catalog::features(&p.content, &[]).with_embedding(persona);
-                f.capacity = u32::try_from(r.row.capacity).unwrap_or(0);
+                let mut f = catalog::features(&p.content).with_embedding(persona);
+                f.capacity = u32::try_from(row.capacity).unwrap_or(0);
                 f
             }));
             let search = catalog::search_text(&public.as_ref().unwrap_or(&latest).content);
-            let seats = AtomicI64::new(r.row.seats_taken);
-            entries.push(Entry { row: r.row, latest, public, search, active, seats });
+            let seats = AtomicI64::new(row.seats_taken);
+            entries.push(Entry { row, latest, public, search, active, seats });
         }
         let by_id = entries.iter().enumerate().map(|(i, e)| (e.row.mentor_id.clone(), i)).collect();
-        let cards = entries
-            .iter()
-            .map(|e| e.public.as_deref().filter(|_| e.active).map(|p| convert::card(e, p)))
-            .collect();
+        let cards = entries.iter().map(|_| OnceLock::new()).collect();
         Self { entries, by_id, features, cards }
+    }
+
+    /// The persona embedded for `version` of mentor `id`, when this catalog holds it (the
+    /// public version of an active mentor).
+    pub fn persona(&self, id: &str, version: i64) -> Option<&score::Embedding> {
+        let i = *self.by_id.get(id)?;
+        self.entries[i].public.as_deref().filter(|p| p.version == version)?;
+        self.features(i).map(score::Mentor::persona)
     }
 
     /// By name, then id.
@@ -125,7 +130,9 @@ impl Catalog {
 
     /// The `i`-th entry's card while it is active, its seats taken as now.
     pub fn card(&self, i: usize) -> Option<pb::Mentor> {
-        let mut card = self.cards.get(i)?.clone()?;
+        let e = self.entries.get(i)?;
+        let public = e.public.as_deref().filter(|_| e.active)?;
+        let mut card = self.cards[i].get_or_init(|| convert::card(e, public)).clone();
         card.seats_taken = i32::try_from(self.entries[i].seats_taken()).unwrap_or(i32::MAX);
         Some(card)
     }

@@ -94,8 +94,17 @@ pub struct LeftMentor {
 #[derive(Debug, Clone)]
 pub struct Known {
     pub features: score::Learner,
+    /// Their goals vector as scoring compares it, quantized once per copy.
+    pub goals: score::Embedding,
     /// Mentor id -> the reason shown in the demotion (the newest one).
     pub left: std::collections::HashMap<String, String>,
+}
+
+impl Known {
+    /// The learner prepared for ranking.
+    pub fn prepared(&self) -> score::Prepared<'_> {
+        score::prepare_with(&self.features, self.goals.clone())
+    }
 }
 
 /// A learner's copy as decoded, with the bytes it was decoded from.
@@ -107,7 +116,8 @@ fn known(copy: LearnerCopy) -> Known {
     for h in copy.history {
         left.entry(h.mentor_id).or_insert(h.reason);
     }
-    Known { features: convert::learner(copy.view.as_ref(), copy.goals_vector), left }
+    let goals = score::Embedding::of(&copy.goals_vector);
+    Known { features: convert::learner(copy.view.as_ref(), copy.goals_vector), goals, left }
 }
 
 fn learner_key(user_id: &str) -> String {
@@ -191,45 +201,65 @@ impl Matching {
     }
 
     /// Reads the catalog (and the weights) again and swaps it in. Personas are embedded once per
-    /// (mentor, version, model): vectors the store keeps are reused, and only new ones embedded.
+    /// (mentor, version, model): a version the catalog in memory holds keeps its embedding, the
+    /// store is read only for the others, and only those it lacks are embedded.
     pub async fn reload(&self) -> Result<(), tt_common::error::BoxError> {
         let weights = self.store.weights().await?;
         self.set_weights(weights.version, weights.weights);
         let records = self.store.catalog().await?;
         let model = self.embedder.model().to_owned();
-        let mut stored = self.store.persona_vectors(&model).await?;
-        let mut vectors = Vec::with_capacity(records.len());
-        let mut missing = Vec::new();
+        let held = self.catalog();
+        let mut personas = Vec::with_capacity(records.len());
+        let (mut wanted, mut keys) = (Vec::new(), Vec::new());
         for (i, r) in records.iter().enumerate() {
-            let found = r.public().and_then(|p| stored.remove(&(p.mentor_id.clone(), p.version)));
-            if found.is_none() && r.public().is_some() {
-                missing.push(i);
+            let public = r.public();
+            match public.and_then(|p| held.persona(&p.mentor_id, p.version)) {
+                Some(kept) => personas.push(score::Persona::Packed(kept.clone())),
+                None => {
+                    personas.push(score::Persona::default());
+                    if let Some(p) = public {
+                        wanted.push(i);
+                        keys.push((p.mentor_id.clone(), p.version));
+                    }
+                }
             }
-            vectors.push(found.unwrap_or_default());
+        }
+        // On a first load nothing is held: every stored vector is read at once.
+        let all = held.is_empty();
+        drop(held);
+        let mut stored = self.store.persona_vectors(&model, (!all).then_some(keys.as_slice())).await?;
+        let mut missing = Vec::new();
+        for (i, key) in wanted.into_iter().zip(keys) {
+            match stored.remove(&key) {
+                Some(vector) => personas[i] = score::Persona::Vector(vector),
+                None => missing.push(i),
+            }
         }
         drop(stored);
+        let mut new: Vec<(usize, Vec<f32>)> = Vec::with_capacity(missing.len());
         for chunk in missing.chunks(EMBED_BATCH) {
             let texts: Vec<String> = chunk
                 .iter()
                 .filter_map(|i| records[*i].public())
                 .map(|p| catalog::persona_text(&p.content))
                 .collect();
-            for (i, vector) in chunk.iter().zip(self.embedder.embed(texts).await?) {
-                vectors[*i] = vector;
-            }
+            new.extend(chunk.iter().copied().zip(self.embedder.embed(texts).await?));
         }
-        if !missing.is_empty() {
-            let new: Vec<(&str, i64, &[f32])> = missing
+        if !new.is_empty() {
+            let rows: Vec<(&str, i64, &[f32])> = new
                 .iter()
-                .filter(|i| !vectors[**i].is_empty())
-                .filter_map(|i| {
-                    records[*i].public().map(|p| (p.mentor_id.as_str(), p.version, vectors[*i].as_slice()))
+                .filter(|(_, v)| !v.is_empty())
+                .filter_map(|(i, v)| {
+                    records[*i].public().map(|p| (p.mentor_id.as_str(), p.version, v.as_slice()))
                 })
                 .collect();
-            self.store.save_persona_vectors(&model, &new, self.now()).await?;
-            tracing::info!(personas = new.len(), model, "personas embedded");
+            self.store.save_persona_vectors(&model, &rows, self.now()).await?;
+            tracing::info!(personas = rows.len(), model, "personas embedded");
         }
-        let catalog = Arc::new(Catalog::build(records, vectors));
+        for (i, vector) in new {
+            personas[i] = score::Persona::Vector(vector);
+        }
+        let catalog = Arc::new(Catalog::build(records, personas));
         tracing::debug!(mentors = catalog.len(), "catalog loaded");
         *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
         Ok(())

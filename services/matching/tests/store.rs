@@ -119,12 +119,17 @@ async fn persona_vectors_are_kept_per_version_and_model_until_a_new_version_is_p
     store.save_persona_vectors("m1", &[(a, 1, &v), (b, 1, &v[..2])], 10).await.expect("save");
     store.save_persona_vectors("m2", &[(a, 1, &v[1..])], 11).await.expect("another model");
     store.save_persona_vectors("m1", &[(a, 1, &[9.0])], 12).await.expect("a second save keeps the first");
-    let m1 = store.persona_vectors("m1").await.expect("read");
+    let m1 = store.persona_vectors("m1", None).await.expect("read");
     assert_eq!(m1.len(), 2);
     assert_eq!(m1[&(a.to_owned(), 1)], v.to_vec(), "bit for bit");
     assert_eq!(m1[&(b.to_owned(), 1)], v[..2].to_vec());
-    assert_eq!(store.persona_vectors("m2").await.expect("read")[&(a.to_owned(), 1)], v[1..].to_vec());
-    assert!(store.persona_vectors("m3").await.expect("read").is_empty());
+    assert_eq!(store.persona_vectors("m2", None).await.expect("read")[&(a.to_owned(), 1)], v[1..].to_vec());
+    assert!(store.persona_vectors("m3", None).await.expect("read").is_empty());
+    // Only the versions asked for, in chunks of the query's size: (a, 2) was never embedded.
+    let mut only: Vec<(String, i64)> = (0..600).map(|i| (format!("no-such-mentor-{i}"), 1)).collect();
+    only.extend([(a.to_owned(), 2), (b.to_owned(), 1)]);
+    let some = store.persona_vectors("m1", Some(&only)).await.expect("read");
+    assert_eq!(some.into_iter().collect::<Vec<_>>(), [((b.to_owned(), 1), v[..2].to_vec())]);
 
     // An edit is not published yet: the published version's vector stays, and public() is it.
     let mut edited = mentors[0].content.clone();
@@ -132,16 +137,20 @@ async fn persona_vectors_are_kept_per_version_and_model_until_a_new_version_is_p
     let record = store.update_mentor(a, 1, &edited, "admin", 20).await.expect("edit");
     assert_eq!(record.public().map(|p| p.version), Some(1));
     assert_eq!(record.public().map(|p| &p.content), Some(&mentors[0].content));
+    let (_, latest, public) = record.into_shared();
+    assert_eq!((latest.version, public.as_ref().map(|p| p.version)), (2, Some(1)));
     store.save_persona_vectors("m1", &[], 21).await.expect("prune");
-    assert_eq!(store.persona_vectors("m1").await.expect("read").len(), 2);
+    assert_eq!(store.persona_vectors("m1", None).await.expect("read").len(), 2);
     // Published: version 1's vectors go (every model) at the next save.
     let record = store.publish_mentor(a, 2, 10, "admin", 22).await.expect("publish");
     assert_eq!(record.public().map(|p| (p.version, &p.content)), Some((2, &edited)));
+    let (_, latest, public) = record.into_shared();
+    assert!(public.is_some_and(|p| std::sync::Arc::ptr_eq(&p, &latest)), "the latest, shared");
     store.save_persona_vectors("m1", &[(a, 2, &v)], 23).await.expect("save v2");
-    let m1 = store.persona_vectors("m1").await.expect("read");
+    let m1 = store.persona_vectors("m1", None).await.expect("read");
     assert_eq!(m1.len(), 2);
     assert!(m1.contains_key(&(a.to_owned(), 2)) && !m1.contains_key(&(a.to_owned(), 1)));
-    assert!(store.persona_vectors("m2").await.expect("read").is_empty());
+    assert!(store.persona_vectors("m2", None).await.expect("read").is_empty());
 }
 
 #[tokio::test]

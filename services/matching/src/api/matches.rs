@@ -35,9 +35,7 @@ impl MatchService for Api {
             "FindMatches:{user_id}:{}:{}:{}:{}:{size}",
             req.field, req.language, req.stage, req.include_full
         );
-        // The cursor's score as its bits: JSON need not give a float back to the last bit, and
-        // the keyset compares exactly.
-        let after: Option<(u64, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
+        let after: Option<(f64, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
         let full = match pb::MentorView::try_from(req.view) {
             Ok(view) => view == pb::MentorView::Full,
             Err(_) => {
@@ -48,7 +46,7 @@ impl MatchService for Api {
         v.into_result()?;
 
         let known = self.learner(&user_id).await?;
-        let prepared = score::prepare(&known.features);
+        let prepared = known.prepared();
         let weights = self.weights();
         let catalog = self.catalog();
         let entries = catalog.entries();
@@ -57,26 +55,24 @@ impl MatchService for Api {
             language: &req.language,
             stage,
             include_full: req.include_full,
-            after: after.as_ref().map(|(s, id)| (f64::from_bits(*s), id.as_str())),
+            after: after.as_ref().map(|(s, id)| (*s, id.as_str())),
             size: usize::try_from(size).unwrap_or(10),
         };
         let Ranked { page: ranked, total, more } = catalog.rank(&prepared, &weights, &known.left, &query);
         let total_size = i32::try_from(total).unwrap_or(i32::MAX);
         let next_page_token = match ranked.last() {
-            Some((t, i)) if more => self.pages.encode(&scope, &(t.to_bits(), entries[*i].id())),
+            Some((t, i)) if more => self.pages.encode(&scope, &(t, entries[*i].id())),
             _ => String::new(),
         };
-        let matches = ranked
-            .iter()
-            .filter_map(|(_, i)| {
-                let e = &entries[*i];
-                let public = e.public.as_deref()?;
-                let why = known.left.get(e.id()).map(String::as_str);
-                let c = score::explain(&prepared, catalog.features(*i)?, e.taken(), &weights, why);
-                let mentor = if full { convert::mentor(e, public, false) } else { catalog.card(*i)? };
-                Some(convert::matched(mentor, c, &weights))
-            })
-            .collect();
+        let mut matches = Vec::with_capacity(ranked.len());
+        matches.extend(ranked.iter().filter_map(|(_, i)| {
+            let e = &entries[*i];
+            let public = e.public.as_deref()?;
+            let why = known.left.get(e.id()).map(String::as_str);
+            let c = score::explain(&prepared, catalog.features(*i)?, e.taken(), &weights, why);
+            let mentor = if full { convert::mentor(e, public, false) } else { catalog.card(*i)? };
+            Some(convert::matched(mentor, c, &weights))
+        }));
         Ok(Response::new(pb::FindMatchesResponse { matches, next_page_token, total_size }))
     }
 }

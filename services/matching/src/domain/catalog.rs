@@ -358,8 +358,9 @@ pub fn persona_text(content: &Content) -> String {
     )
 }
 
-/// The scoring features of a valid version with its persona embedded (seats are the caller's).
-pub fn features(content: &Content, persona: &[f32]) -> score::Mentor {
+/// The scoring features of a valid version, its persona not yet embedded
+/// ([`score::Mentor::with_embedding`]; seats are the caller's).
+pub fn features(content: &Content) -> score::Mentor {
     let stages: Vec<Stage> = content.stages.iter().filter_map(|s| stage(s)).collect();
     score::Mentor::new(&score::Profile {
         name: &content.name,
@@ -374,7 +375,7 @@ pub fn features(content: &Content, persona: &[f32]) -> score::Mentor {
             feedback: content.style.feedback,
         },
         capacity: content.capacity,
-        persona,
+        persona: &[],
     })
 }
 

@@ -1,11 +1,14 @@
 //! The catalog: mentors, their versions, and the shipped demo mentors kept in step.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use sqlx::{Any, Row, Transaction, any::AnyRow};
 use tt_common::{
     clock::Millis,
-    storage::{StorageError, col},
+    storage::{StorageError, col, query::list},
 };
 
 use super::{Store, event};
@@ -93,13 +96,33 @@ pub struct MentorRecord {
 }
 
 impl MentorRecord {
-    /// The version learners see (None while never published).
-    pub fn public(&self) -> Option<&VersionRow> {
+    /// Whether learners see a version, and whether it is the latest.
+    fn shown(&self) -> Option<bool> {
         match self.row.published_version {
             0 => None,
-            v if v == self.latest.version => Some(&self.latest),
-            _ => self.published.as_ref(),
+            v => Some(v == self.latest.version),
         }
+    }
+
+    /// The version learners see (None while never published).
+    pub fn public(&self) -> Option<&VersionRow> {
+        match self.shown()? {
+            true => Some(&self.latest),
+            false => self.published.as_ref(),
+        }
+    }
+
+    /// The row, the latest version and the one learners see, shared with the latest when it is
+    /// the same version.
+    pub fn into_shared(self) -> (MentorRow, Arc<VersionRow>, Option<Arc<VersionRow>>) {
+        let shown = self.shown();
+        let latest = Arc::new(self.latest);
+        let public = match shown {
+            None => None,
+            Some(true) => Some(latest.clone()),
+            Some(false) => self.published.map(Arc::new),
+        };
+        (self.row, latest, public)
     }
 }
 
@@ -263,21 +286,39 @@ impl Store {
         row.as_ref().map(decode_version).transpose()
     }
 
-    /// The persona vectors `model` embedded, by (mentor, version).
+    /// The persona vectors `model` embedded, by (mentor, version): all of them, or only those of
+    /// `only` (a reload reads just the versions it does not hold).
     pub async fn persona_vectors(
         &self,
         model: &str,
+        only: Option<&[(String, i64)]>,
     ) -> Result<HashMap<(String, i64), Vec<f32>>, StorageError> {
-        let rows = sqlx::query("SELECT mentor_id, version, vector FROM persona_vectors WHERE model = $1")
-            .bind(model)
-            .fetch_all(self.db().pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let bytes: Vec<u8> = col(r, "vector")?;
-                Ok(((col(r, "mentor_id")?, col(r, "version")?), floats(&bytes)))
-            })
-            .collect()
+        let decode = |r: &AnyRow| -> Result<((String, i64), Vec<f32>), StorageError> {
+            let bytes: Vec<u8> = col(r, "vector")?;
+            Ok(((col(r, "mentor_id")?, col(r, "version")?), floats(&bytes)))
+        };
+        const SQL: &str = "SELECT mentor_id, version, vector FROM persona_vectors WHERE model = $1";
+        let Some(only) = only else {
+            let rows = sqlx::query(SQL).bind(model).fetch_all(self.db().pool()).await?;
+            return rows.iter().map(decode).collect();
+        };
+        let wanted: HashSet<(&str, i64)> = only.iter().map(|(id, v)| (id.as_str(), *v)).collect();
+        let mut out = HashMap::with_capacity(only.len());
+        for chunk in only.chunks(500) {
+            // Only numbered placeholders and fixed text enter the SQL.
+            let sql = format!("{SQL} AND mentor_id IN ({})", list(chunk.len(), 2));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(model);
+            for (id, _) in chunk {
+                query = query.bind(id.clone());
+            }
+            for r in query.fetch_all(self.db().pool()).await? {
+                let (key, vector) = decode(&r)?;
+                if wanted.contains(&(key.0.as_str(), key.1)) {
+                    out.insert(key, vector);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Keeps the persona vectors `model` embedded for (mentor, version), and drops every vector

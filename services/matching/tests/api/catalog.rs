@@ -219,7 +219,7 @@ async fn admins_draft_revise_publish_and_retire_a_mentor_with_every_problem_list
         let (store, model) = (s.matching.store.clone(), s.matching.embedder.model().to_owned());
         async move {
             let mut kept: Vec<(String, i64)> =
-                store.persona_vectors(&model).await.expect("vectors").into_keys().collect();
+                store.persona_vectors(&model, None).await.expect("vectors").into_keys().collect();
             kept.sort();
             kept.into_iter().filter(|(id, _)| id == "iris-van-tongeren").map(|(_, v)| v).collect::<Vec<_>>()
         }
@@ -332,13 +332,20 @@ async fn a_malformed_draft_names_every_bad_field_and_learners_cannot_write_the_c
 }
 
 #[tokio::test]
-async fn a_reload_reuses_the_persona_vectors_the_store_keeps() {
+async fn personas_embedded_once_are_reused_from_memory_then_from_the_store_after_a_restart() {
+    use tt_matching::{Matching, domain::score::Embedding, service::Parts};
     let s = Stack::start().await;
     let ann = s.learner("ann").await;
     s.add_goal(&ann, "data", &["sql", "statistics"]).await;
     let model = s.matching.embedder.model().to_owned();
-    let kept = s.matching.store.persona_vectors(&model).await.expect("vectors");
+    let kept = s.matching.store.persona_vectors(&model, None).await.expect("vectors");
     assert_eq!(kept.len(), 24, "every shipped persona embedded at start-up");
+    let persona = |m: &Matching, id: &str| {
+        let catalog = m.catalog();
+        let version = catalog.get(id).and_then(|e| e.public.as_ref()).map(|p| p.version);
+        catalog.persona(id, version.expect("published")).cloned().expect("embedded")
+    };
+    let dorothea = |m: &Matching| persona(m, "dorothea-wilmarth");
     let meaning = |found: &pb::FindMatchesResponse, id: &str| {
         let m = found.matches.iter().find(|m| m.mentor.as_ref().is_some_and(|x| x.mentor_id == id));
         let part = m.and_then(|m| m.breakdown.iter().find(|c| c.criterion == pb::Criterion::Meaning as i32));
@@ -346,8 +353,8 @@ async fn a_reload_reuses_the_persona_vectors_the_store_keeps() {
     };
     let before = s.find(&ann, pb::FindMatchesRequest::default()).await;
     assert!(meaning(&before, "dorothea-wilmarth") < 0.9);
-    // The store's vector for Dorothea becomes Ann's goals: a reload that re-embedded would not
-    // see it.
+    let held = dorothea(&s.matching);
+    // The store's vector for Dorothea becomes Ann's goals: only a read of the store sees it.
     let goals = s.matching.learner(&ann.id).await.expect("ann").features.goals_vector.clone();
     assert!(!goals.is_empty());
     let bytes: Vec<u8> = goals.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -359,10 +366,30 @@ async fn a_reload_reuses_the_persona_vectors_the_store_keeps() {
         .await
         .expect("update");
     assert_eq!(updated.rows_affected(), 1);
+    assert_ne!(Embedding::of(&goals), held);
+
+    // A reload keeps what the catalog in memory holds.
     s.matching.reload().await.expect("reload");
+    assert_eq!(dorothea(&s.matching), held);
     let after = s.find(&ann, pb::FindMatchesRequest::default()).await;
-    assert!((meaning(&after, "dorothea-wilmarth") - 1.0).abs() < 1e-5);
-    assert_eq!(meaning(&after, "tomasz-wierzbicki"), meaning(&before, "tomasz-wierzbicki"));
+    assert_eq!(meaning(&after, "dorothea-wilmarth"), meaning(&before, "dorothea-wilmarth"));
+
+    // A restart (a new process on the same database) holds nothing: it reads the store's
+    // vectors rather than embedding the personas again.
+    let restarted = Matching::new(Parts {
+        store: s.matching.store.clone(),
+        cache: s.matching.cache.clone(),
+        clock: s.matching.clock.clone(),
+        pages: s.matching.pages.clone(),
+        embedder: s.matching.embedder.clone(),
+        platform: s.kit.platform.clone(),
+        view_ttl: s.matching.view_ttl,
+        seats_refresh: s.matching.seats_refresh,
+    });
+    restarted.prepare().await.expect("prepared");
+    assert_eq!(dorothea(&restarted), Embedding::of(&goals));
+    let tomasz = |m: &Matching| persona(m, "tomasz-wierzbicki");
+    assert_eq!(tomasz(&restarted), tomasz(&s.matching));
 }
 
 #[tokio::test]
