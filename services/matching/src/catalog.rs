@@ -75,8 +75,8 @@ pub struct Catalog {
     /// entry's.
     features: Vec<Option<score::Mentor>>,
     /// Each active entry's card in a match (`MENTOR_VIEW_BASIC`), made when it is first shown
-    /// and kept for the load (a large catalog makes few of them); its seats taken are the
-    /// caller's.
+    /// and kept for the load (a large catalog makes few of them); [`Catalog::card`] sets its
+    /// seats taken as they are now.
     cards: Vec<OnceLock<pb::Mentor>>,
 }
 
@@ -99,8 +99,8 @@ impl Catalog {
         let mut entries: Vec<Entry> = Vec::with_capacity(records.len());
         let mut features = Vec::with_capacity(records.len());
         for (r, persona) in records.into_iter().zip(packed) {
+            let active = r.is_active();
             let (row, latest, public) = r.into_shared();
-            let active = row.status == crate::store::mentors::ACTIVE && public.is_some();
             features.push(public.as_ref().filter(|_| active).map(|p| {
                 let mut f = catalog::features(&p.content).with_embedding(persona);
                 f.capacity = u32::try_from(row.capacity).unwrap_or(0);
@@ -116,11 +116,12 @@ impl Catalog {
     }
 
     /// The persona embedded for `version` of mentor `id`, when this catalog holds it (the
-    /// public version of an active mentor).
+    /// public version of an active mentor, embedded).
     pub fn persona(&self, id: &str, version: i64) -> Option<&score::Embedding> {
         let i = *self.by_id.get(id)?;
         self.entries[i].public.as_deref().filter(|p| p.version == version)?;
-        self.features(i).map(score::Mentor::persona)
+        // An empty one (an embedder that gave nothing) is embedded again at the next reload.
+        self.features(i).map(score::Mentor::persona).filter(|e| !e.is_empty())
     }
 
     /// By name, then id.

@@ -212,7 +212,8 @@ impl Matching {
         let mut personas = Vec::with_capacity(records.len());
         let (mut wanted, mut keys) = (Vec::new(), Vec::new());
         for (i, r) in records.iter().enumerate() {
-            let public = r.public();
+            // Only active mentors are scored: the others' personas are neither read nor embedded.
+            let public = r.public().filter(|_| r.is_active());
             match public.and_then(|p| held.persona(&p.mentor_id, p.version)) {
                 Some(kept) => personas.push(score::Persona::Packed(kept.clone())),
                 None => {
@@ -255,9 +256,15 @@ impl Matching {
                 .collect();
             self.store.save_persona_vectors(&model, &rows, self.now()).await?;
             tracing::info!(personas = rows.len(), model, "personas embedded");
-        }
-        for (i, vector) in new {
-            personas[i] = score::Persona::Vector(vector);
+            // The first save of a version wins: a replica that embedded it at the same time (an
+            // embedder need not repeat itself to the bit) uses the stored vector, as every
+            // replica will.
+            let saved: Vec<(String, i64)> = rows.iter().map(|(id, v, _)| ((*id).to_owned(), *v)).collect();
+            let mut kept = self.store.persona_vectors(&model, Some(&saved)).await?;
+            for (i, vector) in new {
+                let key = records[i].public().map(|p| (p.mentor_id.clone(), p.version));
+                personas[i] = score::Persona::Vector(key.and_then(|k| kept.remove(&k)).unwrap_or(vector));
+            }
         }
         let catalog = Arc::new(Catalog::build(records, personas));
         tracing::debug!(mentors = catalog.len(), "catalog loaded");

@@ -130,6 +130,8 @@ async fn persona_vectors_are_kept_per_version_and_model_until_a_new_version_is_p
     only.extend([(a.to_owned(), 2), (b.to_owned(), 1)]);
     let some = store.persona_vectors("m1", Some(&only)).await.expect("read");
     assert_eq!(some.into_iter().collect::<Vec<_>>(), [((b.to_owned(), 1), v[..2].to_vec())]);
+    let other_model = store.persona_vectors("m2", Some(&only)).await.expect("read");
+    assert!(other_model.is_empty(), "b has no m2 vector, and (a, 2) none at all");
 
     // An edit is not published yet: the published version's vector stays, and public() is it.
     let mut edited = mentors[0].content.clone();

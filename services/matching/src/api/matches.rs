@@ -31,8 +31,10 @@ impl MatchService for Api {
             0 => DEFAULT_PAGE,
             n => n.clamp(1, MAX_PAGE),
         };
+        // "v2": tokens of the earlier cursor (the score's bits as an integer) are refused rather
+        // than misread as a score.
         let scope = format!(
-            "FindMatches:{user_id}:{}:{}:{}:{}:{size}",
+            "FindMatches.v2:{user_id}:{}:{}:{}:{}:{size}",
             req.field, req.language, req.stage, req.include_full
         );
         let after: Option<(f64, String)> = self.pages.checked(&mut v, &scope, &req.page_token);

@@ -112,6 +112,11 @@ impl MentorRecord {
         }
     }
 
+    /// Active and published: learners find and may choose it.
+    pub fn is_active(&self) -> bool {
+        self.row.status == ACTIVE && self.public().is_some()
+    }
+
     /// The row, the latest version and the one learners see, shared with the latest when it is
     /// the same version.
     pub fn into_shared(self) -> (MentorRow, Arc<VersionRow>, Option<Arc<VersionRow>>) {

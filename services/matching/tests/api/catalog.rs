@@ -1,5 +1,10 @@
 //! MentorService and the admin usage figures.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
 use tonic::Code;
 use tt_proto::matching::v1 as pb;
 
@@ -340,12 +345,11 @@ async fn personas_embedded_once_are_reused_from_memory_then_from_the_store_after
     let model = s.matching.embedder.model().to_owned();
     let kept = s.matching.store.persona_vectors(&model, None).await.expect("vectors");
     assert_eq!(kept.len(), 24, "every shipped persona embedded at start-up");
-    let persona = |m: &Matching, id: &str| {
+    let dorothea = |m: &Matching| {
         let catalog = m.catalog();
-        let version = catalog.get(id).and_then(|e| e.public.as_ref()).map(|p| p.version);
-        catalog.persona(id, version.expect("published")).cloned().expect("embedded")
+        let version = catalog.get("dorothea-wilmarth").and_then(|e| e.public.as_ref()).map(|p| p.version);
+        catalog.persona("dorothea-wilmarth", version.expect("published")).cloned().expect("embedded")
     };
-    let dorothea = |m: &Matching| persona(m, "dorothea-wilmarth");
     let meaning = |found: &pb::FindMatchesResponse, id: &str| {
         let m = found.matches.iter().find(|m| m.mentor.as_ref().is_some_and(|x| x.mentor_id == id));
         let part = m.and_then(|m| m.breakdown.iter().find(|c| c.criterion == pb::Criterion::Meaning as i32));
@@ -368,28 +372,111 @@ async fn personas_embedded_once_are_reused_from_memory_then_from_the_store_after
     assert_eq!(updated.rows_affected(), 1);
     assert_ne!(Embedding::of(&goals), held);
 
-    // A reload keeps what the catalog in memory holds.
+    // Meanwhile Tomasz gets a version 2, published, whose vector another replica stored: the
+    // reload shows it and keeps what the catalog in memory holds.
+    let store = &s.matching.store;
+    let marker = [0.6_f32, -0.8, 0.0];
+    let v2 = publish_voice(store, &model, Some(&marker), s.matching.now()).await;
     s.matching.reload().await.expect("reload");
-    assert_eq!(dorothea(&s.matching), held);
+    let tomasz = |m: &Matching, v: i64| m.catalog().persona("tomasz-wierzbicki", v).cloned();
+    assert_eq!(tomasz(&s.matching, v2), Some(Embedding::of(&marker)), "the stored vector");
+    assert_eq!(dorothea(&s.matching), held, "what memory holds, not the store's changed vector");
     let after = s.find(&ann, pb::FindMatchesRequest::default()).await;
     assert_eq!(meaning(&after, "dorothea-wilmarth"), meaning(&before, "dorothea-wilmarth"));
 
-    // A restart (a new process on the same database) holds nothing: it reads the store's
-    // vectors rather than embedding the personas again.
+    // A restart (a new process on the same database) holds nothing: it reads every stored
+    // vector and embeds none.
+    let embedder = Arc::new(Counting {
+        inner: s.matching.embedder.clone(),
+        texts: AtomicUsize::new(0),
+        race: std::sync::Mutex::new(None),
+    });
     let restarted = Matching::new(Parts {
         store: s.matching.store.clone(),
         cache: s.matching.cache.clone(),
         clock: s.matching.clock.clone(),
         pages: s.matching.pages.clone(),
-        embedder: s.matching.embedder.clone(),
+        embedder: embedder.clone(),
         platform: s.kit.platform.clone(),
         view_ttl: s.matching.view_ttl,
         seats_refresh: s.matching.seats_refresh,
     });
     restarted.prepare().await.expect("prepared");
     assert_eq!(dorothea(&restarted), Embedding::of(&goals));
-    let tomasz = |m: &Matching| persona(m, "tomasz-wierzbicki");
-    assert_eq!(tomasz(&restarted), tomasz(&s.matching));
+    assert_eq!(tomasz(&restarted, v2), Some(Embedding::of(&marker)));
+    assert_eq!(embedder.texts.load(Ordering::Relaxed), 0);
+    // Another version stored by another replica: this reload reads just that vector.
+    let marker = [0.0_f32, 0.28, -0.96];
+    let v3 = publish_voice(store, &model, Some(&marker), s.matching.now()).await;
+    restarted.reload().await.expect("reload");
+    assert_eq!(tomasz(&restarted, v3), Some(Embedding::of(&marker)));
+    assert_eq!(embedder.texts.load(Ordering::Relaxed), 0, "nothing embedded again");
+    assert_eq!(dorothea(&restarted), Embedding::of(&goals));
+    // A version nobody stored is embedded, but another replica's save lands first: the first
+    // save wins, and this replica scores with the stored vector too.
+    let v4 = publish_voice(store, &model, None, s.matching.now()).await;
+    let rival = [0.8_f32, 0.6, 0.0];
+    let (rival_store, rival_model) = (store.clone(), model.clone());
+    *embedder.race.lock().expect("race") = Some(Box::pin(async move {
+        let saved = [("tomasz-wierzbicki", v4, &rival[..])];
+        rival_store.save_persona_vectors(&rival_model, &saved, 0).await.expect("the rival's save");
+    }));
+    restarted.reload().await.expect("reload");
+    assert_eq!(embedder.texts.load(Ordering::Relaxed), 1, "v4 embedded");
+    assert_eq!(tomasz(&restarted, v4), Some(Embedding::of(&rival)));
+}
+
+/// Publishes a new version of Tomasz (a changed voice) through the store, with `vector` stored
+/// for it as another replica would have (when given); the version.
+async fn publish_voice(
+    store: &tt_matching::store::Store,
+    model: &str,
+    vector: Option<&[f32]>,
+    now: i64,
+) -> i64 {
+    let latest = store.record("tomasz-wierzbicki").await.expect("shipped").latest;
+    let mut content = latest.content.clone();
+    content.voice.push_str(" He has mellowed a little.");
+    let next =
+        store.update_mentor("tomasz-wierzbicki", latest.version, &content, "admin", now).await.expect("edit");
+    let v = next.latest.version;
+    store.publish_mentor("tomasz-wierzbicki", v, content.capacity, "admin", now).await.expect("published");
+    if let Some(vector) = vector {
+        store.save_persona_vectors(model, &[("tomasz-wierzbicki", v, vector)], now).await.expect("saved");
+    }
+    v
+}
+
+/// An embedder that counts the texts it is given.
+struct Counting {
+    inner: Arc<dyn tt_ai::Embedder>,
+    texts: AtomicUsize,
+    /// Runs before the next embedding: another replica's work racing this one.
+    race: std::sync::Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+}
+
+impl tt_ai::Embedder for Counting {
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+
+    fn embed(
+        &self,
+        inputs: Vec<String>,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<Vec<f32>>, tt_ai::AiError>> {
+        self.texts.fetch_add(inputs.len(), Ordering::Relaxed);
+        let race = self.race.lock().expect("race").take();
+        Box::pin(async move {
+            if let Some(race) = race {
+                race.await;
+            }
+            self.inner.embed(inputs).await
+        })
+    }
 }
 
 #[tokio::test]

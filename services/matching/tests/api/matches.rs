@@ -124,6 +124,14 @@ async fn filters_and_pages_cut_the_same_ranking() {
         })
         .await;
     assert_bad_fields(other_query, &["page_token"]);
+    // A token of the earlier cursor (the score's bits as an integer) is refused, not misread.
+    let old_cursor = (0.5_f64.to_bits(), "dorothea-wilmarth");
+    let old = s.matching.pages.encode(&format!("FindMatches:{}:::0:false:5", ann.id), &old_cursor);
+    let old_token = s
+        .matches(&ann.token)
+        .find_matches(pb::FindMatchesRequest { page_size: 5, page_token: old, ..Default::default() })
+        .await;
+    assert_bad_fields(old_token, &["page_token"]);
     let bad = s
         .matches(&ann.token)
         .find_matches(pb::FindMatchesRequest {
