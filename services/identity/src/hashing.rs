@@ -6,21 +6,24 @@
 //! all of it when idle, little under load. The queue bounds memory; callers wait on it (and their
 //! deadline) when it is full.
 //!
-//! Each thread keeps one 19 MiB block buffer for its whole life. Allocating it per hash lets the
-//! allocator's per-thread arenas keep freed buffers around, which measured 113 MB of RSS after a
-//! handful of logins; reusing it keeps the process at about 15 MB plus one buffer per thread.
+//! The 19 MiB block buffers are pooled: a hash takes a spare one (or allocates one) and puts it
+//! back, so a burst of logins reuses at most one buffer per thread instead of allocating per hash
+//! (which let the allocator's per-thread arenas keep freed buffers around: 113 MB of RSS after a
+//! handful of logins). When no hash has been asked for `IDLE_RELEASE`, the spares are freed, so
+//! an idle process holds none (keeping them for the threads' life kept 19 MiB per thread that had
+//! ever hashed: about 70 MB idle for the all-in-one after one sign-in, over its budget).
 //! Hashes are PHC strings (`$argon2id$v=19$m=..,t=..,p=..$salt$hash`), so stored hashes stay
 //! portable.
 
 use std::{
-    cell::RefCell,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, PoisonError, mpsc},
+    time::Duration,
 };
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use subtle::ConstantTimeEq;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::Error;
 
@@ -29,13 +32,49 @@ const M_KIB: u32 = 19_456;
 const T_COST: u32 = 2;
 const P_COST: u32 = 1;
 const OUTPUT_LEN: usize = 32;
+/// Jobs waiting at most; callers wait for room beyond.
+const QUEUE: usize = 1024;
+/// How long the pool keeps its spare block buffers with no hash asked for.
+const IDLE_RELEASE: Duration = Duration::from_secs(2);
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&Buffers) + Send>;
+
+/// The spare block buffers, shared by the hashing threads.
+#[derive(Default)]
+struct Buffers(Mutex<Vec<Vec<Block>>>);
+
+impl Buffers {
+    /// Runs `f` on a buffer of at least `blocks` blocks, taken from the spares or allocated, and
+    /// keeps the buffer as a spare afterwards.
+    fn with<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        let spare = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut buffer = spare.unwrap_or_default();
+        if buffer.len() < blocks {
+            buffer.resize(blocks, Block::new());
+        }
+        let out = f(&mut buffer[..blocks]);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(buffer);
+        out
+    }
+
+    /// Frees every spare buffer.
+    fn release(&self) {
+        let spares = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(spares);
+    }
+
+    fn spares(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
 
 /// Hashes and verifies passwords on the low-priority pool.
 #[derive(Clone)]
 pub struct Hasher {
     jobs: mpsc::Sender<Job>,
+    /// Room in the queue: a job holds a permit until it has run.
+    room: Arc<Semaphore>,
+    buffers: Arc<Buffers>,
     /// A hash of a random password, verified against when the account does not exist so both
     /// paths cost the same.
     dummy: Arc<str>,
@@ -43,23 +82,32 @@ pub struct Hasher {
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hasher").field("queue_room", &self.jobs.capacity()).finish()
+        f.debug_struct("Hasher")
+            .field("queue_room", &self.room.available_permits())
+            .field("spare_buffers", &self.buffers.spares())
+            .finish()
     }
 }
 
 impl Hasher {
     /// Starts `parallelism` hashing threads (they stop when every `Hasher` clone is dropped).
     pub async fn new(parallelism: usize) -> Result<Self, Error> {
-        let (tx, rx) = mpsc::channel::<Job>(1024);
+        Self::with_idle_release(parallelism, IDLE_RELEASE).await
+    }
+
+    async fn with_idle_release(parallelism: usize, idle: Duration) -> Result<Self, Error> {
+        let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let buffers = Arc::new(Buffers::default());
         for i in 0..parallelism.max(1) {
-            let rx = rx.clone();
+            let (rx, buffers) = (rx.clone(), buffers.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker(&rx))
+                .spawn(move || worker(&rx, &buffers, idle))
                 .map_err(|e| Error::Hashing(e.to_string()))?;
         }
-        let mut hasher = Self { jobs: tx, dummy: Arc::from("") };
+        let room = Arc::new(Semaphore::new(QUEUE));
+        let mut hasher = Self { jobs: tx, room, buffers, dummy: Arc::from("") };
         let random = tt_common::secrets::random_bytes::<24>().map_err(|e| Error::Hashing(e.to_string()))?;
         hasher.dummy = Arc::from(hasher.hash(&hex(&random)).await?);
         Ok(hasher)
@@ -68,7 +116,7 @@ impl Hasher {
     /// A PHC string for `password` with the current parameters.
     pub async fn hash(&self, password: &str) -> Result<String, Error> {
         let password = password.to_owned();
-        self.run(move || hash_with(&password, M_KIB, T_COST)).await
+        self.run(move |buffers| hash_in(buffers, &password, M_KIB, T_COST)).await
     }
 
     /// Whether `password` matches `hash`; with `None`, verifies against the dummy hash and
@@ -79,7 +127,7 @@ impl Hasher {
             Some(h) => (h.to_owned(), true),
             None => (self.dummy.to_string(), false),
         };
-        let ok = self.run(move || verify(&password, &hash)).await?;
+        let ok = self.run(move |buffers| verify(buffers, &password, &hash)).await?;
         Ok(ok && real)
     }
 
@@ -91,45 +139,48 @@ impl Hasher {
     /// Hashes with explicit (older) parameters on the calling thread: for tests of the upgrade
     /// path.
     pub fn hash_with(password: &str, m_kib: u32, t: u32) -> Result<String, Error> {
-        hash_with(password, m_kib, t)
+        hash_in(&Buffers::default(), password, m_kib, t)
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+        work: impl FnOnce(&Buffers) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
+        let stopped = || Error::Hashing("hashing pool stopped".into());
+        let permit = self.room.clone().acquire_owned().await.map_err(|_| stopped())?;
         let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(work());
+        let job: Job = Box::new(move |buffers| {
+            let _ = done.send(work(buffers));
+            drop(permit);
         });
-        self.jobs.send(job).await.map_err(|_| Error::Hashing("hashing pool stopped".into()))?;
+        self.jobs.send(job).map_err(|_| stopped())?;
         result.await.map_err(|_| Error::Hashing("hashing job lost".into()))?
     }
 }
 
-thread_local! {
-    /// The block buffer of this thread, grown to the largest memory cost seen and then reused.
-    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Argon2id of `password` and `salt` into `out`, on this thread's reused buffer.
-fn compute(password: &[u8], salt: &[u8], m_kib: u32, t: u32, out: &mut [u8]) -> Result<(), Error> {
+/// Argon2id of `password` and `salt` into `out`, on a pooled buffer.
+fn compute(
+    buffers: &Buffers,
+    password: &[u8],
+    salt: &[u8],
+    m_kib: u32,
+    t: u32,
+    out: &mut [u8],
+) -> Result<(), Error> {
     let params = Params::new(m_kib, t, P_COST, Some(out.len())).map_err(|e| Error::Hashing(e.to_string()))?;
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    BLOCKS.with_borrow_mut(|blocks| {
-        if blocks.len() < params.block_count() {
-            blocks.resize(params.block_count(), Block::new());
-        }
+    let blocks = params.block_count();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    buffers.with(blocks, |memory| {
         argon
-            .hash_password_into_with_memory(password, salt, out, &mut blocks[..params.block_count()])
+            .hash_password_into_with_memory(password, salt, out, memory)
             .map_err(|e| Error::Hashing(e.to_string()))
     })
 }
 
-fn hash_with(password: &str, m_kib: u32, t: u32) -> Result<String, Error> {
+fn hash_in(buffers: &Buffers, password: &str, m_kib: u32, t: u32) -> Result<String, Error> {
     let salt = tt_common::secrets::random_bytes::<16>().map_err(|e| Error::Hashing(e.to_string()))?;
     let mut out = [0u8; OUTPUT_LEN];
-    compute(password.as_bytes(), &salt, m_kib, t, &mut out)?;
+    compute(buffers, password.as_bytes(), &salt, m_kib, t, &mut out)?;
     Ok(format!(
         "$argon2id$v=19$m={m_kib},t={t},p={P_COST}${}${}",
         STANDARD_NO_PAD.encode(salt),
@@ -138,12 +189,12 @@ fn hash_with(password: &str, m_kib: u32, t: u32) -> Result<String, Error> {
 }
 
 /// Checks `password` against a PHC string; a malformed or foreign hash never matches.
-fn verify(password: &str, phc: &str) -> Result<bool, Error> {
+fn verify(buffers: &Buffers, password: &str, phc: &str) -> Result<bool, Error> {
     let Some((m_kib, t, salt, expected)) = parse(phc) else {
         return Ok(false);
     };
     let mut out = vec![0u8; expected.len()];
-    compute(password.as_bytes(), &salt, m_kib, t, &mut out)?;
+    compute(buffers, password.as_bytes(), &salt, m_kib, t, &mut out)?;
     Ok(out.ct_eq(&expected).into())
 }
 
@@ -172,20 +223,20 @@ fn parse(phc: &str) -> Option<(u32, u32, Vec<u8>, Vec<u8>)> {
     (!hash.is_empty()).then_some((m?, t?, salt, hash))
 }
 
-/// A hashing thread: lowers its own priority, then runs jobs until the queue closes.
-fn worker(jobs: &Mutex<mpsc::Receiver<Job>>) {
+/// A hashing thread: lowers its own priority, then runs jobs until the queue closes, freeing
+/// the spare buffers whenever no job came for `idle`.
+fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, buffers: &Buffers, idle: Duration) {
     // On Linux, nice() applies to the calling thread only. Failure leaves normal priority.
     if let Err(e) = rustix::process::nice(19) {
         tracing::warn!(error = %e, "could not lower the hashing thread's priority");
     }
     loop {
-        let job = {
-            let mut rx = jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            rx.blocking_recv()
-        };
+        // Holds no buffer while waiting: a thread waiting for the lock keeps nothing alive.
+        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv_timeout(idle);
         match job {
-            Some(job) => job(),
-            None => return,
+            Ok(job) => job(buffers),
+            Err(mpsc::RecvTimeoutError::Timeout) => buffers.release(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
     }
 }
@@ -215,7 +266,8 @@ mod tests {
     #[test]
     fn hashes_are_standard_phc_strings() {
         // The argon2 crate's own PHC implementation verifies ours, and we verify its.
-        let ours = hash_with("interop passphrase", M_KIB, T_COST).expect("hash");
+        let buffers = Buffers::default();
+        let ours = hash_in(&buffers, "interop passphrase", M_KIB, T_COST).expect("hash");
         let argon = Argon2::default();
         assert!(argon.verify_password(b"interop passphrase", ours.as_str()).is_ok());
         let params = Params::new(M_KIB, T_COST, P_COST, None).expect("params");
@@ -223,7 +275,26 @@ mod tests {
             .hash_password_with_salt(b"interop passphrase", b"0123456789abcdef")
             .expect("hash")
             .to_string();
-        assert!(verify("interop passphrase", &theirs).expect("verify"));
-        assert!(!verify("other passphrase", &theirs).expect("verify"));
+        assert!(verify(&buffers, "interop passphrase", &theirs).expect("verify"));
+        assert!(!verify(&buffers, "other passphrase", &theirs).expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn idle_pool_frees_its_buffers_and_reuses_them_under_load() {
+        let h = Hasher::with_idle_release(2, Duration::from_secs(1)).await.expect("hasher");
+        // Concurrent hashes share the spares: never more buffers than threads.
+        let hashes = futures::future::join_all((0..6).map(|i| h.hash(["pw-a", "pw-b", "pw-c"][i % 3]))).await;
+        let hashes: Vec<String> = hashes.into_iter().collect::<Result<_, _>>().expect("hashes");
+        let spares = h.buffers.spares();
+        assert!((1..=2).contains(&spares), "{spares} spare buffers after six hashes on two threads");
+        // Idle past the release time: none left.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while h.buffers.spares() > 0 {
+            assert!(std::time::Instant::now() < deadline, "spares never freed: {h:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // And hashing still works afterwards, with a fresh buffer.
+        assert!(h.verify("pw-a", Some(&hashes[0])).await.expect("verify"));
+        assert!(!h.verify("pw-b", Some(&hashes[0])).await.expect("verify"));
     }
 }

@@ -95,7 +95,7 @@ impl Identity {
     ) -> Result<Arc<Self>, tt_common::error::BoxError> {
         let subject_keys = tt_common::auth::SubjectKeys::new(&platform.secret);
         let (clock, tokens) = (platform.clock.clone(), platform.tokens.clone());
-        // Each hashing thread keeps a 19 MiB buffer: the default stops at four.
+        // Each hash in progress holds a 19 MiB buffer: the default stops at four.
         let parallelism = if args.hash_parallelism == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
         } else {

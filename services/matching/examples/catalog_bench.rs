@@ -54,20 +54,22 @@ async fn main() {
     let catalog = Catalog::build(records, personas);
     println!("{} mentors built in {:.1?}", catalog.len(), started.elapsed());
 
-    let learner = score::Learner {
-        fields: vec!["software".into()],
-        goals: vec![Goal {
-            field: "security-defender".into(),
-            skills: vec!["incident-response".into(), "digital-forensics".into(), "python".into()],
-            priority: 1,
-        }],
-        skills: vec![("python".into(), 2)],
-        style: None,
-        stage: Some(Stage::CareerChanger),
-        languages: vec!["en".into()],
-        goals_vector: embedder
-            .vector("incident responder in security defender: incident response, digital forensics, python"),
-    };
+    let learner =
+        score::Learner {
+            fields: vec!["software".into()],
+            goals: vec![Goal {
+                field: "security-defender".into(),
+                skills: vec!["incident-response".into(), "digital-forensics".into(), "python".into()],
+                priority: 1,
+            }],
+            skills: vec![("python".into(), 2)],
+            style: None,
+            stage: Some(Stage::CareerChanger),
+            languages: vec!["en".into()],
+            goals_vector: score::Embedding::of(&embedder.vector(
+                "incident responder in security defender: incident response, digital forensics, python",
+            )),
+        };
     let p = score::prepare(&learner);
     let weights = score::Weights::default();
     let left = HashMap::new();

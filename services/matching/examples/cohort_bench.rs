@@ -107,7 +107,7 @@ fn population() -> (Vec<CohortLearner>, Vec<CohortMentor>) {
                 }),
                 stage: Some(stages[rng.below(6) as usize]),
                 languages: vec!["en".into()],
-                goals_vector: vector(&mut rng),
+                goals_vector: score::Embedding::of(&vector(&mut rng)),
             };
             (learner, rng.below(120) as i64, Vec::new())
         })

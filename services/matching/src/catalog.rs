@@ -131,10 +131,12 @@ impl Catalog {
 
     /// The `i`-th entry's card while it is active, its seats taken as now.
     pub fn card(&self, i: usize) -> Option<pb::Mentor> {
-        let e = self.entries.get(i)?;
-        let public = e.public.as_deref().filter(|_| e.active)?;
+        // Features are made for active entries' public versions only.
+        self.features(i)?;
+        let e = &self.entries[i];
+        let public = e.public.as_deref()?;
         let mut card = self.cards[i].get_or_init(|| convert::card(e, public)).clone();
-        card.seats_taken = i32::try_from(self.entries[i].seats_taken()).unwrap_or(i32::MAX);
+        card.seats_taken = i32::try_from(e.seats_taken()).unwrap_or(i32::MAX);
         Some(card)
     }
 

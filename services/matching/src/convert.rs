@@ -26,7 +26,7 @@ pub fn goals_text(view: &LearnerView) -> String {
 }
 
 /// The scoring features of a learner.
-pub fn learner(view: Option<&LearnerView>, goals_vector: Vec<f32>) -> score::Learner {
+pub fn learner(view: Option<&LearnerView>, goals_vector: score::Embedding) -> score::Learner {
     let empty = LearnerView::default();
     let v = view.unwrap_or(&empty);
     let style = v.learning_style.as_ref().map(|w| score::LearnerStyle {

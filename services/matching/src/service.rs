@@ -94,8 +94,6 @@ pub struct LeftMentor {
 #[derive(Debug, Clone)]
 pub struct Known {
     pub features: score::Learner,
-    /// Their goals vector as scoring compares it, quantized once per copy.
-    pub goals: score::Embedding,
     /// Mentor id -> the reason shown in the demotion (the newest one).
     pub left: std::collections::HashMap<String, String>,
 }
@@ -103,7 +101,7 @@ pub struct Known {
 impl Known {
     /// The learner prepared for ranking.
     pub fn prepared(&self) -> score::Prepared<'_> {
-        score::prepare_with(&self.features, self.goals.clone())
+        score::prepare(&self.features)
     }
 }
 
@@ -116,8 +114,9 @@ fn known(copy: LearnerCopy) -> Known {
     for h in copy.history {
         left.entry(h.mentor_id).or_insert(h.reason);
     }
+    // Quantized once per copy, as scoring compares it.
     let goals = score::Embedding::of(&copy.goals_vector);
-    Known { features: convert::learner(copy.view.as_ref(), copy.goals_vector), goals, left }
+    Known { features: convert::learner(copy.view.as_ref(), goals), left }
 }
 
 fn learner_key(user_id: &str) -> String {
@@ -254,13 +253,9 @@ impl Matching {
                     records[*i].public().map(|p| (p.mentor_id.as_str(), p.version, v.as_slice()))
                 })
                 .collect();
-            self.store.save_persona_vectors(&model, &rows, self.now()).await?;
+            // The first save of a version wins: this replica scores with what was kept.
+            let mut kept = self.store.save_persona_vectors(&model, &rows, self.now()).await?;
             tracing::info!(personas = rows.len(), model, "personas embedded");
-            // The first save of a version wins: a replica that embedded it at the same time (an
-            // embedder need not repeat itself to the bit) uses the stored vector, as every
-            // replica will.
-            let saved: Vec<(String, i64)> = rows.iter().map(|(id, v, _)| ((*id).to_owned(), *v)).collect();
-            let mut kept = self.store.persona_vectors(&model, Some(&saved)).await?;
             for (i, vector) in new {
                 let key = records[i].public().map(|p| (p.mentor_id.clone(), p.version));
                 personas[i] = score::Persona::Vector(key.and_then(|k| kept.remove(&k)).unwrap_or(vector));

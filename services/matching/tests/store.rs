@@ -118,12 +118,16 @@ async fn persona_vectors_are_kept_per_version_and_model_until_a_new_version_is_p
     let v = [0.25_f32, -1.5, 3.0e-7, f32::MAX];
     store.save_persona_vectors("m1", &[(a, 1, &v), (b, 1, &v[..2])], 10).await.expect("save");
     store.save_persona_vectors("m2", &[(a, 1, &v[1..])], 11).await.expect("another model");
-    store.save_persona_vectors("m1", &[(a, 1, &[9.0])], 12).await.expect("a second save keeps the first");
+    let kept = store.save_persona_vectors("m1", &[(a, 1, &[9.0])], 12).await.expect("a second save");
+    assert_eq!(kept.into_iter().collect::<Vec<_>>(), [((a.to_owned(), 1), v.to_vec())], "keeps the first");
+    let saved = store.save_persona_vectors("m2", &[(b, 1, &[7.0])], 12).await.expect("a first save");
+    assert_eq!(saved.into_iter().collect::<Vec<_>>(), [((b.to_owned(), 1), vec![7.0])], "returns it");
     let m1 = store.persona_vectors("m1", None).await.expect("read");
     assert_eq!(m1.len(), 2);
     assert_eq!(m1[&(a.to_owned(), 1)], v.to_vec(), "bit for bit");
     assert_eq!(m1[&(b.to_owned(), 1)], v[..2].to_vec());
-    assert_eq!(store.persona_vectors("m2", None).await.expect("read")[&(a.to_owned(), 1)], v[1..].to_vec());
+    let m2 = store.persona_vectors("m2", None).await.expect("read");
+    assert_eq!((m2.len(), &m2[&(a.to_owned(), 1)]), (2, &v[1..].to_vec()));
     assert!(store.persona_vectors("m3", None).await.expect("read").is_empty());
     // Only the versions asked for, in chunks of the query's size: (a, 2) was never embedded.
     let mut only: Vec<(String, i64)> = (0..600).map(|i| (format!("no-such-mentor-{i}"), 1)).collect();
@@ -131,7 +135,11 @@ async fn persona_vectors_are_kept_per_version_and_model_until_a_new_version_is_p
     let some = store.persona_vectors("m1", Some(&only)).await.expect("read");
     assert_eq!(some.into_iter().collect::<Vec<_>>(), [((b.to_owned(), 1), v[..2].to_vec())]);
     let other_model = store.persona_vectors("m2", Some(&only)).await.expect("read");
-    assert!(other_model.is_empty(), "b has no m2 vector, and (a, 2) none at all");
+    assert_eq!(
+        other_model.into_iter().collect::<Vec<_>>(),
+        [((b.to_owned(), 1), vec![7.0])],
+        "(a, 2) has none"
+    );
 
     // An edit is not published yet: the published version's vector stays, and public() is it.
     let mut edited = mentors[0].content.clone();
@@ -152,7 +160,8 @@ async fn persona_vectors_are_kept_per_version_and_model_until_a_new_version_is_p
     let m1 = store.persona_vectors("m1", None).await.expect("read");
     assert_eq!(m1.len(), 2);
     assert!(m1.contains_key(&(a.to_owned(), 2)) && !m1.contains_key(&(a.to_owned(), 1)));
-    assert!(store.persona_vectors("m2", None).await.expect("read").is_empty());
+    let m2 = store.persona_vectors("m2", None).await.expect("read");
+    assert_eq!(m2.into_keys().collect::<Vec<_>>(), [(b.to_owned(), 1)], "a's version 1 gone for every model");
 }
 
 #[tokio::test]

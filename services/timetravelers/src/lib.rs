@@ -233,6 +233,30 @@ mod tests {
 
     use super::MODULES;
 
+    /// Resident memory of this process in bytes (Linux).
+    fn resident() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: usize =
+            statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("resident pages");
+        pages * 4096
+    }
+
+    /// The allocator returns a large block to the system when it is freed (`.cargo/config.toml`
+    /// builds mimalloc so): an idle server keeps none of the password hashes' 19 MiB buffers.
+    #[test]
+    fn large_blocks_go_back_to_the_system() {
+        const MIB: usize = 1 << 20;
+        // Two password hashes' buffers at once.
+        let before = resident();
+        let blocks = [vec![1u8; 19 * MIB], vec![2u8; 19 * MIB]];
+        let held = resident();
+        assert!(held >= before + 32 * MIB, "the blocks were not resident: {before} -> {held}");
+        assert_eq!(blocks.iter().flatten().map(|b| usize::from(*b)).sum::<usize>(), 57 * MIB);
+        drop(blocks);
+        let after = resident();
+        assert!(after < held - 32 * MIB, "38 MiB freed but still resident: {before} -> {held} -> {after}");
+    }
+
     #[test]
     fn the_catalog_declares_valid_unique_events_that_someone_emits() {
         let names: Vec<&str> = MODULES.iter().map(|m| m.manifest().name).collect();

@@ -3,6 +3,10 @@
 //! A token carries the sort key of the last row served, the query scope it belongs to (method
 //! and filters) and when it was issued, MACed with a key derived from the process secret. A forged
 //! token, a token from another query and a token older than a day are all INVALID_ARGUMENT.
+//!
+//! The scope also names the cursor's format: a query whose cursor changes shape takes a new scope
+//! (matching's `FindMatches.v2`), so tokens issued before are refused as from another query
+//! instead of being misread.
 
 use crate::error::Invalid;
 use aws_lc_rs::hmac;

@@ -1,9 +1,20 @@
 //! Generic query helpers every store uses: numbered placeholders (only numbers enter the SQL),
-//! text-bound queries decoded row by row, JSON text lists, narrow integer columns.
+//! text-bound queries decoded row by row, statements over long id lists in chunks, JSON text
+//! lists, narrow integer columns.
 
-use sqlx::{Any, Transaction};
+use sqlx::{
+    Any, AnyConnection, Transaction,
+    any::{AnyArguments, AnyRow},
+    query::Query,
+};
 
 use super::StorageError;
+
+/// A query on either database, its arguments owned.
+pub type AnyQuery<'q> = Query<'q, Any, AnyArguments>;
+
+/// Ids per statement of [`chunked_in`]: well under both databases' limits on bound values.
+pub const IN_CHUNK: usize = 500;
 
 /// `$first, $first+1, ...` for an IN list of `n` values.
 pub fn list(n: usize, first: usize) -> String {
@@ -22,6 +33,28 @@ pub fn rows(rows: usize, cols: usize, first: usize) -> String {
         out.push(')');
     }
     out
+}
+
+/// Runs `sql(list)` once per chunk of at most [`IN_CHUNK`] of `ids`, `list` being the chunk's
+/// numbered placeholders from `$first` (the statement's IN list), after `lead` has bound
+/// `$1..$first-1`; returns the rows of every run, in order. Only numbered placeholders and the
+/// caller's fixed text enter the SQL.
+pub async fn chunked_in<'q>(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    first: usize,
+    sql: impl Fn(&str) -> String,
+    lead: impl Fn(AnyQuery<'q>) -> AnyQuery<'q>,
+) -> Result<Vec<AnyRow>, StorageError> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let mut query = lead(sqlx::query(sqlx::AssertSqlSafe(sql(&list(chunk.len(), first)))));
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        rows.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
 }
 
 /// Runs a query whose `$1..$n` are the text `binds` and decodes every row.

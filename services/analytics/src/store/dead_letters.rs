@@ -1,9 +1,12 @@
 //! The dead-letter store: refused events with their reason, listed newest first.
 
 use sqlx::{Row, any::AnyRow};
-use tt_common::{clock::Millis, storage::StorageError};
+use tt_common::{
+    clock::Millis,
+    storage::{StorageError, query::chunked_in},
+};
 
-use super::{Store, list};
+use super::Store;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetterRow {
@@ -60,21 +63,22 @@ impl Store {
         ids: &[String],
         limit: i64,
     ) -> Result<Vec<DeadLetterRow>, StorageError> {
-        let rows = if ids.is_empty() {
+        if ids.is_empty() {
             let sql =
                 format!("SELECT {COLUMNS} FROM dead_letters WHERE replayed_at IS NULL ORDER BY id LIMIT $1");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(self.db().pool()).await?
-        } else {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM dead_letters WHERE replayed_at IS NULL AND id IN ({}) ORDER BY id",
-                list(ids.len(), 1)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in ids {
-                query = query.bind(id.clone());
-            }
-            query.fetch_all(self.db().pool()).await?
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(self.db().pool()).await?;
+            return rows.iter().map(decode).collect();
+        }
+        let sql = |ids: &str| {
+            format!("SELECT {COLUMNS} FROM dead_letters WHERE replayed_at IS NULL AND id IN ({ids})")
         };
-        rows.iter().map(decode).collect()
+        let mut conn = self.db().pool().acquire().await?;
+        let mut found = chunked_in(&mut conn, ids, 1, sql, |q| q)
+            .await?
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found)
     }
 }

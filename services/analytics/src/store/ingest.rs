@@ -5,10 +5,13 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{Any, Row, Transaction};
 use tt_common::{
     clock::Millis,
-    storage::{Backend, StorageError},
+    storage::{
+        Backend, StorageError,
+        query::{AnyQuery, chunked_in},
+    },
 };
 
-use super::{Store, list, placeholders};
+use super::{Store, placeholders};
 use crate::domain::{
     calendar::{activity_bits, quarter, user_key},
     schema::Accepted,
@@ -248,10 +251,7 @@ async fn upsert<T>(
     cols: usize,
     sql_prefix: &str,
     sql_suffix: &str,
-    bind: impl Fn(
-        sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
-        &T,
-    ) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
+    bind: impl Fn(AnyQuery<'static>, &T) -> AnyQuery<'static>,
 ) -> Result<(), StorageError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!("{sql_prefix} VALUES {} {sql_suffix}", placeholders(chunk.len(), cols, 1));
@@ -429,14 +429,8 @@ async fn insert_dead_letters(
 }
 
 async fn mark_replays(tx: &mut Transaction<'_, Any>, batch: &Batch) -> Result<(), StorageError> {
-    for chunk in batch.replayed.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!("UPDATE dead_letters SET replayed_at = $1 WHERE id IN ({})", list(chunk.len(), 2));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(batch.now);
-        for id in chunk {
-            query = query.bind(id.clone());
-        }
-        query.execute(&mut **tx).await?;
-    }
+    let sql = |ids: &str| format!("UPDATE dead_letters SET replayed_at = $1 WHERE id IN ({ids})");
+    chunked_in(tx, &batch.replayed, 2, sql, |q| q.bind(batch.now)).await?;
     for (id, reason) in &batch.still_failing {
         sqlx::query(
             "UPDATE dead_letters SET reason = $1, replay_attempts = replay_attempts + 1 WHERE id = $2",

@@ -176,8 +176,9 @@ pub struct Learner {
     pub style: Option<LearnerStyle>,
     pub stage: Option<Stage>,
     pub languages: Vec<String>,
-    /// The learner's goals embedded (empty: no goals to embed).
-    pub goals_vector: Vec<f32>,
+    /// The learner's goals embedded, quantized as scoring compares it (empty: no goals to
+    /// embed).
+    pub goals_vector: Embedding,
 }
 
 /// What matching knows of a mentor (one version), in the compact form ranking a large catalog
@@ -476,11 +477,6 @@ pub struct Prepared<'a> {
 
 /// Prepares `learner` for [`score`] and [`explain`].
 pub fn prepare(learner: &Learner) -> Prepared<'_> {
-    prepare_with(learner, Embedding::of(&learner.goals_vector))
-}
-
-/// [`prepare`] with the learner's goals vector embedded already (`Embedding::of` of it).
-pub fn prepare_with(learner: &Learner, goals: Embedding) -> Prepared<'_> {
     let mut fields: Vec<(Sym, &str, f64)> = learner
         .goals
         .iter()
@@ -507,7 +503,7 @@ pub fn prepare_with(learner: &Learner, goals: Embedding) -> Prepared<'_> {
         gaps,
         strongest: learner.style.map_or(0.0, |l| l.modalities.iter().copied().fold(0.0_f64, f64::max)),
         languages: learner.languages.iter().map(|l| sym(&primary(l))).collect(),
-        goals,
+        goals: learner.goals_vector.clone(),
     }
 }
 
@@ -730,7 +726,7 @@ mod tests {
             }),
             stage: Some(Stage::CareerChanger),
             languages: vec!["en".into(), "pt-BR".into()],
-            goals_vector: vec![1.0, 0.0, 0.0],
+            goals_vector: Embedding::of(&[1.0, 0.0, 0.0]),
         }
     }
 
@@ -900,7 +896,7 @@ mod tests {
         l.style = None;
         l.stage = None;
         l.goals.clear();
-        l.goals_vector.clear();
+        l.goals_vector = Embedding::default();
         let c = compatibility(&l, &mentor(), &Weights::default(), None);
         assert_eq!(score_of(&c, Criterion::Style), 0.5);
         assert_eq!(score_of(&c, Criterion::Stage), 0.5);

@@ -5,10 +5,10 @@ use std::{
     sync::Arc,
 };
 
-use sqlx::{Any, Row, Transaction, any::AnyRow};
+use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
 use tt_common::{
     clock::Millis,
-    storage::{StorageError, col, query::list},
+    storage::{StorageError, col, query::chunked_in},
 };
 
 use super::{Store, event};
@@ -158,6 +158,37 @@ fn decode_version(row: &AnyRow) -> Result<VersionRow, StorageError> {
 }
 
 /// Little-endian f32s back to floats (a trailing partial float is dropped).
+/// The persona vectors `model` embedded, by (mentor, version): all of them, or only those of
+/// `only`.
+async fn read_vectors(
+    conn: &mut AnyConnection,
+    model: &str,
+    only: Option<&[(String, i64)]>,
+) -> Result<HashMap<(String, i64), Vec<f32>>, StorageError> {
+    let decode = |r: &AnyRow| -> Result<((String, i64), Vec<f32>), StorageError> {
+        let bytes: Vec<u8> = col(r, "vector")?;
+        Ok(((col(r, "mentor_id")?, col(r, "version")?), floats(&bytes)))
+    };
+    const SQL: &str = "SELECT mentor_id, version, vector FROM persona_vectors WHERE model = $1";
+    let Some(only) = only else {
+        let rows = sqlx::query(SQL).bind(model).fetch_all(&mut *conn).await?;
+        return rows.iter().map(decode).collect();
+    };
+    let wanted: HashSet<(&str, i64)> = only.iter().map(|(id, v)| (id.as_str(), *v)).collect();
+    let ids: Vec<String> = only.iter().map(|(id, _)| id.clone()).collect();
+    let sql = |ids: &str| format!("{SQL} AND mentor_id IN ({ids})");
+    let model = model.to_owned();
+    let rows = chunked_in(conn, &ids, 2, sql, |q| q.bind(model.clone())).await?;
+    let mut out = HashMap::with_capacity(only.len());
+    for r in &rows {
+        let (key, vector) = decode(r)?;
+        if wanted.contains(&(key.0.as_str(), key.1)) {
+            out.insert(key, vector);
+        }
+    }
+    Ok(out)
+}
+
 fn floats(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
@@ -298,42 +329,21 @@ impl Store {
         model: &str,
         only: Option<&[(String, i64)]>,
     ) -> Result<HashMap<(String, i64), Vec<f32>>, StorageError> {
-        let decode = |r: &AnyRow| -> Result<((String, i64), Vec<f32>), StorageError> {
-            let bytes: Vec<u8> = col(r, "vector")?;
-            Ok(((col(r, "mentor_id")?, col(r, "version")?), floats(&bytes)))
-        };
-        const SQL: &str = "SELECT mentor_id, version, vector FROM persona_vectors WHERE model = $1";
-        let Some(only) = only else {
-            let rows = sqlx::query(SQL).bind(model).fetch_all(self.db().pool()).await?;
-            return rows.iter().map(decode).collect();
-        };
-        let wanted: HashSet<(&str, i64)> = only.iter().map(|(id, v)| (id.as_str(), *v)).collect();
-        let mut out = HashMap::with_capacity(only.len());
-        for chunk in only.chunks(500) {
-            // Only numbered placeholders and fixed text enter the SQL.
-            let sql = format!("{SQL} AND mentor_id IN ({})", list(chunk.len(), 2));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(model);
-            for (id, _) in chunk {
-                query = query.bind(id.clone());
-            }
-            for r in query.fetch_all(self.db().pool()).await? {
-                let (key, vector) = decode(&r)?;
-                if wanted.contains(&(key.0.as_str(), key.1)) {
-                    out.insert(key, vector);
-                }
-            }
-        }
-        Ok(out)
+        let mut conn = self.db().pool().acquire().await?;
+        read_vectors(&mut conn, model, only).await
     }
 
-    /// Keeps the persona vectors `model` embedded for (mentor, version), and drops every vector
-    /// of a version that is no longer the published one.
+    /// Keeps the persona vectors `model` embedded for (mentor, version) unless one is kept
+    /// already (the first save of a version wins), drops every vector of a version that is no
+    /// longer the published one, and returns the vectors now kept for the versions given: a
+    /// replica that embedded a version at the same time as another (an embedder need not
+    /// repeat itself to the bit) gets the other's, so every replica scores with the same one.
     pub async fn save_persona_vectors(
         &self,
         model: &str,
         vectors: &[(&str, i64, &[f32])],
         now: Millis,
-    ) -> Result<(), StorageError> {
+    ) -> Result<HashMap<(String, i64), Vec<f32>>, StorageError> {
         let mut tx = self.db().pool().begin().await?;
         for (mentor_id, version, vector) in vectors {
             sqlx::query(
@@ -348,6 +358,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let saved: Vec<(String, i64)> = vectors.iter().map(|(id, v, _)| ((*id).to_owned(), *v)).collect();
+        let kept = read_vectors(&mut tx, model, Some(&saved)).await?;
         sqlx::query(
             "DELETE FROM persona_vectors WHERE NOT EXISTS (SELECT 1 FROM mentors m \
              WHERE m.mentor_id = persona_vectors.mentor_id AND m.published_version = persona_vectors.version)",
@@ -355,7 +367,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(kept)
     }
 
     /// Seats taken per mentor, now.

@@ -7,7 +7,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use sqlx::Row;
 use tt_common::{
     clock::Millis,
-    storage::{StorageError, col, query::list},
+    storage::{StorageError, col, query::chunked_in},
 };
 
 use super::{Store, event};
@@ -199,27 +199,23 @@ impl Store {
         &self,
         user_ids: &[String],
     ) -> Result<HashMap<String, (Option<Millis>, bool)>, StorageError> {
-        let mut out: HashMap<String, (Option<Millis>, bool)> = HashMap::new();
-        for chunk in user_ids.chunks(500) {
-            let ids = list(chunk.len(), 1);
-            // Only numbered placeholders and fixed text enter the SQL.
-            let sql = format!(
+        let sql = |ids: &str| {
+            format!(
                 "SELECT s.user_id, s.first_seen_at, \
                  (SELECT MAX(ended_at) FROM mentorships m WHERE m.user_id = s.user_id) AS last_end, \
                  (SELECT COUNT(*) FROM mentorships m WHERE m.user_id = s.user_id \
                   AND m.state IN ('MENTORSHIP_STATE_PROPOSED', 'MENTORSHIP_STATE_ACTIVE')) AS running \
                  FROM learners_seen s WHERE s.user_id IN ({ids})"
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(id.clone());
-            }
-            for r in query.fetch_all(self.db().pool()).await? {
-                let last_end: Option<Millis> = r.try_get("last_end")?;
-                let first: Millis = r.try_get("first_seen_at")?;
-                let running: i64 = r.try_get("running")?;
-                out.insert(r.try_get("user_id")?, (Some(last_end.unwrap_or(first)), running > 0));
-            }
+            )
+        };
+        let mut conn = self.db().pool().acquire().await?;
+        let rows = chunked_in(&mut conn, user_ids, 1, sql, |q| q).await?;
+        let mut out: HashMap<String, (Option<Millis>, bool)> = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let last_end: Option<Millis> = r.try_get("last_end")?;
+            let first: Millis = r.try_get("first_seen_at")?;
+            let running: i64 = r.try_get("running")?;
+            out.insert(r.try_get("user_id")?, (Some(last_end.unwrap_or(first)), running > 0));
         }
         Ok(out)
     }

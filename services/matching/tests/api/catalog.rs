@@ -358,9 +358,14 @@ async fn personas_embedded_once_are_reused_from_memory_then_from_the_store_after
     let before = s.find(&ann, pb::FindMatchesRequest::default()).await;
     assert!(meaning(&before, "dorothea-wilmarth") < 0.9);
     let held = dorothea(&s.matching);
-    // The store's vector for Dorothea becomes Ann's goals: only a read of the store sees it.
-    let goals = s.matching.learner(&ann.id).await.expect("ann").features.goals_vector.clone();
-    assert!(!goals.is_empty());
+    // The store's vector for Dorothea becomes Adaeze's persona: only a read of the store sees it.
+    let goals =
+        kept.iter().find(|((id, _), _)| id == "adaeze-nwosu").map(|(_, v)| v.clone()).expect("adaeze");
+    let ann_goals = s.matching.learner(&ann.id).await.expect("ann").features.goals_vector.clone();
+    assert!(
+        (Embedding::of(&goals).cosine(&ann_goals) - held.cosine(&ann_goals)).abs() > 0.01,
+        "a read of the store would change Ann's meaning score"
+    );
     let bytes: Vec<u8> = goals.iter().flat_map(|x| x.to_le_bytes()).collect();
     let updated = sqlx::query("UPDATE persona_vectors SET vector = $1 WHERE mentor_id = $2 AND model = $3")
         .bind(bytes)
