@@ -14,7 +14,7 @@ use super::StorageError;
 pub type AnyQuery<'q> = Query<'q, Any, AnyArguments>;
 
 /// Ids per statement of [`chunked_in`]: well under both databases' limits on bound values.
-pub const IN_CHUNK: usize = 500;
+const IN_CHUNK: usize = 500;
 
 /// `$first, $first+1, ...` for an IN list of `n` values.
 pub fn list(n: usize, first: usize) -> String {

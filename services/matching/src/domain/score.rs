@@ -471,8 +471,6 @@ pub struct Prepared<'a> {
     strongest: f64,
     /// The primary subtags of the learner's languages, lowercased.
     languages: Vec<Sym>,
-    /// The goals vector (empty when there is none).
-    goals: Embedding,
 }
 
 /// Prepares `learner` for [`score`] and [`explain`].
@@ -503,7 +501,6 @@ pub fn prepare(learner: &Learner) -> Prepared<'_> {
         gaps,
         strongest: learner.style.map_or(0.0, |l| l.modalities.iter().copied().fold(0.0_f64, f64::max)),
         languages: learner.languages.iter().map(|l| sym(&primary(l))).collect(),
-        goals: learner.goals_vector.clone(),
     }
 }
 
@@ -678,13 +675,13 @@ fn language(p: &Prepared<'_>, mentor: &Mentor, explain: bool) -> Part {
 }
 
 fn meaning(p: &Prepared<'_>, mentor: &Mentor, explain: bool) -> Part {
-    if p.goals.is_empty() {
+    if p.learner.goals_vector.is_empty() {
         return part(Criterion::Meaning, 0.0, explain, || {
             "add a goal to compare it with the mentor's story".to_owned()
         });
     }
     // Vectors of another embedder (a model change not re-embedded yet) are not compared.
-    let similarity = f64::from(p.goals.cosine(&mentor.persona)).max(0.0);
+    let similarity = f64::from(p.learner.goals_vector.cosine(&mentor.persona)).max(0.0);
     part(Criterion::Meaning, similarity, explain, || {
         match similarity {
             s if s >= 0.5 => "their story is close to your goals",

@@ -157,7 +157,6 @@ fn decode_version(row: &AnyRow) -> Result<VersionRow, StorageError> {
     })
 }
 
-/// Little-endian f32s back to floats (a trailing partial float is dropped).
 /// The persona vectors `model` embedded, by (mentor, version): all of them, or only those of
 /// `only`.
 async fn read_vectors(
@@ -189,6 +188,7 @@ async fn read_vectors(
     Ok(out)
 }
 
+/// Little-endian f32s back to floats (a trailing partial float is dropped).
 fn floats(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
