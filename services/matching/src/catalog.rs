@@ -74,10 +74,10 @@ pub struct Catalog {
     /// their order) so a scan reads them densely; `active_mentees` unused: seats are the
     /// entry's.
     features: Vec<Option<score::Mentor>>,
-    /// Each active entry's card in a match (`MENTOR_VIEW_BASIC`), made when it is first shown
-    /// and kept for the load (a large catalog makes few of them); [`Catalog::card`] sets its
-    /// seats taken as they are now.
-    cards: Vec<OnceLock<pb::Mentor>>,
+    /// Each active entry's cards in a match (by [`convert::Card`]), each made when it is first
+    /// shown and kept for the load (a large catalog makes few of them); [`Catalog::card`] sets
+    /// its seats taken as they are now.
+    cards: Vec<[OnceLock<pb::Mentor>; 2]>,
 }
 
 impl Catalog {
@@ -111,7 +111,7 @@ impl Catalog {
             entries.push(Entry { row, latest, public, search, active, seats });
         }
         let by_id = entries.iter().enumerate().map(|(i, e)| (e.row.mentor_id.clone(), i)).collect();
-        let cards = entries.iter().map(|_| OnceLock::new()).collect();
+        let cards = entries.iter().map(|_| Default::default()).collect();
         Self { entries, by_id, features, cards }
     }
 
@@ -130,12 +130,13 @@ impl Catalog {
     }
 
     /// The `i`-th entry's card while it is active, its seats taken as now.
-    pub fn card(&self, i: usize) -> Option<pb::Mentor> {
+    pub fn card(&self, i: usize, which: convert::Card) -> Option<pb::Mentor> {
         // Features are made for active entries' public versions only.
         self.features(i)?;
         let e = &self.entries[i];
         let public = e.public.as_deref()?;
-        let mut card = self.cards[i].get_or_init(|| convert::card(e, public)).clone();
+        let made = &self.cards[i][which as usize];
+        let mut card = made.get_or_init(|| convert::card(e, public, which)).clone();
         card.seats_taken = i32::try_from(e.seats_taken()).unwrap_or(i32::MAX);
         Some(card)
     }

@@ -71,14 +71,24 @@ pub fn mentor(entry: &Entry, version: &VersionRow, privileged: bool) -> pb::Ment
     shown(entry, version, privileged, true)
 }
 
-/// A mentor's card in a match (`MENTOR_VIEW_BASIC`): no background story or voice.
-pub fn card(entry: &Entry, version: &VersionRow) -> pb::Mentor {
-    shown(entry, version, false, false)
+/// How much of a mentor a match carries (`MENTOR_VIEW_SUMMARY`, `MENTOR_VIEW_BASIC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Card {
+    Summary = 0,
+    Basic = 1,
 }
 
-fn shown(entry: &Entry, version: &VersionRow, privileged: bool, story: bool) -> pb::Mentor {
+/// A mentor's card in a match: the summary, or all but the background story and the voice.
+pub fn card(entry: &Entry, version: &VersionRow, card: Card) -> pb::Mentor {
+    match card {
+        Card::Summary => summary(entry, version),
+        Card::Basic => shown(entry, version, false, false),
+    }
+}
+
+/// What a list of matches shows of a mentor.
+fn summary(entry: &Entry, version: &VersionRow) -> pb::Mentor {
     let c = &version.content;
-    let text = |t: &String| if story { t.clone() } else { String::new() };
     let row = &entry.row;
     pb::Mentor {
         mentor_id: row.mentor_id.clone(),
@@ -86,9 +96,21 @@ fn shown(entry: &Entry, version: &VersionRow, privileged: bool, story: bool) -> 
         status: pb::MentorStatus::from_str_name(&row.status).unwrap_or_default() as i32,
         name: c.name.clone(),
         era: c.era.clone(),
+        fields: c.fields.clone(),
+        languages: c.languages.clone(),
+        capacity: i32::try_from(c.capacity).unwrap_or(i32::MAX),
+        seats_taken: i32::try_from(entry.seats_taken()).unwrap_or(i32::MAX),
+        ..Default::default()
+    }
+}
+
+fn shown(entry: &Entry, version: &VersionRow, privileged: bool, story: bool) -> pb::Mentor {
+    let c = &version.content;
+    let text = |t: &String| if story { t.clone() } else { String::new() };
+    let row = &entry.row;
+    pb::Mentor {
         background: text(&c.background),
         voice: text(&c.voice),
-        fields: c.fields.clone(),
         specializations: c.specializations.clone(),
         stages: c.stages.iter().filter_map(|s| CareerStage::from_str_name(s)).map(|s| s as i32).collect(),
         teaching_style: Some(pb::TeachingStyle {
@@ -97,9 +119,6 @@ fn shown(entry: &Entry, version: &VersionRow, privileged: bool, story: bool) -> 
             structure: c.style.structure,
             feedback: c.style.feedback,
         }),
-        languages: c.languages.clone(),
-        capacity: i32::try_from(c.capacity).unwrap_or(i32::MAX),
-        seats_taken: i32::try_from(entry.seats_taken()).unwrap_or(i32::MAX),
         model: privileged.then(|| pb::ModelConfig {
             provider: c.model.provider.clone(),
             model: c.model.model.clone(),
@@ -111,6 +130,7 @@ fn shown(entry: &Entry, version: &VersionRow, privileged: bool, story: bool) -> 
         create_time: Some(to_timestamp(row.created_at)),
         update_time: Some(to_timestamp(version.created_at)),
         etag: etag(row.latest_version),
+        ..summary(entry, version)
     }
 }
 

@@ -27,6 +27,8 @@ use tokio::{
 };
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 
+use super::coalesce::Coalesced;
+
 /// The client preface (24 bytes) and the header of its first frame (SETTINGS, 9 bytes).
 const HANDSHAKE_BYTES: usize = 24 + 9;
 
@@ -91,7 +93,7 @@ pub fn guarded(
     cap: usize,
     handshake: Duration,
     keepalive: Duration,
-) -> impl Stream<Item = io::Result<Guarded<tokio::net::TcpStream>>> {
+) -> impl Stream<Item = io::Result<Guarded<Coalesced<tokio::net::TcpStream>>>> {
     use futures::StreamExt;
     let permits = Arc::new(Semaphore::new(cap));
     let log = Arc::new(ShedLog { shed: AtomicU64::new(0), last: Mutex::new(None) });
@@ -102,7 +104,7 @@ pub fn guarded(
         async move {
             match accepted {
                 Ok(stream) => match permits.try_acquire_owned() {
-                    Ok(permit) => Some(Ok(Guarded::new(stream, permit, handshake))),
+                    Ok(permit) => Some(Ok(Guarded::new(Coalesced::new(stream), permit, handshake))),
                     Err(_) => {
                         log.note(cap);
                         None // dropping the stream closes it
@@ -189,11 +191,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
     }
 }
 
-impl Connected for Guarded<tokio::net::TcpStream> {
+impl Connected for Guarded<Coalesced<tokio::net::TcpStream>> {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
+        self.inner.get_ref().connect_info()
     }
 }
 

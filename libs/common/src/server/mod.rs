@@ -7,6 +7,7 @@
 //! google.rpc error-detail descriptors), the tower stack in [`stack`], transport limits and
 //! keepalive, Prometheus metrics, and graceful shutdown (drain, then a bounded grace).
 
+pub mod coalesce;
 pub mod edge;
 pub mod listener;
 mod main;

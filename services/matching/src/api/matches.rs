@@ -38,11 +38,14 @@ impl MatchService for Api {
             req.field, req.language, req.stage, req.include_full
         );
         let after: Option<(f64, String)> = self.pages.checked(&mut v, &scope, &req.page_token);
-        let full = match pb::MentorView::try_from(req.view) {
-            Ok(view) => view == pb::MentorView::Full,
+        // None: the whole mentor.
+        let card = match pb::MentorView::try_from(req.view) {
+            Ok(pb::MentorView::Full) => None,
+            Ok(pb::MentorView::Basic) => Some(convert::Card::Basic),
+            Ok(pb::MentorView::Unspecified | pb::MentorView::Summary) => Some(convert::Card::Summary),
             Err(_) => {
                 v.add("view", "must be a MENTOR_VIEW_ value");
-                false
+                None
             }
         };
         v.into_result()?;
@@ -72,7 +75,10 @@ impl MatchService for Api {
             let public = e.public.as_deref()?;
             let why = known.left.get(e.id()).map(String::as_str);
             let c = score::explain(&prepared, catalog.features(*i)?, e.taken(), &weights, why);
-            let mentor = if full { convert::mentor(e, public, false) } else { catalog.card(*i)? };
+            let mentor = match card {
+                Some(which) => catalog.card(*i, which)?,
+                None => convert::mentor(e, public, false),
+            };
             Some(convert::matched(mentor, c, &weights))
         }));
         Ok(Response::new(pb::FindMatchesResponse { matches, next_page_token, total_size }))

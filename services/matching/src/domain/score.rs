@@ -659,7 +659,9 @@ fn shares_language(p: &Prepared<'_>, mentor: &Mentor) -> bool {
 }
 
 fn language(p: &Prepared<'_>, mentor: &Mentor, explain: bool) -> Part {
-    if shares_language(p, mentor) {
+    if p.languages.is_empty() {
+        part(Criterion::Language, 0.5, explain, || "add the languages you speak to compare".to_owned())
+    } else if shares_language(p, mentor) {
         part(Criterion::Language, 1.0, explain, || {
             let shared: Vec<&str> = mentor
                 .languages
@@ -894,9 +896,12 @@ mod tests {
         l.stage = None;
         l.goals.clear();
         l.goals_vector = Embedding::default();
+        l.languages.clear();
         let c = compatibility(&l, &mentor(), &Weights::default(), None);
         assert_eq!(score_of(&c, Criterion::Style), 0.5);
         assert_eq!(score_of(&c, Criterion::Stage), 0.5);
+        assert_eq!(score_of(&c, Criterion::Language), 0.5, "no language named: none is missed");
+        assert!(c.parts[3].reason.contains("add the languages"), "{}", c.parts[3].reason);
         assert_eq!(score_of(&c, Criterion::Meaning), 0.0);
         assert!(
             c.parts[0].reason.contains("outside the fields"),

@@ -486,9 +486,12 @@ impl tt_ai::Embedder for Counting {
 
 #[tokio::test]
 async fn the_decoded_learner_copy_is_shared_until_the_cached_copy_changes() {
-    let s = Stack::start().await;
+    // Notices held: profiles' notice of the goal, delivered while the copies are read, would
+    // invalidate the cached copy between them.
+    let s = Stack::holding_events().await;
     let bob = s.learner("bob").await;
     s.add_goal(&bob, "data", &["sql"]).await;
+    s.deliver_profiles_notices().await;
     let first = s.matching.learner(&bob.id).await.expect("bob");
     let again = s.matching.learner(&bob.id).await.expect("bob");
     assert!(std::sync::Arc::ptr_eq(&first, &again), "decoded once while the cache holds the same copy");

@@ -169,3 +169,42 @@ async fn a_learner_sees_only_their_own_matches() {
         Code::PermissionDenied
     );
 }
+
+#[tokio::test]
+async fn each_view_carries_what_it_says_and_no_more() {
+    let s = Stack::start().await;
+    let ann = s.learner("ann").await;
+    let first = |view: pb::MentorView| {
+        let s = &s;
+        let ann = &ann;
+        async move {
+            let page = pb::FindMatchesRequest { page_size: 1, view: view.into(), ..Default::default() };
+            let found = s.find(ann, page).await;
+            found.matches[0].mentor.clone().expect("mentor")
+        }
+    };
+    let summary = first(pb::MentorView::Unspecified).await;
+    assert_eq!(summary, first(pb::MentorView::Summary).await, "the summary is the default");
+    let basic = first(pb::MentorView::Basic).await;
+    let full = first(pb::MentorView::Full).await;
+    for m in [&summary, &basic, &full] {
+        assert_eq!(m.mentor_id, full.mentor_id);
+        assert!(!m.name.is_empty() && !m.era.is_empty() && !m.fields.is_empty() && !m.languages.is_empty());
+        assert!(m.version >= 1 && m.capacity > 0 && m.status == pb::MentorStatus::Active as i32);
+        assert!(m.model.is_none(), "learners never see the model configuration");
+    }
+    assert!(
+        summary.specializations.is_empty()
+            && summary.stages.is_empty()
+            && summary.teaching_style.is_none()
+            && summary.etag.is_empty()
+            && summary.create_time.is_none()
+            && summary.background.is_empty(),
+        "{summary:?}"
+    );
+    assert!(!basic.specializations.is_empty() && !basic.stages.is_empty() && basic.teaching_style.is_some());
+    assert!(!basic.etag.is_empty() && basic.update_time.is_some() && basic.published_version >= 1);
+    assert!(basic.background.is_empty() && basic.voice.is_empty(), "the card leaves the story out");
+    assert_eq!(pb::Mentor { background: String::new(), voice: String::new(), ..full.clone() }, basic);
+    assert!(!full.background.is_empty() && !full.voice.is_empty());
+}
