@@ -53,13 +53,22 @@ impl<IO: AsyncWrite + Unpin> Coalesced<IO> {
     /// Writes every held byte (`Pending` when the socket is full: it wakes the task).
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.held() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out[self.sent..]))?;
+            let n = match Pin::new(&mut self.inner).poll_write(cx, &self.out[self.sent..]) {
+                Poll::Ready(n) => n?,
+                Poll::Pending => {
+                    // What went out leaves the buffer, so a peer that reads slowly but steadily
+                    // does not grow it by everything ever sent.
+                    self.out.drain(..self.sent);
+                    self.sent = 0;
+                    return Poll::Pending;
+                }
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.sent += n;
         }
-        if self.out.capacity() > HIGH_WATER {
+        if self.out.capacity() > 2 * HIGH_WATER {
             // A burst's buffer is not kept by an idle connection.
             self.out = Vec::new();
         }
@@ -264,6 +273,26 @@ mod tests {
             got.extend(t.arrived(&mut peer));
         }
         assert_eq!(got, message, "eight bytes a turn, none lost or reordered");
+        // A peer that reads less than is written each turn: only what is unsent stays held.
+        let mut sent = Vec::new();
+        let mut got = Vec::new();
+        for turn in 0..200_u8 {
+            let chunk = [turn; 12];
+            t.write(&mut io, &chunk);
+            sent.extend_from_slice(&chunk);
+            t.flush(&mut io);
+            assert!(t.turn(&mut io).is_pending());
+            got.extend(t.arrived(&mut peer));
+            assert!(io.out.len() <= sent.len() - got.len() + 8, "{} bytes kept", io.out.len());
+        }
+        for _ in 0..sent.len() {
+            if !io.held() {
+                break;
+            }
+            assert!(t.turn(&mut io).is_pending());
+            got.extend(t.arrived(&mut peer));
+        }
+        assert_eq!(got, sent, "all of it, in order");
         t.write(&mut io, b"next");
         t.flush(&mut io);
         assert!(t.turn(&mut io).is_pending());
