@@ -107,13 +107,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesced<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Coalesced<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        if !ready!(this.poll_room(cx, buf.len()))? {
-            return Pin::new(&mut this.inner).poll_write(cx, buf);
-        }
-        this.out.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
